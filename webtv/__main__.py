@@ -1,0 +1,3 @@
+from webtv.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""channel.toml: the one place that reads and validates the channel's configuration.
+
+Relative paths resolve against the folder of the file; ``${VAR}`` in any string is taken
+from the environment (stream keys live there). Every error names the key, and the line
+where one can be found.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = Path("channel.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator: file, key and line where known."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelSection(Section):
+    name: str = "webtv"
+    theme: str = "a calm journey through imaginary landscapes"
+
+
+class HouseSection(Section):
+    """The one format every clip is encoded to once, so playout can copy it."""
+
+    width: int = Field(1024, ge=64, le=3840, multiple_of=2)
+    height: int = Field(576, ge=64, le=2160, multiple_of=2)
+    fps: int = Field(24, ge=1, le=60)
+    gop_seconds: float = Field(2.0, gt=0, le=10)
+    video_kbps: int = Field(2500, ge=100, le=50000)
+    h264_profile: Literal["baseline", "main", "high"] = "main"
+    x264_preset: str = "veryfast"
+    audio_kbps: int = Field(128, ge=32, le=320)
+    sample_rate: Literal[44100, 48000] = 48000
+    channels: Literal[1, 2] = 2
+    font: Path | None = None
+
+    @property
+    def gop_frames(self) -> int:
+        return max(1, round(self.gop_seconds * self.fps))
+
+
+class DirectorSection(Section):
+    backend: Literal["offline"] = "offline"
+    shots_per_sequence: int = Field(4, ge=1, le=32)
+    seed: int = 0
+
+
+class VideoSection(Section):
+    backend: Literal["procedural"] = "procedural"
+    clip_seconds: float = Field(3.0, gt=0.5, le=60)
+
+
+class AudioSection(Section):
+    backend: Literal["synth"] = "synth"
+
+
+class ProducerSection(Section):
+    ahead: int = Field(6, ge=1, le=1000, description="fresh clips kept ready before the producer rests")
+
+
+class ProgrammeSection(Section):
+    block_seconds: float = Field(20.0, ge=2, le=3600)
+    filler_seconds: float = Field(4.0, ge=1, le=60)
+
+
+class OutputSection(Section):
+    rtmp_urls: list[str] = []
+    hls: bool = True
+    hls_list_size: int = Field(6, ge=2, le=100)
+    buffer_kb: int = Field(4096, ge=64, le=1 << 20, description="bytes an output may lag before it is restarted")
+
+    @field_validator("rtmp_urls")
+    @classmethod
+    def _rtmp_scheme(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^rtmps?://[^/\s]+/\S+", url):
+                raise ValueError(f"{redact_url(url)!r} is not an rtmp:// or rtmps:// URL with an app path")
+        return urls
+
+
+class PathsSection(Section):
+    library: Path = Path("library")
+    playlists: Path = Path("playlists")
+    hls: Path = Path("hls")
+
+
+class HttpSection(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class Config(Section):
+    channel: ChannelSection = ChannelSection()
+    house: HouseSection = HouseSection()
+    director: DirectorSection = DirectorSection()
+    video: VideoSection = VideoSection()
+    audio: AudioSection = AudioSection()
+    producer: ProducerSection = ProducerSection()
+    programme: ProgrammeSection = ProgrammeSection()
+    output: OutputSection = OutputSection()
+    paths: PathsSection = PathsSection()
+    http: HttpSection = HttpSection()
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _block_holds_a_clip(self) -> "Config":
+        if self.programme.block_seconds < self.video.clip_seconds:
+            raise ValueError("programme.block_seconds must be at least video.clip_seconds")
+        return self
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PATH_KEYS = {("paths", "library"), ("paths", "playlists"), ("paths", "hls"), ("house", "font")}
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG, env: dict[str, str] | None = None) -> Config:
+    """Read, expand and validate a channel file; raise ConfigError naming what is wrong."""
+    path = Path(path)
+    env = dict(os.environ) if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    return parse_config(text, path, env)
+
+
+def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    raw = _expand(raw, (), env, path, text)
+    base = path.resolve().parent
+    for section, key in _PATH_KEYS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str):
+            raw[section][key] = str(base / Path(value).expanduser())
+    try:
+        config = Config.model_validate({**raw, "source": path.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, text)) from None
+    font = config.house.font
+    if font is not None and not font.is_file():
+        raise ConfigError(_where(path, text, ("house", "font")) + f"house.font: file not found: {font}")
+    return config
+
+
+def _expand(value: Any, loc: tuple, env: dict[str, str], path: Path, text: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, loc + (k,), env, path, text) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, loc + (i,), env, path, text) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def lookup(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(
+                    _where(path, text, loc) + f"{_dotted(loc)}: environment variable {name} is not set"
+                )
+            return env[name]
+
+        return _VAR.sub(lookup, value)
+    return value
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe(exc: ValidationError, path: Path, text: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p != "source")
+        key = _dotted(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+                message += f" (got {_shown(loc, err['input'])})"
+        lines.append(_where(path, text, loc) + f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def _shown(loc: tuple, value: Any) -> str:
+    if loc[:2] == ("output", "rtmp_urls"):
+        return repr(redact_url(str(value)))
+    return repr(value)
+
+
+def _where(path: Path, text: str, loc: tuple) -> str:
+    line = find_line(text, [p for p in loc if isinstance(p, str)])
+    return f"{path}:{line}: " if line else f"{path}: "
+
+
+def find_line(text: str, keys: list[str]) -> int | None:
+    """Line number of the deepest key of ``keys`` found in the TOML text, or of its table."""
+    if not keys:
+        return None
+    table: list[str] = []
+    best = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        if header:
+            table = [part.strip().strip('"') for part in header.group(1).split(".")]
+            if table == keys[: len(table)] and best is None and len(table) == len(keys):
+                best = number
+            continue
+        assignment = re.match(r"^([A-Za-z0-9_\-\".]+)\s*=", stripped)
+        if assignment:
+            dotted = table + [p.strip().strip('"') for p in assignment.group(1).split(".")]
+            if dotted == keys[: len(dotted)]:
+                return number
+    return best
+
+
+def redact_url(url: str) -> str:
+    """Hide stream keys: credentials, query strings and the last path segment of an ingest URL."""
+    match = re.match(r"^(\w+://)(?:[^@/]*@)?([^/]*)(/.*)?$", url)
+    if not match:
+        return "***"
+    scheme, host, rest = match.group(1), match.group(2), match.group(3) or ""
+    rest = rest.split("?", 1)[0]
+    parts = rest.split("/")
+    if len(parts) > 2 and parts[-1]:
+        parts[-1] = "***"
+    return scheme + host + "/".join(parts)
+
+
+def summary(config: Config) -> str:
+    """The one-screen summary printed by ``webtv check``."""
+    h, o, p = config.house, config.output, config.paths
+    outputs = [f"rtmp {redact_url(u)}" for u in o.rtmp_urls] + (["hls"] if o.hls else [])
+    return "\n".join(
+        [
+            f"config:     {config.source}",
+            f"channel:    {config.channel.name}",
+            f"theme:      {config.channel.theme}",
+            f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
+            f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
+            f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
+            f"video:      {config.video.backend}, {config.video.clip_seconds:g} s clips",
+            f"audio:      {config.audio.backend}",
+            f"programme:  blocks of {config.programme.block_seconds:g} s",
+            f"outputs:    {', '.join(outputs) or 'none'}",
+            f"library:    {p.library}",
+            f"playlists:  {p.playlists}",
+            f"hls:        {p.hls}",
+            f"http:       http://{config.http.host}:{config.http.port}/",
+        ]
+    )

@@ -1,0 +1,38 @@
+"""A block: a run of clips written as one ffconcat playlist, aired by one decoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Source = Literal["fresh", "loop", "filler"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    duration: float
+    source: Source
+    clip_id: int | None = None
+    prompt: str = ""
+    theme: str = ""
+
+
+@dataclass(frozen=True)
+class Block:
+    number: int
+    playlist: Path
+    entries: tuple[Entry, ...]
+
+    @property
+    def duration(self) -> float:
+        return sum(e.duration for e in self.entries)
+
+    def entry_at(self, offset: float) -> Entry:
+        """The entry on air ``offset`` seconds into the block."""
+        for entry in self.entries:
+            if offset < entry.duration:
+                return entry
+            offset -= entry.duration
+        return self.entries[-1]
