@@ -194,7 +194,7 @@ def _describe(exc: ValidationError, path: Path, text: str) -> str:
             message = "unknown key (check its spelling)"
         else:
             message = err["msg"].removeprefix("Value error, ")
-            if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+            if "input" in err and err["type"] not in ("missing", "value_error") and not isinstance(err["input"], dict):
                 message += f" (got {_shown(loc, err['input'])})"
         lines.append(_where(path, text, loc) + f"{key}: {message}")
     return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""The ``webtv`` command: run the channel, check a config, render one clip."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from webtv.config import DEFAULT_CONFIG, Config, ConfigError, load_config, summary
+
+EXIT_CONFIG = 2
+
+log = logging.getLogger("webtv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="webtv", description="A generative TV channel that airs 24/7.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="air the channel until SIGTERM/SIGINT")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="channel file (default: channel.toml)")
+
+    check = commands.add_parser("check", help="validate a channel file and print a summary")
+    check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+
+    render = commands.add_parser("render", help="render one house-format clip through the configured backends")
+    render.add_argument("prompt")
+    render.add_argument("--out", type=Path, required=True, help="where to write the clip (.mp4)")
+    render.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    render.add_argument("--seed", type=int, default=0)
+
+    args = parser.parse_args(argv)
+    from webtv.log import setup_logging
+
+    setup_logging(args.verbose)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"webtv: config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check":
+        print(summary(config))
+        return 0
+    if args.command == "render":
+        return _render(config, args.prompt, args.out, args.seed)
+    return _run(config)
+
+
+def _run(config: Config) -> int:
+    from webtv.channel import Channel
+    from webtv.process import kill_children
+
+    async def air() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Channel(config).run(stop)
+        finally:
+            # Encoders running in worker threads are not the playout's: end them too.
+            await asyncio.to_thread(kill_children, 1.0)
+
+    try:
+        asyncio.run(air())
+    except OSError as exc:
+        log.error("cannot run: %s", exc)
+        return 1
+    return 0
+
+
+def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
+    from webtv.director import Sequence, Shot
+    from webtv.producer import make_audio_backend, make_video_backend
+    from webtv.producer.producer import make_clip, sequence_track
+
+    shot = Shot(prompt=prompt, seed=seed, theme=config.channel.theme, sequence_id="render")
+    sequence = Sequence(id="render", theme=shot.theme, music_prompt=prompt, seed=seed, shots=(shot,))
+    seconds = config.video.clip_seconds
+    started = time.monotonic()
+    progress = _ProgressBar()
+    try:
+        progress("music", 0.0)
+        track = sequence_track(make_audio_backend(config), sequence, seconds, config.house)
+        progress("music", 1.0)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+        duration = make_clip(shot, track, make_video_backend(config), config.house, seconds, tmp, progress)
+        tmp.replace(out)
+    except Exception as exc:
+        progress.done()
+        print(f"webtv: render failed: {exc}", file=sys.stderr)
+        return 1
+    progress.done()
+    print(f"{out}: {duration:.2f} s, {config.house.width}x{config.house.height}@{config.house.fps}, "
+          f"made in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+class _ProgressBar:
+    """One line on stderr per stage, redrawn in place on a terminal."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if stage != self.stage and self.stage is not None:
+            sys.stderr.write("\n" if self.tty else "")
+        self.stage = stage
+        filled = int(fraction * 30)
+        line = f"{stage:<8} [{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}%"
+        if self.tty:
+            sys.stderr.write("\r" + line)
+        elif fraction >= 1.0:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty and self.stage is not None:
+            sys.stderr.write("\n")

@@ -1,0 +1,151 @@
+"""shot -> clip: the producer loop that keeps fresh clips of the current theme ready.
+
+Per sequence: the director writes the shots, the audio backend composes one track for the
+whole sequence, and each shot's clip carries its slice of that track, so the music runs on
+across cuts. Each clip is encoded once into the house format, validated, then moved into
+the library. Rendering runs in a worker thread; the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from webtv.config import HouseSection
+from webtv.director import Director, Sequence, Shot
+from webtv.library import Clip, Library, file_digest
+from webtv.producer.base import AudioBackend, Progress, VideoBackend
+from webtv.producer.house import encode_clip, validate_clip
+
+log = logging.getLogger("webtv.producer")
+
+
+def make_clip(
+    shot: Shot,
+    audio: np.ndarray,
+    video: VideoBackend,
+    house: HouseSection,
+    seconds: float,
+    out: Path,
+    progress: Progress | None = None,
+) -> float:
+    """Render, encode and validate one clip into ``out``; returns its duration. Blocking."""
+    frames = video.render(shot, seconds, progress)
+    if progress:
+        progress("encode", 0.0)
+    encode_clip(frames, audio, shot.prompt, house, out)
+    if progress:
+        progress("encode", 1.0)
+    probed = validate_clip(out, house, frames.seconds)
+    return probed.duration
+
+
+def sequence_track(audio: AudioBackend, sequence: Sequence, seconds_per_shot: float, house: HouseSection) -> np.ndarray:
+    """One music track for the whole sequence. Blocking."""
+    total = seconds_per_shot * len(sequence.shots)
+    return audio.compose(sequence, total, house.sample_rate, house.channels)
+
+
+def track_slice(track: np.ndarray, index: int, seconds: float, sample_rate: int) -> np.ndarray:
+    start = round(index * seconds * sample_rate)
+    return track[start : start + round(seconds * sample_rate)]
+
+
+@dataclass
+class ProducerState:
+    clips_made: int = 0
+    clips_failed: int = 0
+    rendering: str | None = None
+    last_error: str | None = None
+
+
+class Producer:
+    def __init__(
+        self,
+        director: Director,
+        video: VideoBackend,
+        audio: AudioBackend,
+        library: Library,
+        house: HouseSection,
+        clip_seconds: float,
+        shots_per_sequence: int,
+        ahead: int,
+        seed: int,
+        theme: Callable[[], str],
+        on_clip: Callable[[Clip], None] | None = None,
+    ):
+        self.director, self.video, self.audio = director, video, audio
+        self.library, self.house = library, house
+        self.clip_seconds = clip_seconds
+        self.shots_per_sequence = shots_per_sequence
+        self.ahead = ahead
+        self.seed = seed
+        self.theme = theme
+        self.on_clip = on_clip
+        self.state = ProducerState()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look again now (a clip aired, or the theme changed)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        for leftover in self.library.incoming_dir.glob("*"):
+            leftover.unlink(missing_ok=True)
+        while True:
+            theme = self.theme()
+            if self.library.count_fresh(theme) >= self.ahead:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+                except TimeoutError:
+                    pass
+                continue
+            # Seeds follow the library's size so a restart goes on to new prompts.
+            seed = self.seed * 1_000_003 + self.library.total_made()
+            sequence = await self.director.write_sequence(theme, self.shots_per_sequence, seed)
+            await self._produce(sequence)
+
+    async def _produce(self, sequence: Sequence) -> None:
+        try:
+            track = await asyncio.to_thread(sequence_track, self.audio, sequence, self.clip_seconds, self.house)
+        except Exception as exc:  # a failed backend must not stop the channel
+            self._failed(f"music for sequence {sequence.id}", exc)
+            await asyncio.sleep(1.0)
+            return
+        for shot in sequence.shots:
+            if self.theme() != sequence.theme:
+                log.info("theme changed: dropping %d unrendered shots of %r", len(sequence.shots) - shot.index, sequence.theme)
+                return
+            audio = track_slice(track, shot.index, self.clip_seconds, self.house.sample_rate)
+            await self._produce_shot(shot, audio)
+
+    async def _produce_shot(self, shot: Shot, audio: np.ndarray) -> None:
+        out = self.library.incoming_path()
+        self.state.rendering = shot.prompt
+        started = time.monotonic()
+        try:
+            duration = await asyncio.to_thread(make_clip, shot, audio, self.video, self.house, self.clip_seconds, out)
+            digest = await asyncio.to_thread(file_digest, out)
+            clip = self.library.ingest(out, shot, duration, digest)
+        except Exception as exc:
+            out.unlink(missing_ok=True)
+            self._failed(f"shot {shot.prompt!r}", exc)
+            return
+        finally:
+            self.state.rendering = None
+        self.state.clips_made += 1
+        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, duration, time.monotonic() - started, shot.prompt)
+        if self.on_clip:
+            self.on_clip(clip)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.state.clips_failed += 1
+        self.state.last_error = f"{what}: {exc}"
+        log.error("render failed, skipped: %s: %s", what, exc)

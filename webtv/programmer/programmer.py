@@ -1,0 +1,138 @@
+"""library -> what airs next, as ffconcat block playlists.
+
+Order of preference: fresh clips of the current theme, then the library least recently
+aired first, then the filler card. There is always something to air.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from webtv.library import Clip, Library
+from webtv.playout.block import Block, Entry
+from webtv.programmer.playlist import slug, write_ffconcat
+
+log = logging.getLogger("webtv.programmer")
+
+KEEP_BLOCKS = 4
+
+
+class Programmer:
+    def __init__(
+        self,
+        library: Library,
+        playlists_dir: Path,
+        block_seconds: float,
+        filler: Path,
+        filler_seconds: float,
+        theme: Callable[[], str],
+    ):
+        self.library = library
+        self.dir = Path(playlists_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.block_seconds = block_seconds
+        self.filler = filler
+        self.filler_seconds = filler_seconds
+        self.theme = theme
+        self.blocks_made = max((_block_number(p) for p in self.dir.glob("block-*.ffconcat")), default=0)
+        self._tag_playlists: set[str] = set()
+
+    async def next_block(self) -> Block:
+        """Choose the next block, write its playlist, and return it."""
+        entries = await self._choose()
+        self.blocks_made += 1
+        number = self.blocks_made
+        playlist = self.dir / f"block-{number:06d}.ffconcat"
+        await asyncio.to_thread(write_ffconcat, playlist, [(e.path, e.duration) for e in entries])
+        self._prune_blocks(number)
+        return Block(number=number, playlist=playlist, entries=tuple(entries))
+
+    def on_air(self, block: Block, started_at: float) -> None:
+        """Record what went on air; called by the playout when a block starts."""
+        offset, aired = 0.0, []
+        for entry in block.entries:
+            if entry.clip_id is not None:
+                aired.append((entry.clip_id, started_at + offset))
+            offset += entry.duration
+        for clip_id, when in aired:
+            self.library.mark_aired([clip_id], when)
+        if aired:
+            self.write_catalogue()
+
+    def write_catalogue(self) -> None:
+        """``all``, ``fresh`` (never aired, current theme) and one playlist per tag."""
+        clips = self.library.all_clips()
+        write_ffconcat(self.dir / "all.ffconcat", [(c.path, c.duration) for c in clips])
+        theme = self.theme()
+        fresh = [c for c in clips if c.times_aired == 0 and c.theme == theme]
+        write_ffconcat(self.dir / "fresh.ffconcat", [(c.path, c.duration) for c in fresh])
+        by_tag: dict[str, list[Clip]] = {}
+        for clip in clips:
+            for tag in clip.tags:
+                by_tag.setdefault(slug(tag), []).append(clip)
+        for name, tagged in by_tag.items():
+            write_ffconcat(self.dir / f"tag-{name}.ffconcat", [(c.path, c.duration) for c in tagged])
+        for gone in self._tag_playlists - set(by_tag):
+            (self.dir / f"tag-{gone}.ffconcat").unlink(missing_ok=True)
+        self._tag_playlists = set(by_tag)
+
+    async def _choose(self) -> list[Entry]:
+        theme = self.theme()
+        chosen: list[Entry] = []
+        total = 0.0
+
+        async def take(clips: list[Clip], source: str) -> None:
+            nonlocal total
+            for clip in clips:
+                if total >= self.block_seconds:
+                    return
+                if await self._intact(clip):
+                    chosen.append(self._entry(clip, source))
+                    total += clip.duration
+
+        await take(self.library.fresh(theme, limit=64), "fresh")
+        picked = {e.clip_id for e in chosen}
+        rotation = self.library.rotation(limit=64, exclude=picked)
+        await take(rotation, "loop")
+        # A library smaller than a block plays round again rather than falling to the filler.
+        once = list(chosen)
+        while once and total < self.block_seconds:
+            for entry in once:
+                if total >= self.block_seconds:
+                    break
+                chosen.append(replace(entry, source="loop"))
+                total += entry.duration
+        if not chosen:
+            chosen.append(Entry(path=self.filler, duration=self.filler_seconds, source="filler"))
+        return chosen
+
+    async def _intact(self, clip: Clip) -> bool:
+        problem = await asyncio.to_thread(self.library.check_intact, clip)
+        if problem is None:
+            return True
+        log.warning("clip skipped on air: clip=%d file=%s reason=%s", clip.id, clip.path.name, problem)
+        self.library.mark_broken(clip.id, problem)
+        return False
+
+    @staticmethod
+    def _entry(clip: Clip, source: str) -> Entry:
+        return Entry(
+            path=clip.path, duration=clip.duration, source=source,  # type: ignore[arg-type]
+            clip_id=clip.id, prompt=clip.prompt, theme=clip.theme,
+        )
+
+    def _prune_blocks(self, newest: int) -> None:
+        for old in self.dir.glob("block-*.ffconcat"):
+            if _block_number(old) <= newest - KEEP_BLOCKS:
+                old.unlink(missing_ok=True)
+
+
+def _block_number(path: Path) -> int:
+    try:
+        return int(path.stem.split("-")[1])
+    except (IndexError, ValueError):
+        return 0
