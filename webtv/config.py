@@ -122,7 +122,6 @@ class Config(Section):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PATH_KEYS = {("paths", "library"), ("paths", "playlists"), ("paths", "hls"), ("house", "font")}
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG, env: dict[str, str] | None = None) -> Config:
@@ -144,19 +143,26 @@ def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     raw = _expand(raw, (), env, path, text)
-    base = path.resolve().parent
-    for section, key in _PATH_KEYS:
-        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
-        if isinstance(value, str):
-            raw[section][key] = str(base / Path(value).expanduser())
     try:
         config = Config.model_validate({**raw, "source": path.resolve()})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
+    config = _resolve_paths(config, path.resolve().parent)
     font = config.house.font
     if font is not None and not font.is_file():
         raise ConfigError(_where(path, text, ("house", "font")) + f"house.font: file not found: {font}")
     return config
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    def resolve(p: Path) -> Path:
+        return base / p.expanduser()
+
+    paths = config.paths.model_copy(update={k: resolve(v) for k, v in config.paths if isinstance(v, Path)})
+    house = config.house
+    if house.font is not None:
+        house = house.model_copy(update={"font": resolve(house.font)})
+    return config.model_copy(update={"paths": paths, "house": house})
 
 
 def _expand(value: Any, loc: tuple, env: dict[str, str], path: Path, text: str) -> Any:

@@ -99,16 +99,20 @@ class ProceduralVideo:
         vignette = (1.0 - 0.35 * ((gx / aspect) ** 2 + gy**2) / 2).astype(np.float32)
         vignette = np.clip(vignette * 256, 0, 256).astype(np.uint16)[None, :, :, None]
 
+        if family == "hills":  # keep the horizon level and in view
+            base_angle, offset = 0.0, ((r[15] - 0.5) * 4, (r[16] - 0.5) * 0.3)
+        else:
+            base_angle, offset = r[14] * 2 * math.pi, ((r[15] - 0.5) * 4, (r[16] - 0.5) * 4)
         out = np.empty((count, height, width, 3), dtype=np.uint8)
         chunk = 12
         for start in range(0, count, chunk):
             t = (np.arange(start, min(count, start + chunk), dtype=np.float32) / fps)[:, None, None]
             zoom = np.exp2(cam["zoom"] * t)
-            angle = 2 * math.pi * cam["orbit"] * t + r[14] * 2 * math.pi
+            angle = 2 * math.pi * cam["orbit"] * t + base_angle
             cos, sin = np.cos(angle), np.sin(angle)
             sx, sy = gx[None] / zoom, gy[None] / zoom
-            wx = cos * sx - sin * sy + cam["pan"] * t + (r[15] - 0.5) * 4
-            wy = sin * sx + cos * sy + cam["tilt"] * t + (r[16] - 0.5) * 4
+            wx = cos * sx - sin * sy + cam["pan"] * t + offset[0]
+            wy = sin * sx + cos * sy + cam["tilt"] * t + offset[1]
             field = _FIELDS[family](wx, wy, t, r[17:])
             shift = (t * (8 + 24 * r[17]) * (1 if r[18] < 0.5 else -1)).astype(np.int32)
             index = ((np.clip(field, 0.0, 1.0) * 255).astype(np.int32) + shift) & 255
@@ -175,7 +179,7 @@ def _blobs(x, y, t, r):
         by = 0.8 * np.cos(t * (0.25 + 0.5 * p[1]) + i * 2.3 + p[2] * 6)
         radius = 0.08 + 0.12 * p[2]
         v += radius / ((x - bx) ** 2 + (y - by) ** 2 + 0.02)
-    return np.tanh(v * 0.25)
+    return 0.85 * np.tanh(v * 0.5) + 0.12 * np.sin(np.minimum(v, 4.0) * 3)
 
 
 def _hills(x, y, t, r):

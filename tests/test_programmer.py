@@ -1,0 +1,108 @@
+"""What airs next: fresh clips of the theme, then the least recently aired, then the filler."""
+
+import shutil
+
+import pytest
+
+from tests.clips import make_house_clip
+from webtv.director import Shot
+from webtv.library import Library
+from webtv.programmer import Programmer
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    return make_house_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=1.0)
+
+
+@pytest.fixture
+def library(tmp_path):
+    lib = Library(tmp_path / "lib rary's")
+    yield lib
+    lib.close()
+
+
+def add(library, clip_file, prompt, theme, tags=()):
+    made = library.incoming_path()
+    shutil.copy(clip_file, made)
+    return library.ingest(made, Shot(prompt=prompt, seed=0, theme=theme, tags=tuple(tags)), 1.0)
+
+
+def programmer(library, tmp_path, theme, block_seconds=3.0):
+    filler = tmp_path / "filler.mp4"
+    return Programmer(library, tmp_path / "playlists", block_seconds, filler, 2.0, lambda: theme[0])
+
+
+async def test_empty_library_airs_the_filler(library, tmp_path):
+    prog = programmer(library, tmp_path, ["sea"])
+    block = await prog.next_block()
+    assert [e.source for e in block.entries] == ["filler"]
+    assert "filler.mp4" in block.playlist.read_text()
+
+
+async def test_fresh_of_the_theme_first_then_least_recently_aired(library, clip_file, tmp_path):
+    theme = ["sea"]
+    old_a = add(library, clip_file, "old a", "forest")
+    old_b = add(library, clip_file, "old b", "forest")
+    library.mark_aired([old_a.id], 100.0)
+    library.mark_aired([old_b.id], 50.0)
+    other_theme_fresh = add(library, clip_file, "never aired forest", "forest")
+    fresh = add(library, clip_file, "fresh sea", "sea")
+    prog = programmer(library, tmp_path, theme, block_seconds=4.0)
+    block = await prog.next_block()
+    ids = [e.clip_id for e in block.entries]
+    assert ids == [fresh.id, other_theme_fresh.id, old_b.id, old_a.id]
+    assert [e.source for e in block.entries] == ["fresh", "loop", "loop", "loop"]
+
+    prog.on_air(block, started_at=1000.0)
+    assert library.get(fresh.id).times_aired == 1
+    assert library.get(old_a.id).last_aired == pytest.approx(1003.0)
+    newer = add(library, clip_file, "fresher sea", "sea")
+    block2 = await prog.next_block()
+    assert block2.entries[0].clip_id == newer.id and block2.entries[0].source == "fresh"
+    assert block2.entries[1].clip_id == fresh.id  # aired first in the last block, so least recent now
+
+
+async def test_small_library_plays_round_instead_of_filler(library, clip_file, tmp_path):
+    only = add(library, clip_file, "lonely", "sea")
+    prog = programmer(library, tmp_path, ["sea"], block_seconds=3.0)
+    block = await prog.next_block()
+    assert [e.clip_id for e in block.entries] == [only.id] * 3
+    assert block.duration == pytest.approx(3.0)
+
+
+async def test_corrupted_clip_is_skipped_and_marked_broken(library, clip_file, tmp_path):
+    good = add(library, clip_file, "good", "sea")
+    bad = add(library, clip_file, "bad", "sea")
+    with open(bad.path, "r+b") as f:
+        f.seek(2000)
+        f.write(b"\x00" * 64)
+    prog = programmer(library, tmp_path, ["sea"], block_seconds=2.0)
+    block = await prog.next_block()
+    assert bad.id not in [e.clip_id for e in block.entries]
+    assert str(bad.path) not in block.playlist.read_text()
+    assert library.get(bad.id).state == "broken"
+    assert library.get(good.id).state == "ok"
+    assert library.stats() == (1, 1.0)
+
+
+async def test_catalogue_playlists(library, clip_file, tmp_path):
+    add(library, clip_file, "one", "sea", tags=["Blue Water", "calm"])
+    add(library, clip_file, "two", "sea", tags=["calm"])
+    prog = programmer(library, tmp_path, ["sea"])
+    prog.write_catalogue()
+    folder = tmp_path / "playlists"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["all.ffconcat", "fresh.ffconcat", "tag-blue-water.ffconcat", "tag-calm.ffconcat"]
+    assert (folder / "tag-calm.ffconcat").read_text().count("file ") == 2
+    assert (folder / "all.ffconcat").read_text().startswith("ffconcat version 1.0\n")
+
+
+async def test_old_block_playlists_are_pruned(library, tmp_path):
+    prog = programmer(library, tmp_path, ["sea"])
+    for _ in range(7):
+        await prog.next_block()
+    blocks = sorted(p.name for p in (tmp_path / "playlists").glob("block-*"))
+    assert blocks == [f"block-{n:06d}.ffconcat" for n in (4, 5, 6, 7)]
+    again = programmer(library, tmp_path, ["sea"])  # a restart carries on numbering
+    assert (await again.next_block()).number == 8
