@@ -106,7 +106,7 @@ rtmp {{
             return
         if proc.poll() is None:
             try:
-                os.killpg(proc.pid, signal.SIGQUIT)  # master and worker; they share the session
+                os.killpg(proc.pid, signal.SIGTERM)  # master and worker; they share the session
             except ProcessLookupError:
                 pass
             try:

@@ -1,0 +1,127 @@
+"""Run the real daemon (`python -m webtv run`) in a folder of its own, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from tests.rtmp_server import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_config(folder: Path, port: int, rtmp_urls: list[str], **sections: dict) -> Path:
+    """A channel.toml in ``folder``: small and quick, overridable per section."""
+    base: dict[str, dict] = {
+        "channel": {"name": "test channel", "theme": "lighthouses in a storm"},
+        "house": {"width": 320, "height": 180, "fps": 24, "video_kbps": 400, "audio_kbps": 64,
+                  "x264_preset": "ultrafast"},
+        "director": {"shots_per_sequence": 3},
+        "video": {"clip_seconds": 2.0},
+        "producer": {"ahead": 2},
+        "programme": {"block_seconds": 12.0, "filler_seconds": 2.0},
+        "output": {"rtmp_urls": rtmp_urls, "hls": True, "hls_list_size": 5},
+        "http": {"host": "127.0.0.1", "port": port},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in base.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        lines.append("")
+    path = folder / "channel.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+class Daemon:
+    def __init__(self, folder: Path, rtmp_urls: list[str] = (), **sections: dict):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.config = write_config(self.folder, self.port, list(rtmp_urls), **sections)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.folder / "daemon.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Daemon":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webtv", "run", "--config", str(self.config)],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )
+        log.close()
+        return self
+
+    def status(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(self.url + "/api/status", timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            return None
+
+    def wait_for(self, what: Callable[[dict], bool], timeout: float, message: str = "") -> dict:
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.log_tail()}")
+            status = self.status()
+            if status is not None and what(status):
+                return status
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {message or what}: last status {status}\n{self.log_tail()}")
+
+    def output(self, kind: str) -> dict:
+        return next(o for o in self.status()["outputs"] if o["kind"] == kind)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> float:
+        """SIGTERM; returns the seconds the daemon took to exit."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """Running processes whose command line contains ``text`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found.append((int(entry.name), cmdline))
+    return found

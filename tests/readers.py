@@ -1,0 +1,79 @@
+"""Reading a stream back the way a viewer's player would: ffprobe on the RTMP URL."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from webtv.media import ffprobe_exe
+
+
+@dataclass
+class Packet:
+    arrived: float  # time.monotonic() when ffprobe printed it
+    kind: str  # "video" | "audio"
+    dts: float
+    key: bool
+
+
+@dataclass
+class RtmpReader:
+    """ffprobe printing every packet of ``url`` as it arrives, for ``seconds`` of stream time."""
+
+    url: str
+    seconds: float = 3600.0
+    packets: list[Packet] = field(default_factory=list)
+
+    def start(self) -> "RtmpReader":
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [ffprobe_exe(), "-v", "error", "-rw_timeout", "15000000",
+             "-show_entries", "packet=codec_type,dts_time,flags", "-of", "csv=p=0",
+             "-read_intervals", f"%+{self.seconds}", self.url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            parts = line.strip().split(",")
+            if len(parts) < 3 or parts[1] in ("", "N/A"):
+                continue
+            self.packets.append(Packet(time.monotonic(), parts[0], float(parts[1]), "K" in parts[2]))
+
+    def wait(self, timeout: float) -> int:
+        """Wait for ffprobe to end by itself; returns its exit code."""
+        code = self.proc.wait(timeout=timeout)
+        self._thread.join(timeout=5)
+        return code
+
+    def first_video_after(self, since: float, timeout: float) -> float | None:
+        """Arrival time of the first video packet after ``since``, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for packet in self.packets:
+                if packet.kind == "video" and packet.arrived >= since:
+                    return packet.arrived
+            if self.proc.poll() is not None and not self._thread.is_alive():
+                return None
+            time.sleep(0.02)
+        return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._thread.join(timeout=5)
+
+    def stderr(self) -> str:
+        return self.proc.stderr.read() if self.proc.poll() is not None else ""
+
+    def video(self) -> list[Packet]:
+        return [p for p in self.packets if p.kind == "video"]
+
+    def audio(self) -> list[Packet]:
+        return [p for p in self.packets if p.kind == "audio"]

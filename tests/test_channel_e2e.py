@@ -1,0 +1,175 @@
+"""The whole channel, as a user runs it: `webtv run` streaming to a real nginx-rtmp and to HLS,
+read back with ffprobe and watched in headless chromium. The channel lives under a folder
+whose name has a space and a single quote."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import Daemon, processes_mentioning
+from tests.readers import RtmpReader
+
+pytestmark = pytest.mark.e2e
+
+FPS = 24
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory, rtmp_server):
+    folder = tmp_path_factory.mktemp("e2e") / "it's a channel"
+    daemon = Daemon(folder, rtmp_urls=[f"{rtmp_server}/webtv"]).start()
+    try:
+        daemon.wait_for(
+            lambda s: {o["kind"]: o["state"] for o in s["outputs"]} == {"rtmp": "running", "hls": "running"},
+            timeout=30, message="outputs running",
+        )
+        yield daemon
+    finally:
+        daemon.kill()
+
+
+@pytest.fixture(scope="module")
+def stream_url(rtmp_server):
+    return f"{rtmp_server}/webtv"
+
+
+def hls_sequence(folder: Path) -> int | None:
+    try:
+        text = (folder / "hls" / "index.m3u8").read_text()
+    except OSError:
+        return None
+    found = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
+    return int(found.group(1)) if found else None
+
+
+def test_rtmp_one_session_across_block_edges(channel, stream_url):
+    first_block = channel.status()["now_playing"]["block"]
+    reader = RtmpReader(stream_url, seconds=62).start()
+    try:
+        code = reader.wait(timeout=100)
+    finally:
+        reader.stop()
+    video, audio = reader.video(), reader.audio()
+    assert code == 0, reader.stderr()
+    assert video and audio, "reader received no video or no audio"
+    span = video[-1].dts - video[0].dts
+    assert span >= 60.0, f"session ended after {span:.1f} s of stream"
+    dts = [p.dts for p in video]
+    gaps = [b - a for a, b in zip(dts, dts[1:])]
+    assert min(gaps) > 0, "video timestamps went backwards"
+    assert max(gaps) <= 1 / FPS + 0.020, f"largest gap between video packets {max(gaps) * 1000:.0f} ms"
+    assert audio[-1].dts - audio[0].dts >= 59.0
+    # Real-time pace: stream time advanced with wall time, no lag building up.
+    wall = video[-1].arrived - video[0].arrived
+    assert abs(wall - span) < 3.0, f"{span:.1f} s of stream arrived over {wall:.1f} s"
+    blocks_seen = channel.status()["now_playing"]["block"] - first_block
+    assert blocks_seen >= 3, f"only {blocks_seen} block edges during the read"
+
+
+def test_web_page_plays_in_chromium(channel):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(channel.url + "/")
+            page.wait_for_function("document.querySelector('video').currentTime > 0.5", timeout=30000)
+            start = page.evaluate("document.querySelector('video').currentTime")
+            page.wait_for_timeout(4000)
+            later = page.evaluate("document.querySelector('video').currentTime")
+            assert later - start > 2.0, f"currentTime went from {start} to {later}"
+            assert page.evaluate("typeof Hls !== 'undefined' && Hls.isSupported()"), "hls.js not in use"
+            assert page.locator("#channel").inner_text() == "test channel"
+        finally:
+            browser.close()
+
+
+def test_kill_rtmp_output_recovers_within_3s_and_hls_is_unaffected(channel, stream_url):
+    rtmp, hls = channel.output("rtmp"), channel.output("hls")
+    sequence_before = hls_sequence(channel.folder)
+    killed_at = time.monotonic()
+    os.kill(rtmp["pid"], signal.SIGKILL)
+    recovered = None
+    while time.monotonic() - killed_at < 10 and recovered is None:
+        reader = RtmpReader(stream_url, seconds=1).start()
+        recovered = reader.first_video_after(killed_at, timeout=2.0)
+        reader.stop()
+    assert recovered is not None, "no frames from the RTMP server after the kill"
+    assert recovered - killed_at <= 3.0, f"frames readable again after {recovered - killed_at:.2f} s"
+    after = channel.wait_for(lambda s: next(o for o in s["outputs"] if o["kind"] == "rtmp")["restarts"] >= 1,
+                             timeout=5, message="restart counted")
+    hls_after = next(o for o in after["outputs"] if o["kind"] == "hls")
+    assert hls_after["pid"] == hls["pid"] and hls_after["restarts"] == hls["restarts"]
+    time.sleep(2 * 2.0 + 1)
+    assert hls_sequence(channel.folder) > sequence_before, "HLS stopped advancing"
+
+
+def test_corrupted_library_clip_is_skipped_on_air(channel):
+    index = channel.folder / "library" / "index.sqlite"
+    channel.wait_for(lambda s: s["library"]["clips"] >= 4, timeout=60, message="library of 4 clips")
+    with sqlite3.connect(index) as db:
+        clip_id, name = db.execute(
+            "SELECT id, file FROM clips WHERE state = 'ok' AND times_aired > 0 ORDER BY last_aired LIMIT 1"
+        ).fetchone()
+    victim = channel.folder / "library" / "clips" / name
+    corrupted_at = time.time()
+    with open(victim, "r+b") as f:
+        f.seek(victim.stat().st_size // 2)
+        f.write(os.urandom(4096))
+
+    def state() -> str:
+        with sqlite3.connect(index) as db:
+            return db.execute("SELECT state FROM clips WHERE id = ?", (clip_id,)).fetchone()[0]
+
+    deadline = time.monotonic() + 40
+    while state() != "broken" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert state() == "broken", "corrupted clip was not caught"
+    later_blocks = [p for p in (channel.folder / "playlists").glob("block-*.ffconcat")
+                    if p.stat().st_mtime >= corrupted_at]
+    assert later_blocks
+    for block in later_blocks:
+        assert name not in block.read_text(), f"{block.name} airs the corrupted clip"
+    assert channel.status()["outputs"][0]["state"] == "running"
+
+
+def test_sigterm_stops_within_5s_leaving_no_ffmpeg(channel):
+    before = channel.status()["library"]["clips"]
+    assert processes_mentioning(str(channel.folder)), "expected ffmpeg children while on air"
+    took = channel.stop()
+    assert channel.proc.returncode == 0, channel.log_tail()
+    assert took <= 5.0, f"took {took:.1f} s to stop"
+    time.sleep(0.3)
+    assert processes_mentioning(str(channel.folder)) == []
+    channel.library_clips_before_restart = before
+
+
+def test_restart_airs_from_the_library_at_once(channel, stream_url):
+    with sqlite3.connect(channel.folder / "library" / "index.sqlite") as db:
+        rows_before = db.execute("SELECT id, file, digest FROM clips ORDER BY id").fetchall()
+    started = time.monotonic()
+    channel.start()
+    reader = RtmpReader(stream_url, seconds=2).start()
+    try:
+        first = reader.first_video_after(started, timeout=15)
+    finally:
+        reader.stop()
+    assert first is not None and first - started <= 8.0
+    status = channel.wait_for(lambda s: s["now_playing"] is not None, timeout=5)
+    assert status["now_playing"]["clip_id"] is not None, "aired the filler with a library full of clips"
+    with sqlite3.connect(channel.folder / "library" / "index.sqlite") as db:
+        rows_after = db.execute("SELECT id, file, digest FROM clips ORDER BY id").fetchall()
+    assert rows_after[: len(rows_before)] == rows_before
+    channel.stop()
