@@ -27,6 +27,20 @@ _SPEED_WORDS = {
 }
 
 
+_CAMERA_PHRASE = re.compile(
+    r"(?:\b(?:%s)\s+)?\b(?:pan|panning|track|tracking|truck|trucking|tilt|tilting|crane|craning|pedestal|"
+    r"zoom|zooming|dolly|push|pushing|pull|pulling|orbit|orbiting|circling|arc)"
+    r"(?:\s+shot)?(?:\s+to\s+the)?(?:\s+(?:left|right|up|down|in|out|back))?\b" % "|".join(_SPEED_WORDS),
+    re.IGNORECASE,
+)
+
+
+def look_key(prompt: str) -> str:
+    """The prompt without its camera move: what picks the pattern and palette, so the same
+    shot with another camera move shows the same picture, moved differently."""
+    return " ".join(_CAMERA_PHRASE.sub(" ", prompt).split())
+
+
 def _hash_floats(*parts: object, count: int = 32) -> np.ndarray:
     """``count`` deterministic floats in [0, 1) from the parts."""
     out = []
@@ -84,7 +98,7 @@ class ProceduralVideo:
         fps = self.house.fps
         count = max(1, round(seconds * fps))
         width, height = self.size
-        r = _hash_floats(shot.prompt, shot.seed, count=48)
+        r = _hash_floats(look_key(shot.prompt), shot.seed, count=48)
         family = FAMILIES[int(r[0] * len(FAMILIES))]
         lut = _palette(r[1:13], grey=bool(re.search(r"black and white|monochrome|noir", shot.prompt.lower())))
         cam = camera_motion(shot.prompt)

@@ -1,0 +1,440 @@
+"""Playout with real parts: ffmpeg decoders and outputs, nginx-rtmp, readers on the far side.
+
+One playout runs for the whole module (about 100 s); the tests below look at it in turn,
+in file order, the way a viewer would: one long RTMP session across block edges, a killed
+output, a dead destination, a broken block, and the shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.rtmp_server import free_port
+from webtv.config import HouseSection, OutputSection
+from webtv.playout import Block, Entry, Playout
+from webtv.playout.decoder import decoder_command
+from webtv.playout.output import Backoff, hls_command, read_media_sequence, rtmp_command
+from webtv.playout.relay import TS_PACKET, GopCache, parse_pat, parse_pmt
+
+FPS = 24
+CLIP_S = 3.0
+FRAME = 1 / FPS
+HOUSE = HouseSection(width=640, height=360, fps=FPS, gop_seconds=2.0, video_kbps=800)
+
+needs_ffmpeg = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg/ffprobe not installed"
+)
+module = pytest.mark.asyncio(loop_scope="module")
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+def make_clip(path: Path, freq: int, pattern: str = "testsrc2") -> None:
+    cmd = [
+        "ffmpeg", "-v", "error", "-y",
+        "-f", "lavfi", "-i", f"{pattern}=size=640x360:rate={FPS}:duration={CLIP_S}",
+        "-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=48000:duration={CLIP_S}",
+        "-filter_complex", "[1:a]aformat=channel_layouts=stereo[a]", "-map", "0:v", "-map", "[a]",
+        "-c:v", "libx264", "-profile:v", "main", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        "-g", "48", "-keyint_min", "48", "-sc_threshold", "0", "-flags", "+cgop", "-b:v", "800k",
+        "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-shortest",
+        "-movflags", "+faststart", str(path),
+    ]
+    subprocess.run(cmd, check=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> list[Path]:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    root = tmp_path_factory.mktemp("clips")
+    paths = []
+    for i, pattern in enumerate(["testsrc2", "testsrc", "smptebars", "rgbtestsrc"]):
+        path = root / f"clip {i}.mp4"  # a space in every path, as a library may have
+        make_clip(path, 300 + 150 * i, pattern)
+        paths.append(path)
+    return paths
+
+
+def ffconcat_line(path: Path) -> str:
+    return "file '" + str(path).replace("'", "'\\''") + "'\n"
+
+
+@dataclass
+class Channel:
+    """The playout under test, its block supply, and what it reported."""
+
+    root: Path
+    clips: list[Path]
+    url: str
+    hls_dir: Path
+    playout: Playout | None = None
+    inject: list[list[Path]] = field(default_factory=list)  # next blocks' entries, if any
+    on_air: list[tuple[int, float, float]] = field(default_factory=list)  # block, epoch, monotonic
+    blocks: dict[int, Block] = field(default_factory=dict)
+    counter: itertools.count = field(default_factory=itertools.count)
+
+    async def next_block(self) -> Block:
+        number = next(self.counter)
+        if self.inject:
+            paths = self.inject.pop(0)
+        else:
+            paths = [self.clips[(number + i) % len(self.clips)] for i in range(3)]
+        playlist = self.root / "playlists" / f"block {number:05d}.ffconcat"
+        playlist.parent.mkdir(parents=True, exist_ok=True)
+        text = "ffconcat version 1.0\n" + "".join(ffconcat_line(p) + f"duration {CLIP_S}\n" for p in paths)
+        tmp = playlist.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.rename(playlist)
+        block = Block(number, playlist, tuple(Entry(p, CLIP_S, "fresh", clip_id=i) for i, p in enumerate(paths)))
+        self.blocks[number] = block
+        return block
+
+    def record(self, block: Block, started_at: float) -> None:
+        self.on_air.append((block.number, started_at, time.monotonic()))
+
+    def hls_sequence(self) -> int | None:
+        found = read_media_sequence(self.hls_dir / "index.m3u8")
+        return found[0] if found else None
+
+    def output(self, name: str) -> dict:
+        return next(s for s in self.playout.outputs_status() if s["name"] == name)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def channel(clips, rtmp_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp("channel")
+    ch = Channel(root=root, clips=clips, url=rtmp_server + "/webtv_key_1234", hls_dir=root / "hls dir's output")
+    ch.playout = Playout(
+        OutputSection(rtmp_urls=[ch.url], hls=True, hls_list_size=4, buffer_kb=4096),
+        HOUSE,
+        ch.hls_dir,
+        ch.next_block,
+        on_air=ch.record,
+    )
+    await ch.playout.start()
+    ch.started = time.monotonic()
+    yield ch
+    await ch.playout.stop()
+
+
+# -- reading the stream back -------------------------------------------------------------------
+
+
+@dataclass
+class Packet:
+    wall: float  # monotonic arrival
+    kind: str
+    dts: float
+
+
+class Reader:
+    """ffprobe reading an RTMP URL, one line per packet as it arrives."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.packets: list[Packet] = []
+        self.ended_at: float | None = None
+        self.first_video = asyncio.Event()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> "Reader":
+        cmd = [
+            "ffprobe", "-v", "error", "-rw_timeout", "8000000", "-fflags", "nobuffer",
+            "-analyzeduration", "500000", "-show_entries", "packet=codec_type,dts_time", "-of", "csv=p=0", self.url,
+        ]
+        if shutil.which("stdbuf"):
+            cmd = ["stdbuf", "-oL", *cmd]  # line-buffered, so arrival times are honest
+        self.proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        self.task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                self.ended_at = time.monotonic()
+                return
+            parts = line.decode().strip().split(",")
+            if len(parts) < 2 or parts[1] in ("", "N/A"):
+                continue
+            self.packets.append(Packet(time.monotonic(), parts[0], float(parts[1])))
+            if parts[0] == "video":
+                self.first_video.set()
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    def video(self) -> list[Packet]:
+        return [p for p in self.packets if p.kind == "video"]
+
+    def audio(self) -> list[Packet]:
+        return [p for p in self.packets if p.kind == "audio"]
+
+
+def pids_alive(pids) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
+def ffmpeg_children() -> list[int]:
+    """ffmpeg processes whose parent is this test process."""
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if comm == "ffmpeg" and fields[1] == me and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+# -- unit-level checks (fast) ------------------------------------------------------------------
+
+
+def test_commands():
+    dec = decoder_command(Path("/a b/it's.ffconcat"))
+    joined = " ".join(dec)
+    for part in ("-re", "-f concat", "-safe 0", "-map 0:v:0", "-map 0:a:0", "-c copy",
+                 "-bsf:v h264_mp4toannexb", "-f mpegts", "-muxdelay 0", "pipe:1"):
+        assert part in joined
+    assert "/a b/it's.ffconcat" in dec  # one argv element, no shell quoting involved
+    assert dec.index("-re") < dec.index("-i")
+    hls = hls_command(2.0, 6, 1234)
+    assert "index.m3u8" == hls[-1] and "seg_%d.ts" in hls  # relative: run inside the HLS folder
+    assert "delete_segments+independent_segments+omit_endlist+temp_file" in hls
+    assert hls[hls.index("-hls_time") + 1] == "2" and hls[hls.index("-start_number") + 1] == "1234"
+    rtmp = rtmp_command("rtmp://h/app/key")
+    assert rtmp[-1] == "rtmp://h/app/key" and "flv" in rtmp and "copy" in rtmp
+
+
+def test_backoff_policy():
+    b = Backoff()
+    delays = [b.delay(n) for n in range(1, 10)]
+    assert delays[0] <= 0.5
+    assert all(x < y for x, y in zip(delays[:7], delays[1:8]))
+    assert max(delays) == 30.0
+
+
+@needs_ffmpeg
+def test_gop_cache_starts_at_a_keyframe(clips, tmp_path):
+    ts = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(clips[0]), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+         "-f", "mpegts", "-muxdelay", "0", "pipe:1"], capture_output=True, check=True,
+    ).stdout
+    cache = GopCache(limit=8 << 20)
+    for i in range(0, len(ts), 1000 * TS_PACKET):  # in pieces, as the relay sees it
+        cache.scan(ts[i : i + 1000 * TS_PACKET])
+    assert cache.video_pid is not None
+    assert cache.keyframes == 2  # 3 s at a 2 s GOP: keyframes at 0 and 2 s
+    snap = cache.snapshot()
+    assert len(snap) % TS_PACKET == 0 and snap[0] == 0x47
+    assert parse_pat(snap[:TS_PACKET]) == cache.pmt_pid
+    assert parse_pmt(snap[TS_PACKET : 2 * TS_PACKET]) == cache.video_pid
+    key = snap[2 * TS_PACKET : 3 * TS_PACKET]
+    assert ((key[1] & 0x1F) << 8 | key[2]) == cache.video_pid and key[1] & 0x40 and key[5] & 0x40
+    # the snapshot is the tail of the stream: a player starting there decodes at once
+    path = tmp_path / "snap.ts"
+    path.write_bytes(snap)
+    frames = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=key_frame",
+         "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert frames[0] == "1" and len(frames) == 24  # the last GOP: 1 s at 24 fps
+
+
+# -- the running channel -----------------------------------------------------------------------
+
+
+@needs_ffmpeg
+@module
+async def test_one_rtmp_session_across_block_edges(channel: Channel):
+    po = channel.playout
+    reader = await Reader(channel.url).start()
+    try:
+        await asyncio.wait_for(reader.first_video.wait(), 15)
+        watch_start = time.monotonic()
+        edges_before = len(channel.on_air)
+        await asyncio.sleep(62)
+        edges = len(channel.on_air) - edges_before
+    finally:
+        await reader.close()
+    assert reader.ended_at is None or reader.ended_at > watch_start + 62, "the reader saw the stream end"
+    video, audio = reader.video(), reader.audio()
+    assert video and audio
+    assert video[-1].dts - video[0].dts >= 60, "less than 60 s of video in one session"
+    assert audio[-1].dts - audio[0].dts >= 59
+    assert edges >= 3, f"only {edges} block edges while watching"
+    gaps = [b.dts - a.dts for a, b in zip(video, video[1:])]
+    assert min(gaps) >= 0, "video timestamps went backwards"
+    assert all(b.dts >= a.dts for a, b in zip(audio, audio[1:])), "audio timestamps went backwards"
+    max_gap = max(gaps)
+    assert max_gap <= FRAME + 0.020, f"largest video gap {max_gap * 1000:.0f} ms"
+    # pacing: stream time follows wall time (skip the first seconds: the reader's probe burst)
+    settled = [p for p in video if p.wall >= video[0].wall + 5]
+    stream_s = settled[-1].dts - settled[0].dts
+    wall_s = settled[-1].wall - settled[0].wall
+    drift = stream_s - wall_s
+    assert abs(drift) < 1.0, f"stream advanced {stream_s:.2f} s in {wall_s:.2f} s of wall time"
+    status = channel.output("rtmp-1")
+    assert status["restarts"] == 0 and status["state"] == "running"
+    print(f"\nreader: {len(video)} video / {len(audio)} audio packets, {edges} block edges, "
+          f"max video gap {max_gap * 1000:.1f} ms, drift {drift * 1000:+.0f} ms over {wall_s:.0f} s; "
+          f"joins {po.joins[-4:]}")
+
+
+@needs_ffmpeg
+@module
+async def test_broken_blocks_do_not_stop_playout(channel: Channel):
+    po = channel.playout
+    missing = channel.root / "no such clip.mp4"
+    corrupt = channel.root / "corrupt.mp4"
+    corrupt.write_bytes(os.urandom(200_000))
+    failures_before = po.decoder_failures
+    channel.inject += [[missing], [corrupt, channel.clips[0]], [channel.clips[1], missing, channel.clips[2]]]
+    mark = len(channel.blocks)
+    # the injected blocks are fetched within one block (9 s) plus the prefetch; then a good one airs
+    deadline = time.monotonic() + 40
+    good_after: int | None = None
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        numbers = sorted(channel.blocks)
+        injected = [n for n in numbers if n >= mark][:3]
+        if len(injected) == 3:
+            later = [n for n, _, _ in channel.on_air if n > injected[-1]]
+            if later:
+                good_after = later[0]
+                break
+    assert good_after is not None, "no block aired after the broken ones"
+    assert po.decoder_failures >= failures_before + 2
+    assert po.healthy()
+    # the truncated block aired its first clip; the next block followed it without dead air
+    aired = {n: mono for n, _, mono in channel.on_air}
+    truncated = injected[2]
+    assert truncated in aired
+    assert aired[good_after] - aired[truncated] < CLIP_S + 1.5
+    assert po.last_byte_age() < 1.0
+
+
+@needs_ffmpeg
+@module
+async def test_kill9_rtmp_output_recovers_fast_and_hls_keeps_going(channel: Channel):
+    hls_before = channel.output("hls")
+    rtmp_before = channel.output("rtmp-1")
+    assert hls_before["pid"] and rtmp_before["pid"]
+    seq_before = channel.hls_sequence()
+    os.kill(rtmp_before["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    reader = await Reader(channel.url).start()
+    sequences = []
+    try:
+        await asyncio.wait_for(reader.first_video.wait(), 10)
+        recovered = time.monotonic() - killed
+        for _ in range(16):  # 8 s: HLS keeps cutting 2 s segments
+            sequences.append(channel.hls_sequence())
+            await asyncio.sleep(0.5)
+    finally:
+        await reader.close()
+    assert recovered <= 3.0, f"frames readable again {recovered:.2f} s after kill -9"
+    rtmp_after = channel.output("rtmp-1")
+    assert rtmp_after["restarts"] == rtmp_before["restarts"] + 1 and rtmp_after["pid"] != rtmp_before["pid"]
+    hls_after = channel.output("hls")
+    assert hls_after["pid"] == hls_before["pid"] and hls_after["restarts"] == hls_before["restarts"]
+    assert sequences[-1] > seq_before and sequences[-1] >= sequences[0] + 2
+    print(f"\nkill -9 of the RTMP output: frames again after {recovered:.2f} s; HLS sequence "
+          f"{seq_before} -> {sequences[-1]}")
+
+
+@needs_ffmpeg
+@module
+async def test_dead_destination_backs_off_without_hurting_others(channel: Channel, caplog):
+    caplog.set_level(logging.DEBUG)
+    po = channel.playout
+    dead = f"rtmp://127.0.0.1:{free_port()}/live/secretstreamkey42"
+    hls_pid, rtmp_pid = channel.output("hls")["pid"], channel.output("rtmp-1")["pid"]
+    seq_before = channel.hls_sequence()
+    await po.set_rtmp_urls([channel.url, dead])
+    name = po.outputs_status()[-1]["name"]
+    delays: dict[int, float] = {}
+    states = set()
+    end = time.monotonic() + 12
+    while time.monotonic() < end:
+        st = channel.output(name)
+        states.add(st["state"])
+        if st["backoff_s"] is not None:
+            delays[st["restarts"]] = st["backoff_s"]
+        await asyncio.sleep(0.05)
+    status_text = repr(po.outputs_status())
+    seq_after = channel.hls_sequence()
+    await po.set_rtmp_urls([channel.url])
+    names = [s["name"] for s in po.outputs_status()]
+    assert name not in names
+    series = [delays[k] for k in sorted(delays)]
+    assert len(series) >= 4, f"only {len(series)} restarts in 12 s: {series}"
+    assert all(a < b for a, b in zip(series, series[1:])), f"delays do not grow: {series}"
+    assert series[0] <= 0.5 and "backoff" in states
+    assert channel.output("hls")["pid"] == hls_pid and channel.output("rtmp-1")["pid"] == rtmp_pid
+    assert seq_after >= seq_before + 4  # 12 s at 2 s segments
+    assert "secretstreamkey42" not in status_text
+    assert "secretstreamkey42" not in caplog.text
+    assert "rtmp://127.0.0.1" in caplog.text  # it did log about the destination, redacted
+    print(f"\ndead destination: backoff delays {series}")
+
+
+@needs_ffmpeg
+@module
+async def test_stop_leaves_no_ffmpeg(channel: Channel):
+    po = channel.playout
+    stats = po.stats()
+    cpu = po.cpu_seconds()
+    minutes = stats["on_air_s"] / 60
+    pids = po.pids()
+    assert len(pids) >= 3  # a decoder, HLS, RTMP
+    assert set(pids) <= set(ffmpeg_children()) | set(pids)
+    t0 = time.monotonic()
+    await po.stop()
+    took = time.monotonic() - t0
+    assert took < 3.0
+    assert pids_alive(pids) == []
+    assert ffmpeg_children() == []
+    assert not po.healthy() and po.pids() == []
+    cpu_after = po.cpu_seconds()
+    print(f"\nstop took {took:.2f} s; CPU {cpu_after['total']:.2f} s over {stats['on_air_s']:.0f} s on air "
+          f"= {cpu_after['total'] / minutes:.2f} CPU-s per stream-minute "
+          f"(decoders {cpu_after['decoders'] / minutes:.2f}, per output: "
+          + ", ".join(f"{k} {v / minutes:.2f}" for k, v in cpu_after.items() if k not in ("decoders", "total"))
+          + f"); before stop {cpu['total']:.2f}")

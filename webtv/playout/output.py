@@ -1,0 +1,363 @@
+"""The output side: one supervised ffmpeg per destination, fed MPEG-TS on stdin, ``-c copy``.
+
+An RTMP output is ``-f mpegts -i pipe:0 -c copy -f flv URL``; ffmpeg never reconnects by
+itself, so supervision is the reconnect: a process that exits (killed, server gone, broken
+pipe, or restarted by the relay because its buffer overflowed) is started again after a
+backoff: 0.25 s after a stable run, doubling on each quick failure up to 30 s, back to
+0.25 s once a run has lasted ``stable_s``. HLS is the same with the hls muxer, run inside
+the HLS folder so no path (spaces, quotes, percent signs) ever reaches ffmpeg's command line
+or its segment-name pattern.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import ffmpeg
+
+from webtv.config import redact_url
+from webtv.media import ffmpeg_exe
+
+from .decoder import with_globals
+from .proc import Child
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["rtmp", "hls"]
+State = Literal["starting", "running", "backoff", "stopped"]
+
+HLS_INDEX = "index.m3u8"
+HLS_SEGMENT = "seg_%d.ts"
+_SEGMENT_RE = re.compile(r"^seg_(\d+)\.ts(\.tmp)?$")
+
+# Expected at every block join (ffmpeg re-bases the new decoder's timestamps); not news.
+_ROUTINE = ("timestamp discontinuity", "Non-monotonous DTS", "Non-monotonic DTS", "corrupt input packet",
+            "Packet corrupt", "changing to")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first_s: float = 0.25
+    cap_s: float = 30.0
+    factor: float = 2.0
+    stable_s: float = 10.0  # a run this long resets the delay to first_s
+
+    def delay(self, quick_failures: int) -> float:
+        return min(self.cap_s, self.first_s * self.factor ** max(0, quick_failures - 1))
+
+
+def _input() -> ffmpeg.nodes.FilterableStream:
+    # A small probe: the relay starts every output at a keyframe with PAT/PMT in front, so
+    # both streams are known within the first few hundred kilobytes.
+    return ffmpeg.input("pipe:0", f="mpegts", probesize=1_000_000, analyzeduration=1_000_000)
+
+
+def rtmp_command(url: str) -> list[str]:
+    out = ffmpeg.output(_input(), url, c="copy", f="flv", flvflags="no_duration_filesize")
+    return with_globals(out.compile(cmd=ffmpeg_exe()))
+
+
+def hls_command(gop_seconds: float, list_size: int, start_number: int, discont: bool = False) -> list[str]:
+    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
+    if discont:
+        flags += "+discont_start"
+    out = ffmpeg.output(
+        _input(),
+        HLS_INDEX,
+        c="copy",
+        f="hls",
+        hls_time=f"{gop_seconds:g}",
+        hls_list_size=list_size,
+        hls_flags=flags,
+        hls_segment_filename=HLS_SEGMENT,
+        start_number=start_number,
+    )
+    return with_globals(out.compile(cmd=ffmpeg_exe()))
+
+
+def read_media_sequence(index: Path) -> tuple[int, int] | None:
+    """(EXT-X-MEDIA-SEQUENCE, number of segments) of an HLS playlist, or None."""
+    try:
+        text = index.read_text(errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)
+    if not m:
+        return None
+    return int(m.group(1)), len(re.findall(r"^#EXTINF:", text, re.M))
+
+
+class Output:
+    """A supervised output process. ``feed`` never blocks; ``prime()`` supplies the bytes a
+    fresh process starts with (the relay's GOP cache: PAT, PMT and everything since the last
+    video keyframe)."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: Kind,
+        target: str,
+        buffer_bytes: int,
+        prime: Callable[[], bytes] = lambda: b"",
+        backoff: Backoff = Backoff(),
+        running_after_s: float = 1.0,
+    ):
+        self.name = name
+        self.kind = kind
+        self.target = target  # shown in status and logs; never a stream key
+        self.buffer_bytes = buffer_bytes
+        self.backoff = backoff
+        self.running_after_s = running_after_s
+        self._prime = prime
+        self.state: State = "stopped"
+        self.restarts = 0
+        self.quick_failures = 0
+        self.retry_at: float | None = None  # loop time of the next start while in backoff
+        self.last_backoff_s: float | None = None
+        self.last_exit: str = ""
+        self.child: Child | None = None
+        self.cpu_exited = 0.0
+        self.bytes_in = 0
+        self.overflows = 0
+        self._accepting = False
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._started_once = False
+
+    # -- what differs per kind -------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def cwd(self) -> Path | None:
+        return None
+
+    def scrub(self, line: str) -> str:
+        return line
+
+    def before_start(self) -> None:
+        """Runs just before each (re)start, on the loop thread."""
+
+    # -- supervision -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"output-{self.name}")
+
+    async def _supervise(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            self.state = "starting"
+            self.retry_at = None
+            self.before_start()
+            child = Child(
+                self.command(), name=self.name, stdin=True, cwd=self.cwd(), scrub=self.scrub,
+                on_line=self._on_line, tail=20,
+            )
+            try:
+                await child.spawn()
+            except OSError as exc:
+                self.last_exit = f"cannot start ffmpeg: {exc}"
+                log.error("output %s: %s", self.name, self.last_exit)
+                lived = 0.0
+            else:
+                self.child = child
+                self._started_once = True
+                primer = self._prime()
+                if primer:
+                    child.write(primer)
+                self._accepting = True
+                up = loop.call_later(self.running_after_s, self._mark_running, child)
+                code = await child.wait()
+                up.cancel()
+                self._accepting = False
+                lived = loop.time() - child.started
+                self.cpu_exited += child.cpu_seconds()
+                child.cleanup()
+                if self._stop.is_set():
+                    break
+                why = child.stderr_tail[-1] if child.stderr_tail else "no message"
+                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                self.last_exit = f"{how} after {lived:.1f} s: {why}"
+            if self._stop.is_set():
+                break
+            if lived >= self.backoff.stable_s:
+                self.quick_failures = 1
+            else:
+                self.quick_failures += 1
+            delay = self.backoff.delay(self.quick_failures)
+            self.last_backoff_s = delay
+            self.restarts += 1
+            self.state = "backoff"
+            self.retry_at = loop.time() + delay
+            log.warning("output %s (%s) stopped, %s; restart #%d in %.2f s",
+                        self.name, self.target, self.last_exit, self.restarts, delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+        self.state = "stopped"
+        self.retry_at = None
+
+    def _mark_running(self, child: Child) -> None:
+        if self.child is child and child.running and self.state == "starting":
+            self.state = "running"
+
+    def _on_line(self, line: str) -> None:
+        if any(r in line for r in _ROUTINE):
+            log.debug("output %s: %s", self.name, line)
+        else:
+            log.info("output %s: %s", self.name, line)
+
+    def feed(self, data: bytes) -> None:
+        """Queue ``data`` for the process; restart the process if it lags ``buffer_bytes``."""
+        child = self.child
+        if not self._accepting or child is None:
+            return
+        if not child.write(data):
+            self._accepting = False  # its stdin is gone; the exit follows
+            return
+        self.bytes_in += len(data)
+        backlog = child.stdin_backlog()
+        if backlog > self.buffer_bytes:
+            self.overflows += 1
+            self._accepting = False
+            log.warning("output %s (%s) is %d KB behind (limit %d KB): restarting it",
+                        self.name, self.target, backlog // 1024, self.buffer_bytes // 1024)
+            child.signal(signal.SIGKILL)
+
+    async def stop(self, grace: float = 1.5) -> None:
+        """Stop supervising and end the process: close stdin, SIGTERM, SIGKILL after ``grace``."""
+        self._stop.set()
+        self._accepting = False
+        child = self.child
+        if child is not None and child.running:
+            await child.stop(grace)
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, grace + 2.5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+            self._task = None
+        self.state = "stopped"
+
+    def kill_now(self) -> None:
+        """SIGKILL the current process (used when stop() ran out of time)."""
+        if self.child is not None:
+            self.child.signal(signal.SIGKILL)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        child = self.child
+        return child.pid if child is not None and child.running else None
+
+    def cpu_seconds(self) -> float:
+        child = self.child
+        live = child.cpu_seconds() if child is not None and child.running else 0.0
+        return self.cpu_exited + live
+
+    def status(self) -> dict:
+        loop = asyncio.get_running_loop()
+        child = self.child
+        running = child is not None and child.running
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "target": self.target,
+            "state": self.state,
+            "pid": child.pid if running else None,
+            "restarts": self.restarts,
+            "uptime_s": round(child.uptime(), 1) if running else 0.0,
+            "backoff_s": self.last_backoff_s,
+            "retry_in_s": round(max(0.0, self.retry_at - loop.time()), 2) if self.retry_at is not None else None,
+            "lag_kb": (child.stdin_backlog() // 1024) if running else 0,
+            "last_exit": self.last_exit,
+            "stderr": list(child.stderr_tail)[-5:] if child is not None else [],
+        }
+
+
+class RtmpOutput(Output):
+    def __init__(self, name: str, url: str, buffer_bytes: int, **kw):
+        super().__init__(name, "rtmp", redact_url(url), buffer_bytes, **kw)
+        self.url = url
+        secrets = []
+        m = re.match(r"^\w+://(?:([^@/]*)@)?[^/]*(/[^?]*)?(?:\?(.*))?$", url)
+        if m:
+            if m.group(1):
+                secrets.append(m.group(1))
+            parts = (m.group(2) or "").split("/")
+            if len(parts) > 2 and parts[-1]:
+                secrets.append(parts[-1])
+            if m.group(3):
+                secrets.append(m.group(3))
+        self._secrets = [s for s in secrets if len(s) >= 3]
+
+    def command(self) -> list[str]:
+        return rtmp_command(self.url)
+
+    def scrub(self, line: str) -> str:
+        line = line.replace(self.url, self.target)
+        for secret in self._secrets:
+            line = line.replace(secret, "***")
+        return line
+
+
+class HlsOutput(Output):
+    def __init__(self, name: str, hls_dir: Path, gop_seconds: float, list_size: int, buffer_bytes: int, **kw):
+        super().__init__(name, "hls", str(hls_dir), buffer_bytes, **kw)
+        self.hls_dir = Path(hls_dir)
+        self.gop_seconds = gop_seconds
+        self.list_size = list_size
+        self._start_number = 0
+        self._restarted = False
+
+    def cwd(self) -> Path:
+        return self.hls_dir
+
+    def before_start(self) -> None:
+        self.hls_dir.mkdir(parents=True, exist_ok=True)
+        # Continue the media sequence of the playlist on disk (a restart, or yesterday's
+        # run), so players never see the sequence go backwards.
+        found = read_media_sequence(self.hls_dir / HLS_INDEX)
+        start = found[0] + found[1] if found else 0
+        self._restarted = self._started_once or found is not None
+        self._start_number = max(start, self._start_number)
+        # Segments of an earlier process are not deleted by the new one: remove them once
+        # players reading the old playlist cannot want them any more.
+        keep_s = (self.list_size + 2) * self.gop_seconds
+        asyncio.get_running_loop().call_later(keep_s, self._remove_older_than, self._start_number)
+
+    def _remove_older_than(self, number: int) -> None:
+        try:
+            names = os.listdir(self.hls_dir)
+        except OSError:
+            return
+        for name in names:
+            m = _SEGMENT_RE.match(name)
+            if m and int(m.group(1)) < number:
+                try:
+                    os.unlink(self.hls_dir / name)
+                except OSError:
+                    pass
+
+    def command(self) -> list[str]:
+        return hls_command(self.gop_seconds, self.list_size, self._start_number, discont=self._restarted)
+
+    def remove_all(self) -> None:
+        """Delete the playlist and every segment (e.g. on a fresh start)."""
+        self._remove_older_than(1 << 62)
+        try:
+            os.unlink(self.hls_dir / HLS_INDEX)
+        except OSError:
+            pass
