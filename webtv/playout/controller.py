@@ -85,6 +85,7 @@ class Playout:
         self._slot_free = asyncio.Event()
         self._slot_free.set()
         self._current: Decoder | None = None
+        self._decoders: set[Decoder] = set()  # every decoder process not yet reaped
         self._now_playing: tuple[Block, float] | None = None  # block, epoch it went on air
         self._started_loop: float | None = None
         self._first_byte_loop: float | None = None
@@ -104,6 +105,11 @@ class Playout:
         self._running = True
         loop = asyncio.get_running_loop()
         self._started_loop = loop.time()
+        self.relay.outputs.clear()
+        self._rtmp.clear()
+        self._hurry.clear()
+        self._slot_filled.clear()
+        self._slot_free.set()
         if self.output_config.hls:
             self._hls = HlsOutput(
                 "hls", self.hls_dir, self.house.gop_seconds, self.output_config.hls_list_size,
@@ -124,22 +130,22 @@ class Playout:
         if not self._running:
             return
         self._running = False
-        decoders = [d for d in (self._current, self._slot) if d is not None]
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        decoders += [d for d in (self._current, self._slot) if d is not None and d not in decoders]
+        decoders = list(self._decoders)
         self._current = self._slot = None
         self._now_playing = None
         outputs = list(self.relay.outputs.values())
         await asyncio.gather(
             *(d.kill() for d in decoders),
-            *(o.stop(grace=1.5) for o in outputs),
+            *(o.stop(grace=1.2) for o in outputs),
             return_exceptions=True,
         )
         for d in decoders:
             self._account(d)
+        self._decoders.clear()
         for task in list(self._bg):
             task.cancel()
         log.info("playout stopped")
@@ -193,10 +199,12 @@ class Playout:
                 spawn_at = next_spawn
             self._hurry.clear()
             decoder = Decoder(block, due=spawn_at + self.lead_s)
+            self._decoders.add(decoder)  # before the spawn, so stop() finds it whatever happens
             try:
                 await decoder.start()
             except OSError as exc:
                 log.error("block %d: cannot start decoder: %s", block.number, exc)
+                self._decoders.discard(decoder)
                 self.decoder_failures += 1
                 next_spawn = None
                 await asyncio.sleep(0.5)
@@ -220,6 +228,7 @@ class Playout:
             finally:
                 if not decoder.child.running:
                     self._account(decoder)
+                    self._decoders.discard(decoder)
                 self._current = None
 
     def _account(self, decoder: Decoder) -> None:
@@ -238,8 +247,9 @@ class Playout:
         why_stopped = ""
         while True:
             try:
-                data = await asyncio.wait_for(decoder.read(), self.stall_s)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.stall_s):
+                    data = await decoder.read()
+            except TimeoutError:
                 why_stopped = f"no output for {self.stall_s:g} s"
                 await decoder.kill()
                 break
@@ -324,7 +334,7 @@ class Playout:
         self.output_config = self.output_config.model_copy(update={"rtmp_urls": wanted})
 
     async def _retire(self, out: Output) -> None:
-        await out.stop(grace=1.5)
+        await out.stop(grace=1.2)
         self._cpu_removed += out.cpu_seconds()
         log.info("output %s: %s removed", out.name, out.target)
 
@@ -361,7 +371,7 @@ class Playout:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system) of the decoders and outputs so far, this run."""
         decoders = self._cpu_decoders + sum(
-            d.child.cpu_seconds() for d in (self._current, self._slot) if d is not None and not d.accounted
+            d.child.cpu_seconds() for d in self._decoders if not d.accounted
         )
         outputs = {o.name: o.cpu_seconds() for o in self.relay.outputs.values()}
         total = decoders + self._cpu_removed + sum(outputs.values())
@@ -385,6 +395,6 @@ class Playout:
 
     def pids(self) -> list[int]:
         """Every live child: decoders and outputs."""
-        found = [d.pid for d in (self._current, self._slot) if d is not None and d.child.running]
+        found = [d.pid for d in self._decoders if d.child.running]
         found += [o.pid for o in self.relay.outputs.values() if o.pid is not None]
         return found

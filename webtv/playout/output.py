@@ -163,31 +163,12 @@ class Output:
                 self.command(), name=self.name, stdin=True, cwd=self.cwd(), scrub=self.scrub,
                 on_line=self._on_line, tail=20,
             )
+            self.child = child
             try:
-                await child.spawn()
-            except OSError as exc:
-                self.last_exit = f"cannot start ffmpeg: {exc}"
-                log.error("output %s: %s", self.name, self.last_exit)
-                lived = 0.0
-            else:
-                self.child = child
-                self._started_once = True
-                primer = self._prime()
-                if primer:
-                    child.write(primer)
-                self._accepting = True
-                up = loop.call_later(self.running_after_s, self._mark_running, child)
-                code = await child.wait()
-                up.cancel()
-                self._accepting = False
-                lived = loop.time() - child.started
-                self.cpu_exited += child.cpu_seconds()
-                child.cleanup()
-                if self._stop.is_set():
-                    break
-                why = child.stderr_tail[-1] if child.stderr_tail else "no message"
-                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                self.last_exit = f"{how} after {lived:.1f} s: {why}"
+                code, lived = await self._run_once(child)
+            except BaseException:
+                child.signal(signal.SIGKILL)  # cancelled: leave nothing behind
+                raise
             if self._stop.is_set():
                 break
             if lived >= self.backoff.stable_s:
@@ -207,6 +188,37 @@ class Output:
                 pass
         self.state = "stopped"
         self.retry_at = None
+
+    async def _run_once(self, child: Child) -> tuple[int | None, float]:
+        """Start ``child``, prime it, wait for its end; the exit code and seconds it lived."""
+        loop = asyncio.get_running_loop()
+        try:
+            await child.spawn()
+        except OSError as exc:
+            self.last_exit = f"cannot start ffmpeg: {exc}"
+            log.error("output %s: %s", self.name, self.last_exit)
+            return None, 0.0
+        if self._stop.is_set():  # stop() came while it was starting
+            await child.kill()
+            return child.returncode, 0.0
+        self._started_once = True
+        primer = self._prime()
+        if primer:
+            child.write(primer)
+        self._accepting = True
+        up = loop.call_later(self.running_after_s, self._mark_running, child)
+        try:
+            code = await child.wait()
+        finally:
+            up.cancel()
+            self._accepting = False
+        lived = loop.time() - child.started
+        self.cpu_exited += child.cpu_seconds()
+        child.cleanup()
+        why = child.stderr_tail[-1] if child.stderr_tail else "no message"
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        self.last_exit = f"{how} after {lived:.1f} s: {why}"
+        return code, lived
 
     def _mark_running(self, child: Child) -> None:
         if self.child is child and child.running and self.state == "starting":
@@ -235,7 +247,7 @@ class Output:
                         self.name, self.target, backlog // 1024, self.buffer_bytes // 1024)
             child.signal(signal.SIGKILL)
 
-    async def stop(self, grace: float = 1.5) -> None:
+    async def stop(self, grace: float = 1.2) -> None:
         """Stop supervising and end the process: close stdin, SIGTERM, SIGKILL after ``grace``."""
         self._stop.set()
         self._accepting = False
@@ -244,18 +256,22 @@ class Output:
             await child.stop(grace)
         if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, grace + 2.5)
+                await asyncio.wait_for(self._task, 1.0)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        child = self.child
+        if child is not None and child.running:  # started after the check above
+            await child.kill()
         self.state = "stopped"
 
-    def kill_now(self) -> None:
-        """SIGKILL the current process (used when stop() ran out of time)."""
-        if self.child is not None:
-            self.child.signal(signal.SIGKILL)
-
     # -- reporting -------------------------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """A process is up and takes data."""
+        return self._accepting
 
     @property
     def pid(self) -> int | None:

@@ -93,6 +93,7 @@ class Child:
         self._tasks: list[asyncio.Task] = []
         self._pidfd: int | None = None
         self._stderr_done: asyncio.Event | None = None
+        self._read_transports: list[asyncio.BaseTransport] = []
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -112,23 +113,27 @@ class Child:
         self.started = loop.time()
         self.started_wall = time.time()
         self._exited = loop.create_future()
-        if self._want_stdin:
-            self.stdin, _ = await loop.connect_write_pipe(_PipeProtocol, self._popen.stdin)
-            self.stdin_closed = False
-            self.stdin.get_protocol().on_lost = self._stdin_lost
-        if self._want_stdout:
-            self.stdout = asyncio.StreamReader(limit=self._stdout_limit)
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.stdout), self._popen.stdout)
-        err = asyncio.StreamReader(limit=1 << 16)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(err), self._popen.stderr)
-        self._stderr_done = asyncio.Event()
-        self._tasks.append(loop.create_task(self._drain(err), name=f"{self.name}-stderr"))
         try:
             self._pidfd = os.pidfd_open(self.pid)
             loop.add_reader(self._pidfd, self._reap)
         except (AttributeError, OSError):
             self._pidfd = None
             self._tasks.append(loop.create_task(self._poll_exit(), name=f"{self.name}-poll"))
+        if self._want_stdin:
+            self.stdin, _ = await loop.connect_write_pipe(_PipeProtocol, self._popen.stdin)
+            self.stdin_closed = False
+            self.stdin.get_protocol().on_lost = self._stdin_lost
+        if self._want_stdout:
+            self.stdout = asyncio.StreamReader(limit=self._stdout_limit)
+            transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(self.stdout), self._popen.stdout
+            )
+            self._read_transports.append(transport)
+        err = asyncio.StreamReader(limit=1 << 16)
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(err), self._popen.stderr)
+        self._read_transports.append(transport)
+        self._stderr_done = asyncio.Event()
+        self._tasks.append(loop.create_task(self._drain(err), name=f"{self.name}-stderr"))
 
     def _stdin_lost(self) -> None:
         self.stdin_closed = True
@@ -227,9 +232,19 @@ class Child:
         return self.returncode
 
     def cleanup(self) -> None:
-        """Drop transports and helper tasks (the process must have exited)."""
+        """Close the pipes and end the helper tasks (once the process has exited)."""
         if self.stdin is not None and not self.stdin.is_closing():
             self.stdin.abort()
+        for transport in self._read_transports:
+            if not transport.is_closing():
+                transport.close()  # also when paused with unread data, so no fd is left open
+        if self._popen is not None:  # pipes never handed to a transport (a cancelled spawn)
+            for pipe in (self._popen.stdin, self._popen.stdout, self._popen.stderr):
+                if pipe is not None and not pipe.closed:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
         for task in self._tasks:
             if not task.done():
                 task.cancel()

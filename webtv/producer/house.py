@@ -314,7 +314,7 @@ def validate_clip(path: Path, house: HouseSection, seconds: float | None = None)
         problems.append(f"video frame rate is {v.fps:g} fps, house format is {house.fps} fps")
     if v.pix_fmt and v.pix_fmt != "yuv420p":
         problems.append(f"pixel format is {v.pix_fmt}, house format is yuv420p")
-    if v.profile and house.h264_profile not in v.profile.lower():
+    if v.profile and not _profile_fits(v.profile, house.h264_profile):
         problems.append(f"H.264 profile is {v.profile}, house format is {house.h264_profile}")
     if a.codec != "aac":
         problems.append(f"audio codec is {a.codec}, house format is aac")
@@ -385,3 +385,13 @@ def _packets(path: Path) -> list[dict] | None:
         return json.loads(done.stdout or b"{}").get("packets", [])
     except json.JSONDecodeError:
         raise MediaError(f"{path}: unreadable packet list") from None
+
+
+_PROFILE_RANK = {"constrained baseline": 0, "baseline": 0, "main": 1, "high": 2}
+
+
+def _profile_fits(found: str, house_profile: str) -> bool:
+    """A stream fits when a decoder for the house profile plays it (x264 may pick a lower one,
+    e.g. Constrained Baseline with preset ultrafast)."""
+    rank = _PROFILE_RANK.get(found.lower())
+    return rank is not None and rank <= _PROFILE_RANK[house_profile]

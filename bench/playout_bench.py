@@ -1,0 +1,153 @@
+"""Playout figures for BENCHMARKS.md (issue #2), measured against a real nginx-rtmp on loopback.
+
+1. Cold start to first frame on air: `webtv run` on an empty folder (the filler card is
+   encoded first) and again on the same folder with a library, timed from spawning the
+   process to the first video packet a reader receives from the RTMP server.
+2. CPU-seconds per stream-minute at 1024x576@24 on the same clips: this project's playout
+   (decoder -c copy -> relay -> FLV output, run in a process of its own) against the
+   AI WebTV command (`ffmpeg -re -f concat ... -c:v libx264 -preset veryfast -tune
+   zerolatency -c:a aac -f flv URL`). Both stream for the same time; CPU is user+system of
+   the process and all its children (getrusage).
+
+Run: .venv/bin/python -m bench.playout_bench [--seconds 60] [--starts 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.daemon import Daemon
+from tests.readers import RtmpReader
+from tests.rtmp_server import RtmpServer
+from webtv.config import HouseSection, OutputSection
+from webtv.director import Sequence, Shot
+from webtv.media import ffmpeg_exe
+from webtv.producer import make_audio_backend, make_video_backend
+from webtv.programmer.playlist import write_ffconcat
+
+HOUSE = HouseSection()  # 1024x576@24, the channel default
+
+
+def time_to_first_frame(daemon: Daemon, stream: str) -> float:
+    reader = RtmpReader(stream, seconds=1).start()  # nginx holds the player until a publisher comes
+    time.sleep(0.5)
+    started = time.monotonic()
+    daemon.start()
+    try:
+        first = reader.first_video_after(started, timeout=30)
+    finally:
+        reader.stop()
+        daemon.stop()
+    if first is None:
+        raise RuntimeError("no frame on air within 30 s:\n" + daemon.log_tail())
+    return first - started
+
+
+def bench_cold_start(rtmp: RtmpServer, root: Path, starts: int) -> dict:
+    results: dict[str, list[float]] = {"empty_library": [], "with_library": []}
+    for n in range(starts):
+        stream = f"{rtmp.url}/cold{n}"
+        daemon = Daemon(root / f"start{n}", rtmp_urls=[stream], house={"width": 1024, "height": 576,
+                        "video_kbps": 2500, "audio_kbps": 128, "x264_preset": "veryfast"})
+        results["empty_library"].append(time_to_first_frame(daemon, stream))
+        results["with_library"].append(time_to_first_frame(daemon, stream))
+    return {k: {"median_s": round(statistics.median(v), 2), "max_s": round(max(v), 2), "runs": [round(x, 2) for x in v]}
+            for k, v in results.items()}
+
+
+def make_clips(folder: Path, count: int, seconds: float = 3.0) -> list[Path]:
+    from webtv.config import Config
+    from webtv.producer.producer import make_clip, sequence_track
+
+    config = Config()
+    video, audio = make_video_backend(config), make_audio_backend(config)
+    shots = tuple(Shot(prompt=f"bench shot {i}: a lighthouse in a storm, slow pan left", seed=i, theme="bench",
+                       index=i) for i in range(count))
+    sequence = Sequence(id="bench", theme="bench", music_prompt="calm", seed=0, shots=shots)
+    track = sequence_track(audio, sequence, seconds, HOUSE)
+    clips = []
+    for shot in shots:
+        out = folder / f"clip{shot.index:02d}.mp4"
+        rate = HOUSE.sample_rate
+        make_clip(shot, track[round(shot.index * seconds * rate):round((shot.index + 1) * seconds * rate)],
+                  video, HOUSE, seconds, out)
+        clips.append(out)
+    return clips
+
+
+def playout_child(clips: list[str], url: str, seconds: float, playlists: str) -> None:
+    """Runs in a process of its own: this project's playout for ``seconds``."""
+    from webtv.playout.block import Block, Entry
+    from webtv.playout.controller import Playout
+
+    count = 0
+
+    async def next_block() -> Block:
+        nonlocal count
+        count += 1
+        entries = tuple(Entry(path=Path(c), duration=3.0, source="loop") for c in clips)
+        playlist = write_ffconcat(Path(playlists) / f"block-{count}.ffconcat", [(e.path, e.duration) for e in entries])
+        return Block(number=count, playlist=playlist, entries=entries)
+
+    async def main() -> None:
+        playout = Playout(OutputSection(rtmp_urls=[url], hls=False), HOUSE, Path(playlists), next_block)
+        await playout.start()
+        await asyncio.sleep(seconds)
+        await playout.stop()
+
+    asyncio.run(main())
+
+
+def cpu_of(cmd: list[str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def bench_cpu(rtmp: RtmpServer, root: Path, seconds: float) -> dict:
+    clips = make_clips(root, 10)
+    ours_url, theirs_url = f"{rtmp.url}/ours", f"{rtmp.url}/theirs"
+    ours = cpu_of([sys.executable, "-c",
+                   "import json,sys; from bench.playout_bench import playout_child; playout_child(*json.loads(sys.argv[1]))",
+                   json.dumps([[str(c) for c in clips], ours_url, seconds, str(root)])])
+    long_list = write_ffconcat(root / "aiwebtv.ffconcat", [(c, None) for c in clips * (int(seconds // 30) + 2)])
+    theirs = cpu_of([ffmpeg_exe(), "-re", "-f", "concat", "-safe", "0", "-i", str(long_list),
+                     "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-c:a", "aac",
+                     "-t", str(seconds), "-f", "flv", theirs_url])
+    per_minute = 60.0 / seconds
+    return {
+        "stream_seconds": seconds,
+        "webtv_cpu_s_per_stream_minute": round(ours * per_minute, 2),
+        "aiwebtv_cpu_s_per_stream_minute": round(theirs * per_minute, 2),
+        "ratio": round(ours / theirs, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0, help="stream time for the CPU comparison")
+    parser.add_argument("--starts", type=int, default=3, help="cold starts to time")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="webtv-bench-") as tmp:
+        root = Path(tmp)
+        with RtmpServer(root / "nginx") as rtmp:
+            result = {
+                "ffmpeg": subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout.split("\n")[0],
+                "cold_start_to_first_frame": bench_cold_start(rtmp, root, args.starts),
+                "cpu": bench_cpu(rtmp, root, args.seconds),
+            }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
