@@ -81,6 +81,7 @@ class Playout:
         self._running = False
         self._hurry = asyncio.Event()  # re-anchor: spawn the next block now
         self._slot: Decoder | None = None  # spawned, waiting for the relay
+        self._spawning = False  # the scheduler is starting the next decoder right now
         self._slot_filled = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._slot_free.set()
@@ -95,7 +96,7 @@ class Playout:
         self.blocks_aired = 0
         self.decoder_failures = 0
         self.late_spawns = 0
-        self.joins: list[dict] = []  # recent joins: block, wait_s (silence between decoders)
+        self.joins: list[dict] = []  # last 50 joins: block, silence_s before its first byte, late_s vs due
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -200,6 +201,7 @@ class Playout:
             self._hurry.clear()
             decoder = Decoder(block, due=spawn_at + self.lead_s)
             self._decoders.add(decoder)  # before the spawn, so stop() finds it whatever happens
+            self._spawning = True
             try:
                 await decoder.start()
             except OSError as exc:
@@ -209,6 +211,8 @@ class Playout:
                 next_spawn = None
                 await asyncio.sleep(0.5)
                 continue
+            finally:
+                self._spawning = False
             self._slot = decoder
             self._slot_free.clear()
             self._slot_filled.set()
@@ -279,19 +283,20 @@ class Playout:
                 break
         code = await decoder.finish()
         ended = loop.time()
-        failed = bool(why_stopped) or code != 0 or decoder.bytes_out == 0
-        if failed:
+        slot_end = decoder.due + block.duration
+        short = ended < slot_end - 0.5  # e.g. a clip it could not open after the first
+        if why_stopped or code != 0 or decoder.bytes_out == 0 or short:
             self.decoder_failures += 1
+            what = why_stopped or (f"exit code {code}" if code else f"ended {slot_end - ended:.1f} s early")
             log.error("block %d (%s): decoder %s after %.1f s of %.1f s: %s",
-                      block.number, block.playlist, why_stopped or f"exit code {code}",
+                      block.number, block.playlist, what,
                       ended - (decoder.first_byte_at or took_at), block.duration,
                       decoder.stderr_text() or "no message")
         elif decoder.stderr_text():
             log.debug("block %d decoder: %s", block.number, decoder.stderr_text())
-        # Ended well before its slot did (failed, truncated): air the next block now.
-        slot_end = decoder.due + block.duration
-        if self._slot is None and ended < slot_end - 0.5:
-            log.warning("block %d ended %.1f s before its slot; next block now", block.number, slot_end - ended)
+        # Ended well before its slot did: air the next block now rather than leave dead air.
+        if short and self._slot is None and not self._spawning:
+            log.warning("block %d left %.1f s of its slot empty; next block now", block.number, slot_end - ended)
             self._hurry.set()
 
     def _call_on_air(self, block: Block, started_at: float) -> None:

@@ -39,7 +39,7 @@ HLS_SEGMENT = "seg_%d.ts"
 _SEGMENT_RE = re.compile(r"^seg_(\d+)\.ts(\.tmp)?$")
 
 # Expected at every block join (ffmpeg re-bases the new decoder's timestamps); not news.
-_ROUTINE = ("timestamp discontinuity", "Non-monotonous DTS", "Non-monotonic DTS", "corrupt input packet",
+_ROUTINE = ("timestamp discontinuity", "Non-monotonous DTS", "Non-monotonic DTS", "corrupt input packet", "out of order",
             "Packet corrupt", "changing to")
 
 

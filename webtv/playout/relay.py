@@ -123,6 +123,72 @@ class GopCache:
         return self.pat + self.pmt + bytes(self.gop)
 
 
+class JoinOrder:
+    """Puts a new block's first video frames ahead of its first audio.
+
+    The output ffmpeg re-bases timestamps at a join from whichever stream's packet it meets
+    first. Its H.264 parser hands a frame on only once the next frame has begun, so without
+    help the new block's first audio packets arrive first and the re-base follows the audio,
+    whose clips may run a fraction of a frame past the video: the video then jumps by that
+    much (or, after a block shorter than 10 s, by a whole block, when the previous block's
+    last frame comes out after the re-base). Holding the new block's non-video packets until
+    ``video_starts`` video PES packets have gone by lets the video fix the offset: the video
+    continues exactly one frame on, and the audio (a few milliseconds of overlap, which the
+    muxers smooth) follows. Only the first ~0.1 s of each block is reordered; no timestamp
+    is touched.
+    """
+
+    def __init__(self, video_starts: int = 3, max_held: int = 400):
+        self.video_starts = video_starts
+        self.max_held = max_held  # packets; give up (release) beyond this
+        self.active = False
+        self.pmt_pid: int | None = None
+        self.video_pid: int | None = None
+        self._seen = 0
+        self._held: list[bytes] = []
+
+    def start(self, pmt_pid: int | None, video_pid: int | None) -> None:
+        self.active = True
+        self.pmt_pid, self.video_pid = pmt_pid, video_pid
+        self._seen = 0
+        self._held = []
+
+    def flush(self) -> bytes:
+        """Whatever is held (the source ended early)."""
+        self.active = False
+        held, self._held = self._held, []
+        return b"".join(held)
+
+    def reorder(self, chunk: bytes) -> bytes:
+        out = bytearray()
+        for off in range(0, len(chunk), TS_PACKET):
+            packet = chunk[off : off + TS_PACKET]
+            if not self.active:
+                out += chunk[off:]
+                break
+            pid = ((packet[1] & 0x1F) << 8) | packet[2]
+            pusi = packet[1] & 0x40
+            if pid == 0 or pid == 0x11 or pid == 0x1FFF:
+                if pid == 0 and pusi:
+                    self.pmt_pid = parse_pat(packet) or self.pmt_pid
+                out += packet
+            elif pid == self.pmt_pid:
+                if pusi:
+                    self.video_pid = parse_pmt(packet) or self.video_pid
+                out += packet
+            elif pid == self.video_pid:
+                if pusi:
+                    self._seen += 1
+                out += packet
+                if self._seen >= self.video_starts:
+                    out += self.flush()
+            else:
+                self._held.append(packet)
+                if len(self._held) > self.max_held:
+                    out += self.flush()
+        return bytes(out)
+
+
 class Relay:
     def __init__(self, gop_limit: int):
         self.cache = GopCache(gop_limit)
@@ -130,6 +196,7 @@ class Relay:
         self.bytes = 0
         self.last_byte_at: float | None = None  # loop time
         self.resyncs = 0
+        self.join = JoinOrder()
         self._rest = b""
 
     def add(self, output: Output) -> None:
@@ -142,6 +209,11 @@ class Relay:
     def new_source(self) -> None:
         """A new decoder is about to be read: drop any partial packet of the previous one."""
         self._rest = b""
+        held = self.join.flush()
+        if held:
+            self.feed(held)
+        if self.bytes:  # a join, not the very start
+            self.join.start(self.cache.pmt_pid, self.cache.video_pid)
 
     def take(self, data: bytes) -> None:
         """Bytes from the decoder on air, any alignment."""
@@ -154,6 +226,8 @@ class Relay:
         if usable < len(data):
             self._rest = data[usable:]
             data = data[:usable]
+        if data and self.join.active:
+            data = self.join.reorder(data)
         if data:
             self.feed(data)
 
