@@ -119,10 +119,16 @@ def test_kill_rtmp_output_recovers_within_3s_and_hls_is_unaffected(channel, stre
 def test_corrupted_library_clip_is_skipped_on_air(channel):
     index = channel.folder / "library" / "index.sqlite"
     channel.wait_for(lambda s: s["library"]["clips"] >= 4, timeout=60, message="library of 4 clips")
+    # The next block is chosen (and its clips checked) a little before it airs: take the clip
+    # least recently aired that is in none of the blocks written so far, so it airs soon after.
+    on_air = channel.status()["now_playing"]["block"]
+    pending = "".join(p.read_text() for p in (channel.folder / "playlists").glob("block-*.ffconcat")
+                      if int(p.stem.split("-")[1]) >= on_air)
     with sqlite3.connect(index) as db:
-        clip_id, name = db.execute(
-            "SELECT id, file FROM clips WHERE state = 'ok' AND times_aired > 0 ORDER BY last_aired LIMIT 1"
-        ).fetchone()
+        rows = db.execute(
+            "SELECT id, file FROM clips WHERE state = 'ok' AND times_aired > 0 ORDER BY last_aired"
+        ).fetchall()
+    clip_id, name = next((i, f) for i, f in rows if f not in pending)
     victim = channel.folder / "library" / "clips" / name
     corrupted_at = time.time()
     with open(victim, "r+b") as f:

@@ -106,3 +106,16 @@ async def test_old_block_playlists_are_pruned(library, tmp_path):
     assert blocks == [f"block-{n:06d}.ffconcat" for n in (4, 5, 6, 7)]
     again = programmer(library, tmp_path, ["sea"])  # a restart carries on numbering
     assert (await again.next_block()).number == 8
+
+
+async def test_failed_block_is_rechecked(library, clip_file, tmp_path):
+    """A clip that broke after its block was chosen is caught when the decoder fails on it."""
+    first = add(library, clip_file, "first", "sea")
+    second = add(library, clip_file, "second", "sea")
+    prog = programmer(library, tmp_path, ["sea"], block_seconds=2.0)
+    block = await prog.next_block()
+    second.path.write_bytes(b"not a video")
+    await prog.recheck(block)
+    assert library.get(second.id).state == "broken"
+    assert library.get(first.id).state == "ok"
+    assert second.id not in [e.clip_id for e in (await prog.next_block()).entries]

@@ -76,7 +76,7 @@ class Channel:
         self.programmer.write_catalogue()
         self.playout = Playout(
             config.output, config.house, config.paths.hls,
-            next_block=self.programmer.next_block, on_air=self._on_air,
+            next_block=self.programmer.next_block, on_air=self._on_air, on_failed=self.programmer.recheck,
         )
         http = await start_http(self, config.http.host, config.http.port)
         producing = asyncio.create_task(self.producer.run(), name="producer")

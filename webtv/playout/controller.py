@@ -51,6 +51,7 @@ class Playout:
         hls_dir: Path,
         next_block: Callable[[], Awaitable[Block]],
         on_air: OnAir | None = None,
+        on_failed: Callable[[Block], object] | None = None,
         *,
         lead_s: float = 0.1,
         prefetch_s: float = 2.0,
@@ -65,6 +66,7 @@ class Playout:
         self.hls_dir = Path(hls_dir)
         self.next_block = next_block
         self.on_air = on_air
+        self.on_failed = on_failed
         self.lead_s = lead_s
         self.prefetch_s = prefetch_s
         self.late_slack_s = late_slack_s
@@ -274,7 +276,7 @@ class Playout:
                     "late_s": round(now - decoder.due, 3),
                 })
                 del self.joins[:-50]
-                self._call_on_air(block, started_at)
+                self._callback(self.on_air, block, started_at)
             decoder.bytes_out += len(data)
             relay.take(data)
             if self._slot is not None and loop.time() > decoder.due + block.duration + self.overrun_s:
@@ -292,6 +294,7 @@ class Playout:
                       block.number, block.playlist, what,
                       ended - (decoder.first_byte_at or took_at), block.duration,
                       decoder.stderr_text() or "no message")
+            self._callback(self.on_failed, block)
         elif decoder.stderr_text():
             log.debug("block %d decoder: %s", block.number, decoder.stderr_text())
         # Ended well before its slot did: air the next block now rather than leave dead air.
@@ -299,17 +302,17 @@ class Playout:
             log.warning("block %d left %.1f s of its slot empty; next block now", block.number, slot_end - ended)
             self._hurry.set()
 
-    def _call_on_air(self, block: Block, started_at: float) -> None:
-        if self.on_air is None:
+    def _callback(self, fn: Callable | None, *args) -> None:
+        if fn is None:
             return
         try:
-            result = self.on_air(block, started_at)
+            result = fn(*args)
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
                 self._bg.add(task)
                 task.add_done_callback(self._bg.discard)
         except Exception:  # noqa: BLE001
-            log.exception("on_air callback failed")
+            log.exception("%s callback failed", getattr(fn, "__name__", fn))
 
     # -- outputs -----------------------------------------------------------------------------
 

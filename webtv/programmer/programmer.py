@@ -63,6 +63,17 @@ class Programmer:
         if aired:
             self.write_catalogue()
 
+    async def recheck(self, block: Block) -> None:
+        """A block's decoder failed: find the clips that broke since they were chosen."""
+        seen: set[int] = set()
+        for entry in block.entries:
+            if entry.clip_id is None or entry.clip_id in seen:
+                continue
+            seen.add(entry.clip_id)
+            clip = self.library.get(entry.clip_id)
+            if clip is not None and clip.state == "ok":
+                await self._intact(clip)
+
     def write_catalogue(self) -> None:
         """``all``, ``fresh`` (never aired, current theme) and one playlist per tag."""
         clips = self.library.all_clips()
