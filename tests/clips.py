@@ -11,19 +11,36 @@ from webtv.media import ffmpeg_exe
 SMALL_HOUSE = HouseSection(width=320, height=180, fps=24, video_kbps=400, audio_kbps=64)
 
 
-def make_house_clip(path: Path, seconds: float = 3.0, house: HouseSection = SMALL_HOUSE, hue: int = 0) -> Path:
+def make_house_clip(
+    path: Path,
+    seconds: float = 3.0,
+    house: HouseSection = SMALL_HOUSE,
+    hue: int = 0,
+    *,
+    pattern: str = "testsrc2",
+    frequency: int | None = None,
+    preset: str = "ultrafast",
+    bframes: bool = True,
+) -> Path:
+    """A ``seconds`` long clip in ``house``'s format: a lavfi test ``pattern`` (hue-rotated by
+    ``hue`` degrees) and a sine tone (``frequency`` Hz, 220 + ``hue`` unless given). ``bframes=False``
+    forbids B-frames (``-bf 0``); x264's ultrafast preset makes none anyway."""
     size = f"{house.width}x{house.height}"
+    video = f"{pattern}=size={size}:rate={house.fps}:duration={seconds}" + (f",hue=h={hue}" if hue else "")
+    tone = 220 + hue if frequency is None else frequency
     subprocess.run(
         [
             ffmpeg_exe(), "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={house.fps}:duration={seconds},hue=h={hue}",
-            "-f", "lavfi", "-i", f"sine=frequency={220 + hue}:sample_rate={house.sample_rate}:duration={seconds}",
-            "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", house.h264_profile, "-pix_fmt", "yuv420p",
+            "-f", "lavfi", "-i", video,
+            "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate={house.sample_rate}:duration={seconds}",
+            "-c:v", "libx264", "-preset", preset, "-profile:v", house.h264_profile, "-pix_fmt", "yuv420p",
+            *([] if bframes else ["-bf", "0"]),
             "-g", str(house.gop_frames), "-keyint_min", str(house.gop_frames), "-sc_threshold", "0",
             "-flags", "+cgop", "-b:v", f"{house.video_kbps}k",
             "-c:a", "aac", "-b:a", f"{house.audio_kbps}k", "-ac", str(house.channels),
             "-t", str(seconds), "-movflags", "+faststart", str(path),
         ],
         check=True,
+        timeout=120,
     )
     return path

@@ -52,9 +52,51 @@ class HouseSection(Section):
 
 
 class DirectorSection(Section):
-    backend: Literal["offline"] = "offline"
+    backend: Literal["offline", "openai"] = "offline"
     shots_per_sequence: int = Field(4, ge=1, le=32)
     seed: int = 0
+    # openai: any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama)
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    retries: int = Field(2, ge=0, le=10)
+    system_prompt: Path | None = Field(None, description="file replacing the packaged system prompt")
+
+
+class ModerationSection(Section):
+    words: list[str] = Field([], description="blocked words, matched whole and case-insensitively")
+    patterns: list[str] = Field([], description="blocked regular expressions (Python syntax)")
+    openai: bool = Field(False, description="also ask the OpenAI moderation endpoint of [director]")
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return patterns
+
+
+class ScheduleEntry(Section):
+    """A programme slot: from ``cron`` (5 fields) or daily ``at`` ("HH:MM"), air ``theme``."""
+
+    theme: str
+    cron: str | None = None
+    at: str | None = None
+    tags: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> "ScheduleEntry":
+        if (self.cron is None) == (self.at is None):
+            raise ValueError("give exactly one of cron or at")
+        if self.at is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?", self.at):
+            raise ValueError(f"at = {self.at!r} is not a time of day like \"18:30\"")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron = {self.cron!r} needs 5 fields: minute hour day month weekday")
+        return self
 
 
 class VideoSection(Section):
@@ -99,6 +141,7 @@ class PathsSection(Section):
 class HttpSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    token_env: str | None = Field(None, description="variable holding the bearer token for mutating calls")
 
 
 class Config(Section):
@@ -112,6 +155,8 @@ class Config(Section):
     output: OutputSection = OutputSection()
     paths: PathsSection = PathsSection()
     http: HttpSection = HttpSection()
+    moderation: ModerationSection = ModerationSection()
+    schedule: list[ScheduleEntry] = []
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -148,9 +193,10 @@ def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
     config = _resolve_paths(config, path.resolve().parent)
-    font = config.house.font
-    if font is not None and not font.is_file():
-        raise ConfigError(_where(path, text, ("house", "font")) + f"house.font: file not found: {font}")
+    for key, file in ((("house", "font"), config.house.font),
+                      (("director", "system_prompt"), config.director.system_prompt)):
+        if file is not None and not file.is_file():
+            raise ConfigError(_where(path, text, key) + f"{'.'.join(key)}: file not found: {file}")
     return config
 
 
@@ -159,10 +205,12 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         return base / p.expanduser()
 
     paths = config.paths.model_copy(update={k: resolve(v) for k, v in config.paths if isinstance(v, Path)})
-    house = config.house
+    house, director = config.house, config.director
     if house.font is not None:
         house = house.model_copy(update={"font": resolve(house.font)})
-    return config.model_copy(update={"paths": paths, "house": house})
+    if director.system_prompt is not None:
+        director = director.model_copy(update={"system_prompt": resolve(director.system_prompt)})
+    return config.model_copy(update={"paths": paths, "house": house, "director": director})
 
 
 def _expand(value: Any, loc: tuple, env: dict[str, str], path: Path, text: str) -> Any:

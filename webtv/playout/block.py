@@ -31,8 +31,14 @@ class Block:
 
     def entry_at(self, offset: float) -> Entry:
         """The entry on air ``offset`` seconds into the block."""
+        return self.locate(offset)[0]
+
+    def locate(self, offset: float) -> tuple[Entry, float]:
+        """The entry on air ``offset`` seconds into the block, and when it began (seconds in)."""
+        start = 0.0
         for entry in self.entries:
-            if offset < entry.duration:
-                return entry
-            offset -= entry.duration
-        return self.entries[-1]
+            if offset < start + entry.duration:
+                return entry, start
+            start += entry.duration
+        last = self.entries[-1]
+        return last, start - last.duration

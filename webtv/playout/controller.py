@@ -355,11 +355,12 @@ class Playout:
         return list(self.relay.outputs.values())
 
     def now_playing(self) -> tuple[Block, Entry, float] | None:
-        """The block on air, the entry on air within it, and when the block went on air (epoch)."""
+        """The block on air, the entry on air within it, and when that entry went on air (epoch)."""
         if self._now_playing is None:
             return None
         block, started_at = self._now_playing
-        return block, block.entry_at(max(0.0, time.time() - started_at)), started_at
+        entry, offset = block.locate(max(0.0, time.time() - started_at))
+        return block, entry, started_at + offset
 
     def last_byte_age(self) -> float | None:
         """Seconds since the relay last passed on a byte (None before the first)."""
