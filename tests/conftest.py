@@ -18,3 +18,19 @@ def rtmp_server(tmp_path_factory):
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def openai_server():
+    """A fake OpenAI-compatible server on a free loopback port (see tests/openai_server.py).
+
+    Yields the running ``FakeOpenAI``: its ``url`` is the base URL (``http://127.0.0.1:PORT/v1``),
+    ``behave(*modes)`` sets how it answers, ``requests`` records what it got.
+    """
+    from tests.openai_server import FakeOpenAI
+
+    server = FakeOpenAI(slow_s=3.0).start()
+    try:
+        yield server
+    finally:
+        server.stop()

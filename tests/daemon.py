@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,7 @@ from tests.rtmp_server import free_port
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_config(folder: Path, port: int, rtmp_urls: list[str], **sections: dict) -> Path:
+def write_config(folder: Path, port: int, rtmp_urls: list[str], **sections: dict | list[dict]) -> Path:
     """A channel.toml in ``folder``: small and quick, overridable per section."""
     base: dict[str, dict] = {
         "channel": {"name": "test channel", "theme": "lighthouses in a storm"},
@@ -30,26 +31,36 @@ def write_config(folder: Path, port: int, rtmp_urls: list[str], **sections: dict
         "output": {"rtmp_urls": rtmp_urls, "hls": True, "hls_list_size": 5},
         "http": {"host": "127.0.0.1", "port": port},
     }
+    tables: dict[str, list[dict]] = {}
     for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
+        if isinstance(values, list):
+            tables[name] = values
+        else:
+            base.setdefault(name, {}).update(values)
     lines = []
     for name, values in base.items():
         lines.append(f"[{name}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
         lines.append("")
+    for name, entries in tables.items():
+        for values in entries:
+            lines.append(f"[[{name}]]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+            lines.append("")
     path = folder / "channel.toml"
     path.write_text("\n".join(lines))
     return path
 
 
 class Daemon:
-    def __init__(self, folder: Path, rtmp_urls: list[str] = (), **sections: dict):
+    def __init__(self, folder: Path, rtmp_urls: list[str] = (), env: dict | None = None, **sections: dict | list[dict]):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config = write_config(self.folder, self.port, list(rtmp_urls), **sections)
         self.proc: subprocess.Popen | None = None
         self.log_path = self.folder / "daemon.log"
+        self.env = {**os.environ, **(env or {})}
 
     @property
     def url(self) -> str:
@@ -59,10 +70,23 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "webtv", "run", "--config", str(self.config)],
-            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env,
         )
         log.close()
         return self
+
+    def request(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> tuple[int, str]:
+        """An HTTP call to the daemon; returns (status, body text)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
 
     def status(self) -> dict | None:
         try:

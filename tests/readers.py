@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -20,20 +21,39 @@ class Packet:
 
 @dataclass
 class RtmpReader:
-    """ffprobe printing every packet of ``url`` as it arrives, for ``seconds`` of stream time."""
+    """ffprobe printing every packet of ``url`` as it arrives, for ``seconds`` of stream time
+    (``None``: until the stream ends or the reader is stopped).
+
+    ``rw_timeout_us``, ``nobuffer`` (``-fflags nobuffer``) and ``analyzeduration_us`` go to ffprobe;
+    ``line_buffered`` runs it under ``stdbuf -oL`` (when there is one), so arrival times are honest.
+    """
 
     url: str
-    seconds: float = 3600.0
+    seconds: float | None = 3600.0
+    rw_timeout_us: int = 15_000_000
+    nobuffer: bool = False
+    analyzeduration_us: int | None = None
+    line_buffered: bool = False
     packets: list[Packet] = field(default_factory=list)
+    ended: float | None = None  # time.monotonic() when ffprobe's output ended
+
+    def command(self) -> list[str]:
+        cmd = [ffprobe_exe(), "-v", "error", "-rw_timeout", str(self.rw_timeout_us)]
+        if self.nobuffer:
+            cmd += ["-fflags", "nobuffer"]
+        if self.analyzeduration_us is not None:
+            cmd += ["-analyzeduration", str(self.analyzeduration_us)]
+        cmd += ["-show_entries", "packet=codec_type,dts_time,flags", "-of", "csv=p=0"]
+        if self.seconds is not None:
+            cmd += ["-read_intervals", f"%+{self.seconds}"]
+        cmd.append(self.url)
+        if self.line_buffered and shutil.which("stdbuf"):
+            cmd = ["stdbuf", "-oL", *cmd]
+        return cmd
 
     def start(self) -> "RtmpReader":
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [ffprobe_exe(), "-v", "error", "-rw_timeout", "15000000",
-             "-show_entries", "packet=codec_type,dts_time,flags", "-of", "csv=p=0",
-             "-read_intervals", f"%+{self.seconds}", self.url],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         return self
@@ -44,6 +64,7 @@ class RtmpReader:
             if len(parts) < 3 or parts[1] in ("", "N/A"):
                 continue
             self.packets.append(Packet(time.monotonic(), parts[0], float(parts[1]), "K" in parts[2]))
+        self.ended = time.monotonic()
 
     def wait(self, timeout: float) -> int:
         """Wait for ffprobe to end by itself; returns its exit code."""

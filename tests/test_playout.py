@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +21,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests.clips import SMALL_HOUSE, make_house_clip
+from tests.readers import RtmpReader
 from tests.rtmp_server import free_port
 from webtv.config import HouseSection, OutputSection
+from webtv.media import ffmpeg_exe, ffprobe_exe
 from webtv.playout import Block, Entry, Playout
 from webtv.playout.decoder import decoder_command
 from webtv.playout.output import Backoff, Output, hls_command, read_media_sequence, rtmp_command
@@ -34,38 +36,20 @@ CLIP_S = 3.0
 FRAME = 1 / FPS
 HOUSE = HouseSection(width=640, height=360, fps=FPS, gop_seconds=2.0, video_kbps=800)
 
-needs_ffmpeg = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg/ffprobe not installed"
-)
 module = pytest.mark.asyncio(loop_scope="module")
 
 
 # -- fixtures ----------------------------------------------------------------------------------
 
 
-def make_clip(path: Path, freq: int, pattern: str = "testsrc2") -> None:
-    cmd = [
-        "ffmpeg", "-v", "error", "-y",
-        "-f", "lavfi", "-i", f"{pattern}=size=640x360:rate={FPS}:duration={CLIP_S}",
-        "-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=48000:duration={CLIP_S}",
-        "-filter_complex", "[1:a]aformat=channel_layouts=stereo[a]", "-map", "0:v", "-map", "[a]",
-        "-c:v", "libx264", "-profile:v", "main", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        "-g", "48", "-keyint_min", "48", "-sc_threshold", "0", "-flags", "+cgop", "-b:v", "800k",
-        "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-shortest",
-        "-movflags", "+faststart", str(path),
-    ]
-    subprocess.run(cmd, check=True, timeout=60)
-
-
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory) -> list[Path]:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
+    """Four 3 s clips in HOUSE format, x264 veryfast (with B-frames)."""
     root = tmp_path_factory.mktemp("clips")
     paths = []
     for i, pattern in enumerate(["testsrc2", "testsrc", "smptebars", "rgbtestsrc"]):
         path = root / f"clip {i}.mp4"  # a space in every path, as a library may have
-        make_clip(path, 300 + 150 * i, pattern)
+        make_house_clip(path, CLIP_S, HOUSE, pattern=pattern, frequency=300 + 150 * i, preset="veryfast")
         paths.append(path)
     return paths
 
@@ -142,62 +126,20 @@ async def channel(clips, rtmp_server, tmp_path_factory):
 # -- reading the stream back -------------------------------------------------------------------
 
 
-@dataclass
-class Packet:
-    wall: float  # monotonic arrival
-    kind: str
-    dts: float
+def rtmp_reader(url: str) -> RtmpReader:
+    """ffprobe reading an RTMP URL for as long as it runs, one line per packet as it arrives."""
+    return RtmpReader(url, seconds=None, rw_timeout_us=8_000_000, nobuffer=True, analyzeduration_us=500_000,
+                      line_buffered=True).start()
 
 
-class Reader:
-    """ffprobe reading an RTMP URL, one line per packet as it arrives."""
+async def first_video(reader: RtmpReader, timeout: float) -> None:
+    """Wait, without blocking the event loop, until the reader has a video packet."""
+    if await asyncio.to_thread(reader.first_video_after, reader.started, timeout) is None:
+        raise TimeoutError(f"no video from {reader.url} within {timeout} s")
 
-    def __init__(self, url: str):
-        self.url = url
-        self.packets: list[Packet] = []
-        self.ended_at: float | None = None
-        self.first_video = asyncio.Event()
-        self.proc: asyncio.subprocess.Process | None = None
-        self.task: asyncio.Task | None = None
 
-    async def start(self) -> "Reader":
-        cmd = [
-            "ffprobe", "-v", "error", "-rw_timeout", "8000000", "-fflags", "nobuffer",
-            "-analyzeduration", "500000", "-show_entries", "packet=codec_type,dts_time", "-of", "csv=p=0", self.url,
-        ]
-        if shutil.which("stdbuf"):
-            cmd = ["stdbuf", "-oL", *cmd]  # line-buffered, so arrival times are honest
-        self.proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-        )
-        self.task = asyncio.create_task(self._read())
-        return self
-
-    async def _read(self) -> None:
-        while True:
-            line = await self.proc.stdout.readline()
-            if not line:
-                self.ended_at = time.monotonic()
-                return
-            parts = line.decode().strip().split(",")
-            if len(parts) < 2 or parts[1] in ("", "N/A"):
-                continue
-            self.packets.append(Packet(time.monotonic(), parts[0], float(parts[1])))
-            if parts[0] == "video":
-                self.first_video.set()
-
-    async def close(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-        if self.task is not None:
-            await asyncio.gather(self.task, return_exceptions=True)
-
-    def video(self) -> list[Packet]:
-        return [p for p in self.packets if p.kind == "video"]
-
-    def audio(self) -> list[Packet]:
-        return [p for p in self.packets if p.kind == "audio"]
+async def close(reader: RtmpReader) -> None:
+    await asyncio.to_thread(reader.stop)
 
 
 def pids_alive(pids) -> list[int]:
@@ -215,6 +157,7 @@ def pids_alive(pids) -> list[int]:
 def ffmpeg_children() -> list[int]:
     """ffmpeg processes whose parent is this test process."""
     me = str(os.getpid())
+    name = Path(ffmpeg_exe()).name[:15]  # /proc/PID/stat holds the first 15 bytes of the name
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -226,7 +169,7 @@ def ffmpeg_children() -> list[int]:
             continue
         comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         fields = stat[stat.rfind(")") + 2 :].split()
-        if comm == "ffmpeg" and fields[1] == me and fields[0] != "Z":
+        if comm == name and fields[1] == me and fields[0] != "Z":
             found.append(int(entry))
     return found
 
@@ -258,10 +201,9 @@ def test_backoff_policy():
     assert max(delays) == 30.0
 
 
-@needs_ffmpeg
 def test_gop_cache_starts_at_a_keyframe(clips, tmp_path):
     ts = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(clips[0]), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+        [ffmpeg_exe(), "-v", "error", "-i", str(clips[0]), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
          "-f", "mpegts", "-muxdelay", "0", "pipe:1"], capture_output=True, check=True,
     ).stdout
     cache = GopCache(limit=8 << 20)
@@ -279,7 +221,7 @@ def test_gop_cache_starts_at_a_keyframe(clips, tmp_path):
     path = tmp_path / "snap.ts"
     path.write_bytes(snap)
     frames = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=key_frame",
+        [ffprobe_exe(), "-v", "error", "-select_streams", "v", "-show_entries", "frame=key_frame",
          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True,
     ).stdout.split()
     assert frames[0] == "1" and len(frames) == 24  # the last GOP: 1 s at 24 fps
@@ -288,20 +230,10 @@ def test_gop_cache_starts_at_a_keyframe(clips, tmp_path):
 @pytest.fixture(scope="session")
 def plain_clip(tmp_path_factory) -> Path:
     """A 2 s clip without B-frames (x264 ultrafast), whose AAC runs past its video."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
     path = tmp_path_factory.mktemp("plain") / "plain.mp4"
-    subprocess.run([
-        "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={FPS}:duration=2",
-        "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=48000:duration=2",
-        "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "main", "-pix_fmt", "yuv420p",
-        "-g", "48", "-keyint_min", "48", "-sc_threshold", "0", "-flags", "+cgop",
-        "-c:a", "aac", "-ar", "48000", "-ac", "2", "-shortest", str(path),
-    ], check=True, timeout=60)
-    return path
+    return make_house_clip(path, 2.0, SMALL_HOUSE, frequency=500, preset="ultrafast", bframes=False)
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize("kind", ["plain", "bframes"])
 @module
 async def test_joins_continue_the_video_by_one_frame(kind, plain_clip, clips, tmp_path):
@@ -330,14 +262,14 @@ async def test_joins_continue_the_video_by_one_frame(kind, plain_clip, clips, tm
         for i in range(0, len(data), 5000):  # arbitrary read sizes
             relay.take(data[i : i + 5000])
     flv = tmp_path / "out.flv"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "mpegts", "-i", "pipe:0", "-c", "copy", "-f", "flv", str(flv)],
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "mpegts", "-i", "pipe:0", "-c", "copy", "-f", "flv", str(flv)],
                    input=bytes(received), check=True, timeout=60)
 
     last = tmp_path / "last.ts"
     last.write_bytes(blocks[-1])
 
     def dts(path: Path, stream: str) -> list[float]:
-        out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
+        out = subprocess.run([ffprobe_exe(), "-v", "error", "-select_streams", stream, "-show_entries",
                               "packet=dts_time", "-of", "csv=p=0", str(path)], capture_output=True, text=True).stdout
         return [float(x.strip(",")) for x in out.split()]
 
@@ -423,20 +355,19 @@ def test_children_die_with_the_daemon(tmp_path):
 # -- the running channel -----------------------------------------------------------------------
 
 
-@needs_ffmpeg
 @module
 async def test_one_rtmp_session_across_block_edges(channel: Channel):
     po = channel.playout
-    reader = await Reader(channel.url).start()
+    reader = rtmp_reader(channel.url)
     try:
-        await asyncio.wait_for(reader.first_video.wait(), 15)
+        await first_video(reader, 15)
         watch_start = time.monotonic()
         edges_before = len(channel.on_air)
         await asyncio.sleep(62)
         edges = len(channel.on_air) - edges_before
     finally:
-        await reader.close()
-    assert reader.ended_at is None or reader.ended_at > watch_start + 62, "the reader saw the stream end"
+        await close(reader)
+    assert reader.ended is None or reader.ended > watch_start + 62, "the reader saw the stream end"
     video, audio = reader.video(), reader.audio()
     assert video and audio
     assert video[-1].dts - video[0].dts >= 60, "less than 60 s of video in one session"
@@ -449,13 +380,13 @@ async def test_one_rtmp_session_across_block_edges(channel: Channel):
     assert max_gap <= FRAME + 0.020, f"largest video gap {max_gap * 1000:.0f} ms"
     # pacing: stream time follows wall time. Compare how far arrival runs behind the
     # timestamps early on (after the reader's probe burst) and at the end.
-    t0, d0 = video[0].wall, video[0].dts
+    t0, d0 = video[0].arrived, video[0].dts
 
     def lag(lo: float, hi: float) -> float:
-        lags = sorted(p.wall - t0 - (p.dts - d0) for p in video if lo <= p.wall - t0 < hi)
+        lags = sorted(p.arrived - t0 - (p.dts - d0) for p in video if lo <= p.arrived - t0 < hi)
         return lags[len(lags) // 2]
 
-    wall_s = video[-1].wall - t0
+    wall_s = video[-1].arrived - t0
     drift = lag(wall_s - 10, wall_s + 1) - lag(5, 15)
     assert abs(drift) < 1.0, f"arrival fell {drift:+.2f} s behind the timestamps over {wall_s:.0f} s"
     status = channel.output("rtmp-1")
@@ -465,7 +396,6 @@ async def test_one_rtmp_session_across_block_edges(channel: Channel):
           f"joins {po.joins[-4:]}")
 
 
-@needs_ffmpeg
 @module
 async def test_broken_blocks_do_not_stop_playout(channel: Channel):
     po = channel.playout
@@ -498,7 +428,6 @@ async def test_broken_blocks_do_not_stop_playout(channel: Channel):
     assert po.last_byte_age() < 1.0
 
 
-@needs_ffmpeg
 @module
 async def test_kill9_rtmp_output_recovers_fast_and_hls_keeps_going(channel: Channel):
     hls_before = channel.output("hls")
@@ -507,16 +436,16 @@ async def test_kill9_rtmp_output_recovers_fast_and_hls_keeps_going(channel: Chan
     seq_before = channel.hls_sequence()
     os.kill(rtmp_before["pid"], signal.SIGKILL)
     killed = time.monotonic()
-    reader = await Reader(channel.url).start()
+    reader = rtmp_reader(channel.url)
     sequences = []
     try:
-        await asyncio.wait_for(reader.first_video.wait(), 10)
+        await first_video(reader, 10)
         recovered = time.monotonic() - killed
         for _ in range(16):  # 8 s: HLS keeps cutting 2 s segments
             sequences.append(channel.hls_sequence())
             await asyncio.sleep(0.5)
     finally:
-        await reader.close()
+        await close(reader)
     assert recovered <= 3.0, f"frames readable again {recovered:.2f} s after kill -9"
     rtmp_after = channel.output("rtmp-1")
     assert rtmp_after["restarts"] == rtmp_before["restarts"] + 1 and rtmp_after["pid"] != rtmp_before["pid"]
@@ -528,7 +457,6 @@ async def test_kill9_rtmp_output_recovers_fast_and_hls_keeps_going(channel: Chan
           f"{seq_before} -> {sequences[-1]}")
 
 
-@needs_ffmpeg
 @module
 async def test_dead_destination_backs_off_without_hurting_others(channel: Channel, caplog):
     caplog.set_level(logging.DEBUG)
@@ -564,7 +492,6 @@ async def test_dead_destination_backs_off_without_hurting_others(channel: Channe
     print(f"\ndead destination: backoff delays {series}")
 
 
-@needs_ffmpeg
 @module
 async def test_slow_next_block_resumes_on_a_new_schedule(channel: Channel):
     po = channel.playout
@@ -589,7 +516,6 @@ async def test_slow_next_block_resumes_on_a_new_schedule(channel: Channel):
     assert after["pid"] == rtmp["pid"] and after["restarts"] == rtmp["restarts"]  # waited, did not die
 
 
-@needs_ffmpeg
 @module
 async def test_kill9_hls_output_continues_the_playlist(channel: Channel):
     hls, rtmp = channel.output("hls"), channel.output("rtmp-1")
@@ -611,7 +537,6 @@ async def test_kill9_hls_output_continues_the_playlist(channel: Channel):
     assert channel.output("rtmp-1")["pid"] == rtmp["pid"]
 
 
-@needs_ffmpeg
 @module
 async def test_stop_leaves_no_ffmpeg(channel: Channel):
     po = channel.playout

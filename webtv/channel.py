@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
 import time
 from pathlib import Path
 
-from webtv.config import Config
+from webtv.config import Config, ScheduleEntry
 from webtv.director import make_director
+from webtv.director.moderation import Moderator
 from webtv.library import Library
 from webtv.playout.controller import Playout
 from webtv.producer import make_audio_backend, make_video_backend
 from webtv.producer.house import make_card, validate_clip
 from webtv.producer.producer import Producer
 from webtv.programmer import Programmer
+from webtv.theme import ThemeState
+from webtv.theme.edit import write_theme
+from webtv.theme.live import ConfigWatcher
+from webtv.theme.schedule import Schedule
 
 log = logging.getLogger("webtv.channel")
 
@@ -41,19 +47,32 @@ def filler_card(config: Config) -> Path:
     return card
 
 
+# Sections a running channel cannot change: they take effect at the next start.
+RESTART_SECTIONS = ("house", "video", "audio", "paths", "http")
+
+
+class MutationsOff(Exception):
+    """Mutating API calls are off: no token is configured."""
+
+
 class Channel:
     def __init__(self, config: Config):
         self.config = config
         self.started = time.time()
+        self.theme_state = ThemeState(config.channel.theme)
         self.library: Library | None = None
         self.programmer: Programmer | None = None
         self.producer: Producer | None = None
         self.playout: Playout | None = None
+        self.schedule = Schedule(self._schedule_slot)
+        self.moderator = Moderator(config.moderation, config.director)
+        self.watcher: ConfigWatcher | None = None
         self.config_error: str | None = None
+        self.pending_restart: list[str] = []
 
     @property
     def theme(self) -> str:
-        return self.config.channel.theme
+        return self.theme_state.theme
 
     async def run(self, stop: asyncio.Event) -> None:
         from webtv.http.server import start_http
@@ -72,24 +91,33 @@ class Channel:
             self.library, config.house, config.video.clip_seconds,
             config.director.shots_per_sequence, config.producer.ahead, config.director.seed,
             lambda: self.theme, on_clip=lambda clip: self.programmer.write_catalogue(),
+            moderator=self.moderator,
         )
+        self.theme_state.listeners.append(lambda theme: self.producer.wake())
         self.programmer.write_catalogue()
         self.playout = Playout(
             config.output, config.house, config.paths.hls,
             next_block=self.programmer.next_block, on_air=self._on_air, on_failed=self.programmer.recheck,
         )
         http = await start_http(self, config.http.host, config.http.port)
-        producing = asyncio.create_task(self.producer.run(), name="producer")
+        tasks = [asyncio.create_task(self.producer.run(), name="producer")]
+        if config.source is not None:
+            self.watcher = ConfigWatcher(config.source, self.apply_config, self._config_error)
+            tasks.append(asyncio.create_task(self.watcher.run(stop), name="config-watch"))
+        self.schedule.start(config.schedule)
         try:
             await self.playout.start()
             log.info("on air: channel=%r outputs=%d", config.channel.name, len(self.playout.outputs_status()))
             stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({stopping, producing}, return_when=asyncio.FIRST_COMPLETED)
-            if producing.done() and not producing.cancelled() and producing.exception():
-                log.error("producer stopped: %r", producing.exception())
-                await stop.wait()
+            done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                if not task.cancelled() and task.exception():
+                    log.error("%s stopped: %r", task.get_name(), task.exception())
+            await stop.wait()
         finally:
-            producing.cancel()
+            for task in tasks:
+                task.cancel()
+            self.schedule.stop()
             await self.playout.stop()
             await http.cleanup()
             self.library.close()
@@ -98,6 +126,75 @@ class Channel:
     def _on_air(self, block, started_at: float) -> None:
         self.programmer.on_air(block, started_at)
         self.producer.wake()
+
+    # -- live programming ----------------------------------------------------------------
+
+    def _config_error(self, message: str | None) -> None:
+        self.config_error = message
+
+    async def apply_config(self, new: Config) -> None:
+        """Apply a valid edit of channel.toml to the running channel."""
+        old = self.config
+        self.pending_restart = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
+        if new.output.hls != old.output.hls or new.output.hls_list_size != old.output.hls_list_size:
+            self.pending_restart.append("output.hls")
+        if self.pending_restart:
+            log.warning("config: %s change at the next restart", ", ".join(self.pending_restart))
+        kept = {name: getattr(old, name) for name in RESTART_SECTIONS}
+        applied = new.model_copy(update=kept)
+        if new.moderation != old.moderation or new.director != old.director:
+            self.moderator = Moderator(new.moderation, new.director)
+            self.producer.moderator = self.moderator
+        if new.director != old.director:
+            self.producer.director = make_director(new)
+            self.producer.shots_per_sequence = new.director.shots_per_sequence
+        self.producer.ahead = new.producer.ahead
+        self.programmer.block_seconds = new.programme.block_seconds
+        if new.output.rtmp_urls != old.output.rtmp_urls:
+            await self.playout.set_rtmp_urls(new.output.rtmp_urls)
+        if new.schedule != old.schedule:
+            self.schedule.replace(new.schedule)
+        self.config = applied
+        if new.channel.theme != old.channel.theme:
+            rule = await self.moderator.check(new.channel.theme)
+            if rule:
+                self.config_error = f"channel.theme: blocked by moderation rule {rule}; the theme on air stays"
+                log.warning("theme blocked: rule=%s theme=%r", rule, new.channel.theme)
+                return
+            self.theme_state.set(new.channel.theme, "config")
+        log.info("config applied: reloads=%d", self.watcher.reloads if self.watcher else 0)
+
+    async def set_theme(self, theme: str) -> str | None:
+        """Control API: put ``theme`` on air and write it back to the file. Returns the
+        moderation rule that blocked it, or None."""
+        rule = await self.moderator.check(theme)
+        if rule:
+            log.warning("theme blocked: rule=%s theme=%r", rule, theme)
+            return rule
+        self.theme_state.set(theme, "api")
+        if self.config.source is not None:
+            # The watcher will read our own edit back; the theme is the same, so it is a no-op.
+            self.config = self.config.model_copy(
+                update={"channel": self.config.channel.model_copy(update={"theme": theme})})
+            await asyncio.to_thread(write_theme, self.config.source, theme)
+        return None
+
+    async def _schedule_slot(self, entry: ScheduleEntry) -> None:
+        rule = await self.moderator.check(entry.theme)
+        if rule:
+            log.warning("scheduled theme blocked: rule=%s theme=%r", rule, entry.theme)
+            return
+        self.theme_state.set(entry.theme, "schedule")
+
+    def api_token(self) -> str:
+        """The bearer token for mutating calls; MutationsOff when none is configured."""
+        name = self.config.http.token_env
+        token = os.environ.get(name, "") if name else ""
+        if not token:
+            raise MutationsOff("mutating endpoints are off: set [http] token_env to a variable holding a token")
+        return token
+
+    # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict:
         now = self.playout.now_playing() if self.playout else None
@@ -110,17 +207,30 @@ class Channel:
             }
         clips, seconds = self.library.stats() if self.library else (0, 0.0)
         producer = self.producer.state if self.producer else None
+        director = getattr(self.producer.director, "state", None) if self.producer else None
         return {
             "channel": self.config.channel.name,
             "theme": self.theme,
+            "theme_source": self.theme_state.source,
+            "theme_since": self.theme_state.since,
             "now_playing": now_playing,
             "queue_depth": self.library.count_fresh(self.theme) if self.library else 0,
             "library": {"clips": clips, "seconds": round(seconds, 3)},
             "producer": producer and {
                 "clips_made": producer.clips_made, "clips_failed": producer.clips_failed,
+                "prompts_blocked": getattr(producer, "prompts_blocked", 0),
                 "rendering": producer.rendering, "last_error": producer.last_error,
             },
+            "director": _plain(director) if director is not None else {"backend": self.config.director.backend},
+            "schedule": {"current": self.schedule.current, "next": self.schedule.next()},
             "outputs": self.playout.outputs_status() if self.playout else [],
             "config_error": self.config_error,
+            "config_pending_restart": self.pending_restart,
             "uptime_s": round(time.time() - self.started, 1),
         }
+
+
+def _plain(state) -> dict:
+    if dataclasses.is_dataclass(state):
+        return dataclasses.asdict(state)
+    return dict(vars(state))

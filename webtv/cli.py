@@ -1,4 +1,4 @@
-"""The ``webtv`` command: run the channel, check a config, render one clip."""
+"""The ``webtv`` command: run the channel, check a config, render one clip, preview prompts."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     render.add_argument("--seed", type=int, default=0)
 
+    prompts = commands.add_parser("prompts", help="print shot prompts the configured director writes for a theme")
+    prompts.add_argument("theme")
+    prompts.add_argument("-n", type=int, default=None, metavar="N",
+                         help="how many prompts (default: director.shots_per_sequence)")
+    prompts.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    prompts.add_argument("--json", action="store_true", help="a JSON list of shots instead of one prompt a line")
+
     args = parser.parse_args(argv)
     from webtv.log import setup_logging
 
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "render":
         return _render(config, args.prompt, args.out, args.seed)
+    if args.command == "prompts":
+        return _prompts(config, args.theme, args.n, args.json)
     return _run(config)
 
 
@@ -99,6 +108,68 @@ def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
     progress.done()
     print(f"{out}: {duration:.2f} s, {config.house.width}x{config.house.height}@{config.house.fps}, "
           f"made in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _prompts(config: Config, theme: str, n: int | None, as_json: bool) -> int:
+    """Write sequences as the daemon does (director, moderation, offline fallback) until n shots."""
+    import json
+
+    from webtv.director import make_director
+    from webtv.director.moderation import Moderator
+
+    per_sequence = config.director.shots_per_sequence
+    wanted = per_sequence if n is None else n
+    if wanted < 1:
+        print("webtv: -n must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def write() -> tuple[list[dict], list[str], str | None]:
+        director = make_director(config)
+        moderator = Moderator(config.moderation, config.director)
+        rows: list[dict] = []
+        fallbacks: list[str] = []
+        try:
+            rule = await moderator.check(theme)
+            if rule is not None:
+                return rows, fallbacks, rule
+            base = config.director.seed * 1_000_003
+            for attempt in range(4 * -(-wanted // per_sequence) + 4):
+                if len(rows) >= wanted:
+                    break
+                sequence = await director.write_sequence(theme, per_sequence, base + attempt * per_sequence)
+                state = getattr(director, "state", None)
+                if state is not None and state.fallback_active:
+                    fallbacks.append(state.last_error or "the server failed")
+                sequence, blocked = await moderator.filter_sequence(sequence)
+                for prompt, rule in blocked:
+                    log.warning("prompt blocked: rule=%s prompt=%r", rule, prompt)
+                for shot in sequence.shots if sequence else ():
+                    rows.append({
+                        "prompt": shot.prompt, "seed": shot.seed, "tags": list(shot.tags),
+                        "sequence_id": shot.sequence_id, "index": shot.index,
+                        "music_prompt": sequence.music_prompt,
+                    })
+        finally:
+            for closer in (director, moderator):
+                if hasattr(closer, "aclose"):
+                    await closer.aclose()
+        return rows[:wanted], fallbacks, None
+
+    rows, fallbacks, theme_rule = asyncio.run(write())
+    if theme_rule is not None:
+        print(f"webtv: theme blocked by moderation rule {theme_rule}; no prompts", file=sys.stderr)
+        return 1
+    if fallbacks:
+        print(f"webtv: warning: the {config.director.backend} director failed, the offline writer wrote "
+              f"{len(fallbacks)} sequence(s) instead: {fallbacks[-1]}", file=sys.stderr)
+    if len(rows) < wanted:
+        print(f"webtv: warning: moderation left {len(rows)} of {wanted} prompts", file=sys.stderr)
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        for row in rows:
+            print(row["prompt"])
     return 0
 
 

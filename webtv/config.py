@@ -113,7 +113,7 @@ class ProducerSection(Section):
 
 
 class ProgrammeSection(Section):
-    block_seconds: float = Field(20.0, ge=2, le=3600)
+    block_seconds: float = Field(10.0, ge=2, le=3600)
     filler_seconds: float = Field(4.0, ge=1, le=60)
 
 

@@ -7,8 +7,12 @@ __all__ = ["Director", "Sequence", "Shot", "make_director"]
 
 def make_director(config) -> Director:
     """The director named by ``[director] backend``."""
-    from webtv.director.offline import OfflineDirector
-
     if config.director.backend == "offline":
+        from webtv.director.offline import OfflineDirector
+
         return OfflineDirector()
+    if config.director.backend == "openai":
+        from webtv.director.openai import OpenAIDirector
+
+        return OpenAIDirector(config.director)
     raise ValueError(f"unknown director backend {config.director.backend!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,32 @@ def make_app(channel: "Channel") -> web.Application:
     async def status(request: web.Request) -> web.Response:
         return web.json_response(channel.status(), headers=NO_CACHE)
 
+    def authorize(request: web.Request) -> None:
+        from webtv.channel import MutationsOff
+
+        try:
+            token = channel.api_token()
+        except MutationsOff as exc:
+            raise web.HTTPForbidden(text=f"{exc}\n") from None
+        given = request.headers.get("Authorization", "")
+        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+            raise web.HTTPUnauthorized(text="a valid 'Authorization: Bearer <token>' header is required\n",
+                                       headers={"WWW-Authenticate": "Bearer"})
+
+    async def post_theme(request: web.Request) -> web.Response:
+        authorize(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text='body must be JSON: {"theme": "..."}\n') from None
+        theme = body.get("theme") if isinstance(body, dict) else None
+        if not isinstance(theme, str) or not theme.strip() or len(theme) > 500:
+            raise web.HTTPBadRequest(text='"theme" must be a non-empty string of at most 500 characters\n')
+        rule = await channel.set_theme(theme.strip())
+        if rule:
+            return web.json_response({"error": "theme blocked by moderation", "rule": rule}, status=422)
+        return web.json_response({"theme": channel.theme})
+
     async def healthz(request: web.Request) -> web.Response:
         playout = channel.playout
         if playout is not None and playout.healthy():
@@ -51,6 +78,7 @@ def make_app(channel: "Channel") -> web.Application:
     app.router.add_get("/static/hls.min.js", hls_js)
     app.router.add_get("/hls/{name:.+}", hls)
     app.router.add_get("/api/status", status)
+    app.router.add_post("/api/theme", post_theme)
     app.router.add_get("/healthz", healthz)
     return app
 

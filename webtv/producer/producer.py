@@ -4,6 +4,10 @@ Per sequence: the director writes the shots, the audio backend composes one trac
 whole sequence, and each shot's clip carries its slice of that track, so the music runs on
 across cuts. Each clip is encoded once into the house format, validated, then moved into
 the library. Rendering runs in a worker thread; the event loop stays free.
+
+With a moderator, nothing is made for a blocked theme, and every sequence is moderated
+before its music or any of its shots is rendered: blocked shots are dropped and logged with
+the rule that blocked them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -22,6 +26,9 @@ from webtv.director import Director, Sequence, Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.producer.base import AudioBackend, Progress, VideoBackend
 from webtv.producer.house import encode_clip, validate_clip
+
+if TYPE_CHECKING:
+    from webtv.director.moderation import Moderator
 
 log = logging.getLogger("webtv.producer")
 
@@ -63,6 +70,7 @@ class ProducerState:
     clips_failed: int = 0
     rendering: str | None = None
     last_error: str | None = None
+    prompts_blocked: int = 0
 
 
 class Producer:
@@ -79,6 +87,7 @@ class Producer:
         seed: int,
         theme: Callable[[], str],
         on_clip: Callable[[Clip], None] | None = None,
+        moderator: "Moderator | None" = None,
     ):
         self.director, self.video, self.audio = director, video, audio
         self.library, self.house = library, house
@@ -88,8 +97,11 @@ class Producer:
         self.seed = seed
         self.theme = theme
         self.on_clip = on_clip
+        self.moderator = moderator
         self.state = ProducerState()
         self._wake = asyncio.Event()
+        self._skipped = 0  # sequences moderation left nothing of: the next seed moves on
+        self._theme_verdict: tuple[object, str, str | None] | None = None  # (moderator, theme, rule)
 
     def wake(self) -> None:
         """Look again now (a clip aired, or the theme changed)."""
@@ -100,7 +112,7 @@ class Producer:
             leftover.unlink(missing_ok=True)
         while True:
             theme = self.theme()
-            if self.library.count_fresh(theme) >= self.ahead:
+            if self.library.count_fresh(theme) >= self.ahead or await self._theme_blocked(theme):
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=2.0)
@@ -108,9 +120,39 @@ class Producer:
                     pass
                 continue
             # Seeds follow the library's size so a restart goes on to new prompts.
-            seed = self.seed * 1_000_003 + self.library.total_made()
+            seed = self.seed * 1_000_003 + self.library.total_made() + self._skipped
             sequence = await self.director.write_sequence(theme, self.shots_per_sequence, seed)
+            sequence = await self._moderate(sequence)
+            if sequence is None:
+                self._skipped += 1
+                await asyncio.sleep(0.2)
+                continue
             await self._produce(sequence)
+
+    async def _theme_blocked(self, theme: str) -> bool:
+        """Whether moderation blocks the theme; asked once per theme and moderator."""
+        moderator = self.moderator
+        if moderator is None:
+            return False
+        cached = self._theme_verdict
+        if cached is not None and cached[0] is moderator and cached[1] == theme:
+            return cached[2] is not None
+        rule = await moderator.check(theme)
+        self._theme_verdict = (moderator, theme, rule)
+        if rule is not None:
+            self.state.prompts_blocked += 1
+            log.warning("theme blocked: rule=%s theme=%r: nothing is made for it", rule, theme)
+        return rule is not None
+
+    async def _moderate(self, sequence: Sequence) -> Sequence | None:
+        """The part of ``sequence`` moderation lets through, or None; blocked prompts are logged."""
+        if self.moderator is None:
+            return sequence
+        kept, blocked = await self.moderator.filter_sequence(sequence)
+        for prompt, rule in blocked:
+            self.state.prompts_blocked += 1
+            log.warning("prompt blocked: rule=%s prompt=%r", rule, prompt)
+        return kept
 
     async def _produce(self, sequence: Sequence) -> None:
         try:

@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from webtv.files import write_atomic
+
 HEADER = "ffconcat version 1.0\n"
 
 
@@ -37,15 +39,6 @@ def write_ffconcat(target: Path, entries: Iterable[tuple[Path, float | None]]) -
     text = render_ffconcat(entries, target.parent / ".links")
     write_atomic(target, text)
     return target
-
-
-def write_atomic(target: Path, text: str) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
 
 
 def slug(text: str) -> str:

@@ -1,0 +1,133 @@
+"""Operators change a running channel: channel.toml edits, the control API, the schedule."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+
+import pytest
+
+from tests.daemon import Daemon
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "t0ken-for-tests"
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory, rtmp_server):
+    daemon = Daemon(
+        tmp_path_factory.mktemp("live") / "channel",
+        env={"WEBTV_TEST_TOKEN": TOKEN},
+        http={"token_env": "WEBTV_TEST_TOKEN"},
+        programme={"block_seconds": 6.0, "filler_seconds": 2.0},
+        moderation={"words": ["forbidden"], "patterns": [r"blood\w*"]},
+    ).start()
+    try:
+        daemon.wait_for(lambda s: s["now_playing"] is not None and s["now_playing"]["clip_id"], timeout=40,
+                        message="a clip on air")
+        yield daemon
+    finally:
+        daemon.kill()
+
+
+def edit(channel: Daemon, old: str, new: str) -> None:
+    text = channel.config.read_text()
+    assert old in text
+    channel.config.write_text(text.replace(old, new))
+
+
+def on_air_theme(theme: str):
+    return lambda s: s["now_playing"] is not None and s["now_playing"]["theme"] == theme
+
+
+def test_theme_edit_in_channel_toml_goes_on_air(channel):
+    old = channel.status()["theme"]
+    edit(channel, f'theme = "{old}"', 'theme = "glass whales over a desert"')
+    status = channel.wait_for(on_air_theme("glass whales over a desert"), timeout=40,
+                              message="a clip of the new theme on air")
+    assert status["theme"] == "glass whales over a desert" and status["theme_source"] == "config"
+    assert status["now_playing"]["source"] == "fresh"
+
+
+def test_broken_edit_keeps_the_last_good_config_until_fixed(channel):
+    good = channel.config.read_text()
+    channel.config.write_text(good.replace('[programme]\n', '[programme]\nblock_secs = 3\n'))
+    status = channel.wait_for(lambda s: s["config_error"] is not None, timeout=10, message="config_error")
+    assert "programme.block_secs" in status["config_error"] and "unknown key" in status["config_error"]
+    assert re.search(r":\d+:", status["config_error"]), "no line number"
+    channel.config.write_text(good.replace('theme = "glass whales', 'theme = ["glass whales'))
+    status = channel.wait_for(lambda s: "invalid TOML" in (s["config_error"] or ""), timeout=10)
+    assert "line" in status["config_error"]
+    block = status["now_playing"]["block"]
+    channel.wait_for(lambda s: s["now_playing"]["block"] > block, timeout=20, message="still airing")
+    assert channel.status()["theme"] == "glass whales over a desert"
+    channel.config.write_text(good)
+    channel.wait_for(lambda s: s["config_error"] is None, timeout=10, message="error cleared")
+
+
+def test_blocked_theme_is_not_applied(channel):
+    text = channel.config.read_text()
+    channel.config.write_text(text.replace('theme = "glass whales over a desert"', 'theme = "bloody forbidden rites"'))
+    status = channel.wait_for(lambda s: s["config_error"] is not None, timeout=10)
+    assert "moderation" in status["config_error"]
+    assert status["theme"] == "glass whales over a desert"
+    channel.config.write_text(text)
+    channel.wait_for(lambda s: s["config_error"] is None, timeout=10)
+
+
+def test_post_theme_needs_the_token_and_keeps_comments(channel):
+    text = channel.config.read_text()
+    channel.config.write_text("# operator notes: keep this line\n" + text.replace(
+        "[channel]\n", "[channel]\n# the theme below is changed through the API\n"))
+    time.sleep(0.5)
+    assert channel.request("POST", "/api/theme", {"theme": "paper boats at night"})[0] == 401
+    assert channel.request("POST", "/api/theme", {"theme": "paper boats at night"}, token="wrong")[0] == 401
+    assert channel.request("POST", "/api/theme", {"nope": 1}, token=TOKEN)[0] == 400
+    code, body = channel.request("POST", "/api/theme", {"theme": "forbidden dance"}, token=TOKEN)
+    assert code == 422 and "word:forbidden" in body
+    code, body = channel.request("POST", "/api/theme", {"theme": "paper boats at night"}, token=TOKEN)
+    assert code == 200, body
+    written = channel.config.read_text()
+    assert 'theme = "paper boats at night"' in written
+    assert written.startswith("# operator notes: keep this line\n")
+    assert "# the theme below is changed through the API" in written
+    status = channel.wait_for(on_air_theme("paper boats at night"), timeout=40, message="API theme on air")
+    assert status["theme_source"] == "api" and status["config_error"] is None
+
+
+def test_schedule_entry_switches_the_theme(channel):
+    due = datetime.datetime.now() + datetime.timedelta(seconds=6)
+    text = channel.config.read_text()
+    channel.config.write_text(text + f'\n[[schedule]]\nat = "{due:%H:%M:%S}"\ntheme = "a night market on the moon"\n')
+    status = channel.wait_for(lambda s: s["schedule"]["next"] is not None, timeout=10, message="schedule loaded")
+    assert status["schedule"]["next"]["theme"] == "a night market on the moon"
+    status = channel.wait_for(lambda s: s["theme"] == "a night market on the moon", timeout=20,
+                              message="scheduled theme")
+    assert status["theme_source"] == "schedule"
+    assert status["schedule"]["current"]["theme"] == "a night market on the moon"
+    channel.wait_for(on_air_theme("a night market on the moon"), timeout=40, message="scheduled theme on air")
+
+
+def test_rtmp_outputs_added_and_removed_live(channel, rtmp_server):
+    hls_pid = channel.output("hls")["pid"]
+    text = channel.config.read_text()
+    url = f"{rtmp_server}/live-added"
+    channel.config.write_text(text.replace("rtmp_urls = []", f'rtmp_urls = ["{url}"]'))
+    channel.wait_for(lambda s: any(o["kind"] == "rtmp" and o["state"] == "running" for o in s["outputs"]),
+                     timeout=15, message="rtmp output added")
+    channel.config.write_text(text)
+    channel.wait_for(lambda s: not any(o["kind"] == "rtmp" for o in s["outputs"]), timeout=15,
+                     message="rtmp output removed")
+    assert channel.output("hls")["pid"] == hls_pid
+
+
+def test_mutations_are_off_without_a_token(tmp_path):
+    daemon = Daemon(tmp_path / "no token").start()
+    try:
+        daemon.wait_for(lambda s: s["outputs"], timeout=30)
+        code, body = daemon.request("POST", "/api/theme", {"theme": "x"}, token="anything")
+        assert code == 403 and "token_env" in body
+    finally:
+        daemon.stop()

@@ -1,0 +1,49 @@
+"""Watching channel.toml: a valid edit is handed on, an invalid one changes nothing.
+
+Editors save by rewriting or by renaming a new file over the old, so the folder is watched
+and events are filtered to the file's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from watchfiles import awatch
+
+from webtv.config import Config, ConfigError, load_config
+
+log = logging.getLogger("webtv.config")
+
+
+class ConfigWatcher:
+    def __init__(
+        self,
+        path: Path,
+        on_config: Callable[[Config], Awaitable[None]],
+        on_error: Callable[[str | None], None],
+        debounce_ms: int = 200,
+    ):
+        self.path = Path(path).resolve()
+        self.on_config = on_config
+        self.on_error = on_error
+        self.debounce_ms = debounce_ms
+        self.reloads = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async for changes in awatch(self.path.parent, stop_event=stop, debounce=self.debounce_ms,
+                                    watch_filter=lambda _change, name: Path(name) == self.path):
+            await self.reload()
+
+    async def reload(self) -> None:
+        try:
+            config = await asyncio.to_thread(load_config, self.path)
+        except ConfigError as exc:
+            log.error("config edit rejected, last good config stays: %s", str(exc).replace("\n", " | "))
+            self.on_error(str(exc))
+            return
+        self.reloads += 1
+        self.on_error(None)
+        await self.on_config(config)
