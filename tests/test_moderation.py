@@ -4,7 +4,6 @@ producer never rendering a blocked prompt (real procedural video, synth audio an
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sqlite3
 import subprocess

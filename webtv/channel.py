@@ -143,11 +143,14 @@ class Channel:
         kept = {name: getattr(old, name) for name in RESTART_SECTIONS}
         applied = new.model_copy(update=kept)
         if new.moderation != old.moderation or new.director != old.director:
-            self.moderator = Moderator(new.moderation, new.director)
+            retired, self.moderator = self.moderator, Moderator(new.moderation, new.director)
             self.producer.moderator = self.moderator
+            await retired.aclose()
         if new.director != old.director:
-            self.producer.director = make_director(new)
+            retired, self.producer.director = self.producer.director, make_director(new)
             self.producer.shots_per_sequence = new.director.shots_per_sequence
+            if hasattr(retired, "aclose"):
+                await retired.aclose()
         self.producer.ahead = new.producer.ahead
         self.programmer.block_seconds = new.programme.block_seconds
         if new.output.rtmp_urls != old.output.rtmp_urls:
@@ -222,6 +225,7 @@ class Channel:
                 "rendering": producer.rendering, "last_error": producer.last_error,
             },
             "director": _plain(director) if director is not None else {"backend": self.config.director.backend},
+            "moderation": _plain(self.moderator.state),
             "schedule": {"current": self.schedule.current, "next": self.schedule.next()},
             "outputs": self.playout.outputs_status() if self.playout else [],
             "config_error": self.config_error,
