@@ -14,5 +14,5 @@ def make_director(config) -> Director:
     if config.director.backend == "openai":
         from webtv.director.openai import OpenAIDirector
 
-        return OpenAIDirector(config.director)
+        return OpenAIDirector(config.director, cooldown_s=config.director.cooldown_s)
     raise ValueError(f"unknown director backend {config.director.backend!r}")
