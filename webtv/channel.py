@@ -100,7 +100,7 @@ class Channel:
             next_block=self.programmer.next_block, on_air=self._on_air, on_failed=self.programmer.recheck,
         )
         http = await start_http(self, config.http.host, config.http.port)
-        tasks = [asyncio.create_task(self.producer.run(), name="producer")]
+        tasks = [asyncio.create_task(_supervised("producer", self.producer.run), name="producer")]
         if config.source is not None:
             self.watcher = ConfigWatcher(config.source, self.apply_config, self._config_error)
             tasks.append(asyncio.create_task(self.watcher.run(stop), name="config-watch"))
@@ -232,6 +232,19 @@ class Channel:
             "config_pending_restart": self.pending_restart,
             "uptime_s": round(time.time() - self.started, 1),
         }
+
+
+async def _supervised(name: str, run, pause_s: float = 5.0) -> None:
+    """Run ``run()`` again after an unexpected error: a producer bug must not end production."""
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; starting it again in %.0f s", name, pause_s)
+            await asyncio.sleep(pause_s)
 
 
 def _plain(state) -> dict:
