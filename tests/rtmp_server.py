@@ -72,13 +72,15 @@ rtmp {{
 }}
 """
 
-    def start(self, timeout: float = 10.0) -> "RtmpServer":
+    def start(self, timeout: float = 10.0, keep_port: bool = False) -> "RtmpServer":
+        """Start nginx on a free port, or on the port it had before when ``keep_port``."""
         reason = available()
         if reason:
             raise RuntimeError(reason)
         self.root.mkdir(parents=True, exist_ok=True)
         for attempt in range(5):
-            self.port = free_port()
+            if not (keep_port and self.port):
+                self.port = free_port()
             conf = self.root / "nginx.conf"
             conf.write_text(self._conf())
             log = open(self.root / "nginx.stderr", "ab")

@@ -14,6 +14,9 @@ from webtv.config import Config, ScheduleEntry
 from webtv.director import make_director
 from webtv.director.moderation import Moderator
 from webtv.library import Library
+from webtv.library.retention import Retention
+from webtv.metrics import ChannelMetrics
+from webtv.notify import PlayoutHealth, watch
 from webtv.playout.controller import Playout
 from webtv.producer import make_audio_backend, make_video_backend
 from webtv.producer.house import make_card, validate_clip
@@ -69,6 +72,9 @@ class Channel:
         self.watcher: ConfigWatcher | None = None
         self.config_error: str | None = None
         self.pending_restart: list[str] = []
+        self.retention: Retention | None = None  # [library] quotas
+        self.health = PlayoutHealth(lambda: self.config.output.wedged_after_s)  # watchdog and /healthz
+        self.metrics = ChannelMetrics(self)  # this channel's own registry, served at /metrics
 
     @property
     def theme(self) -> str:
@@ -90,10 +96,12 @@ class Channel:
             make_director(config), make_video_backend(config), make_audio_backend(config),
             self.library, config.house, config.video.clip_seconds,
             config.director.shots_per_sequence, config.producer.ahead, config.director.seed,
-            lambda: self.theme, on_clip=lambda clip: self.programmer.write_catalogue(),
-            moderator=self.moderator,
+            lambda: self.theme, on_clip=self._on_clip,
+            moderator=self.moderator, on_stage=self.metrics.render_stage,
         )
         self.theme_state.listeners.append(lambda theme: self.producer.wake())
+        self.retention = Retention(self.library, lambda: self.config.library, self.programmer.protected_clip_ids,
+                                   lambda: self.theme, on_deleted=lambda ids: self.programmer.write_catalogue())
         self.programmer.write_catalogue()
         self.playout = Playout(
             config.output, config.house, config.paths.hls,
@@ -101,9 +109,11 @@ class Channel:
         )
         http = await start_http(self, config.http.host, config.http.port)
         tasks = [asyncio.create_task(_supervised("producer", self.producer.run), name="producer")]
+        tasks.append(asyncio.create_task(_supervised("retention", self.retention.run), name="retention"))
         if config.source is not None:
             self.watcher = ConfigWatcher(config.source, self.apply_config, self._config_error)
             tasks.append(asyncio.create_task(self.watcher.run(stop), name="config-watch"))
+        tasks.append(asyncio.create_task(watch(self, stop), name="systemd-notify"))  # READY, WATCHDOG, STOPPING
         self.schedule.start(config.schedule)
         try:
             await self.playout.start()
@@ -123,7 +133,12 @@ class Channel:
             self.library.close()
             log.info("stopped")
 
+    def _on_clip(self, clip) -> None:
+        if not self.retention.after_ingest():  # a deletion rewrote the catalogue already
+            self.programmer.write_catalogue()
+
     def _on_air(self, block, started_at: float) -> None:
+        self.metrics.block_on_air(block)
         self.programmer.on_air(block, started_at)
         self.producer.wake()
 
@@ -218,7 +233,8 @@ class Channel:
             "theme_since": self.theme_state.since,
             "now_playing": now_playing,
             "queue_depth": self.library.count_fresh(self.theme) if self.library else 0,
-            "library": {"clips": clips, "seconds": round(seconds, 3)},
+            "library": {"clips": clips, "seconds": round(seconds, 3),
+                        **(self.retention.status() if self.retention else {})},
             "producer": producer and {
                 "clips_made": producer.clips_made, "clips_failed": producer.clips_failed,
                 "prompts_blocked": getattr(producer, "prompts_blocked", 0),

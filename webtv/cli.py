@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Config) -> int:
+    import faulthandler
+
     from webtv.channel import Channel
     from webtv.process import kill_children
+
+    faulthandler.enable()  # a hung daemon killed by the systemd watchdog (SIGABRT) logs every thread's stack
 
     async def air() -> None:
         stop = asyncio.Event()

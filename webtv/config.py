@@ -123,6 +123,9 @@ class OutputSection(Section):
     hls: bool = True
     hls_list_size: int = Field(6, ge=2, le=100)
     buffer_kb: int = Field(4096, ge=64, le=1 << 20, description="bytes an output may lag before it is restarted")
+    wedged_after_s: float = Field(
+        30.0, gt=0, le=3600, description="all outputs down this long: playout is wedged (watchdog pings stop)"
+    )
 
     @field_validator("rtmp_urls")
     @classmethod
@@ -131,6 +134,28 @@ class OutputSection(Section):
             if not re.match(r"^rtmps?://[^/\s]+/\S+", url):
                 raise ValueError(f"{redact_url(url)!r} is not an rtmp:// or rtmps:// URL with an app path")
         return urls
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+
+
+class LibrarySection(Section):
+    """Retention: the library is kept under these quotas (none by default)."""
+
+    max_bytes: int | None = Field(None, ge=1, description='bytes, or a size such as "20G"')
+    max_clips: int | None = Field(None, ge=1)
+    check_interval_s: float = Field(60.0, gt=0, le=86400)
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value):
+        if isinstance(value, str):
+            match = _SIZE.match(value)
+            if not match:
+                raise ValueError(f"{value!r} is not a size like 500M or 20G")
+            number, unit = float(match.group(1)), match.group(2).upper()
+            return int(number * 1024 ** " KMGT".index(unit or " "))
+        return value
 
 
 class PathsSection(Section):
@@ -157,6 +182,7 @@ class Config(Section):
     paths: PathsSection = PathsSection()
     http: HttpSection = HttpSection()
     moderation: ModerationSection = ModerationSection()
+    library: LibrarySection = LibrarySection()
     schedule: list[ScheduleEntry] = []
     source: Path | None = Field(None, exclude=True)
 

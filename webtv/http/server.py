@@ -68,18 +68,49 @@ def make_app(channel: "Channel") -> web.Application:
             return web.json_response({"error": "theme blocked by moderation", "rule": rule}, status=422)
         return web.json_response({"theme": channel.theme})
 
+    async def metrics(request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        # On the event loop: the collectors read the library's SQLite connection, owned by it.
+        return web.Response(body=channel.metrics.exposition(),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST, **NO_CACHE})
+
+    async def post_keep(request: web.Request) -> web.Response:
+        """Mark a clip keep (retention never deletes it): body optional, {"keep": true|false}."""
+        authorize(request)
+        raw = request.match_info["id"]
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            raise web.HTTPBadRequest(text=f"clip id must be a positive integer, not {raw[:40]!r}\n")
+        keep = True
+        if (await request.read()).strip():
+            try:
+                body = await request.json()
+            except ValueError:
+                raise web.HTTPBadRequest(text='body must be empty or JSON: {"keep": true|false}\n') from None
+            keep = body.get("keep", True) if isinstance(body, dict) else None
+            if not isinstance(keep, bool):
+                raise web.HTTPBadRequest(text='"keep" must be true or false\n')
+        if channel.library is None:
+            raise web.HTTPServiceUnavailable(text="the library is not open yet\n")
+        if not channel.library.set_keep(int(raw), keep):
+            raise web.HTTPNotFound(text=f"no clip {int(raw)} in the library\n")
+        log.info("clip keep set: clip=%d keep=%s", int(raw), keep)
+        return web.json_response({"clip_id": int(raw), "keep": keep})
+
     async def healthz(request: web.Request) -> web.Response:
-        playout = channel.playout
-        if playout is not None and playout.healthy():
+        problem = channel.health.problem(channel.playout)  # the systemd watchdog's verdict too
+        if problem is None:
             return web.Response(text="ok\n")
-        return web.Response(status=503, text="playout not healthy\n")
+        return web.Response(status=503, text=f"playout not healthy: {problem}\n")
 
     app.router.add_get("/", index)
     app.router.add_get("/static/hls.min.js", hls_js)
     app.router.add_get("/hls/{name:.+}", hls)
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/theme", post_theme)
+    app.router.add_post("/api/clips/{id}/keep", post_keep)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -3,12 +3,26 @@
 A clip enters by an atomic rename after validation, so a file in ``clips/`` is always whole.
 Each row keeps the file's size and BLAKE2 digest: a file that changed after it entered is
 caught before it airs and marked broken instead of going on air.
+
+Crash consistency. ``clips/`` belongs to the index: a clip exists when it has both a row and a
+file, and every change is ordered so that a crash at any point leaves, at worst, a row without
+a file, a file without a row, or a file in ``incoming/``. ``reconcile()`` (run by every
+``Library()``) repairs all three: leftovers in ``incoming/`` are removed (a render or ingest
+that never finished), files in ``clips/`` without a row are removed (never re-indexed: the
+prompt, theme and tags live only in the row, and such a file is either an ingest that did not
+commit or a delete that did), rows whose file is gone are removed.
+
+- ``ingest``: insert the row, rename the file into ``clips/``, commit (and remove the file
+  again if the commit fails). Before the commit: no row; after it: both.
+- ``forget`` (retention): delete the rows and commit first, then the caller removes the files
+  off the event loop. Between the two: files without rows.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -16,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webtv.director import Shot
+
+log = logging.getLogger("webtv.library")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clips (
@@ -35,6 +51,7 @@ CREATE TABLE IF NOT EXISTS clips (
 );
 CREATE INDEX IF NOT EXISTS clips_fresh ON clips (state, times_aired, theme, created);
 CREATE INDEX IF NOT EXISTS clips_rotation ON clips (state, last_aired);
+CREATE INDEX IF NOT EXISTS clips_shot ON clips (theme, prompt);
 """
 
 
@@ -52,6 +69,7 @@ class Clip:
     size: int
     digest: str
     state: str
+    keep: bool = False  # marked keep: retention never deletes it
 
 
 def file_digest(path: Path) -> str:
@@ -75,6 +93,41 @@ class Library:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+        self.reconcile()
+
+    def _migrate(self) -> None:
+        """Bring an index.sqlite made by an older version up to this schema."""
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(clips)")}
+        if "keep" not in columns:
+            with self.db:
+                self.db.execute("ALTER TABLE clips ADD COLUMN keep INTEGER NOT NULL DEFAULT 0")
+
+    def reconcile(self) -> dict[str, int]:
+        """Make index and files agree after a crash (see the module docstring). Blocking; run
+        at start, before anything airs. Returns how many of each were removed."""
+        removed = {"incoming": 0, "orphan_files": 0, "missing_rows": 0}
+        for leftover in self.incoming_dir.iterdir():
+            if not leftover.is_dir():
+                leftover.unlink(missing_ok=True)
+                removed["incoming"] += 1
+        rows = {row["file"]: row["id"] for row in self.db.execute("SELECT id, file FROM clips")}
+        on_disk = set()
+        for entry in self.clips_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                continue
+            on_disk.add(entry.name)
+            if entry.name not in rows:
+                entry.unlink(missing_ok=True)
+                removed["orphan_files"] += 1
+                log.warning("reconcile: file without an index row removed: file=%s", entry.name)
+        missing = [clip_id for name, clip_id in rows.items() if name not in on_disk]
+        if missing:
+            with self.db:
+                self.db.executemany("DELETE FROM clips WHERE id = ?", [(i,) for i in missing])
+            log.warning("reconcile: %d index rows without a file removed: ids=%s", len(missing), missing[:20])
+        removed["missing_rows"] = len(missing)
+        return removed
 
     def close(self) -> None:
         self.db.close()
@@ -87,17 +140,24 @@ class Library:
         """Move a validated file into the library and index it; returns the new clip."""
         digest = digest or file_digest(made)
         size = made.stat().st_size
-        with self.db:
-            cur = self.db.execute(
-                "INSERT INTO clips (file, prompt, theme, tags, duration, created, size, digest)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (f"pending-{made.name}", shot.prompt, shot.theme, json.dumps(list(shot.tags)),
-                 duration, time.time(), size, digest),
-            )
-            clip_id = cur.lastrowid
-            name = f"{clip_id:08d}.mp4"
-            self.db.execute("UPDATE clips SET file = ? WHERE id = ?", (name, clip_id))
-            os.replace(made, self.clips_dir / name)
+        target: Path | None = None
+        try:
+            with self.db:  # the rename happens inside the transaction: no row until both are done
+                cur = self.db.execute(
+                    "INSERT INTO clips (file, prompt, theme, tags, duration, created, size, digest)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (f"pending-{made.name}", shot.prompt, shot.theme, json.dumps(list(shot.tags)),
+                     duration, time.time(), size, digest),
+                )
+                clip_id = cur.lastrowid
+                name = f"{clip_id:08d}.mp4"
+                self.db.execute("UPDATE clips SET file = ? WHERE id = ?", (name, clip_id))
+                target = self.clips_dir / name
+                os.replace(made, target)
+        except BaseException:
+            if target is not None:  # renamed, but the row did not commit: no file without a row
+                target.unlink(missing_ok=True)
+            raise
         return self.get(clip_id)
 
     def get(self, clip_id: int) -> Clip | None:
@@ -131,9 +191,16 @@ class Library:
         ).fetchone()
         return row[0]
 
+    def has_prompt(self, prompt: str, theme: str) -> bool:
+        """Whether a clip of this exact shot was made before (so it is not rendered again)."""
+        row = self.db.execute("SELECT 1 FROM clips WHERE prompt = ? AND theme = ? LIMIT 1", (prompt, theme)).fetchone()
+        return row is not None
+
     def total_made(self) -> int:
-        """Every clip ever indexed, broken ones included."""
-        return self.db.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+        """Every clip ever indexed, broken and deleted ones included (the highest id handed out:
+        AUTOINCREMENT ids are never reused, so this does not shrink when retention deletes)."""
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'clips'").fetchone()
+        return int(row[0]) if row else 0
 
     def stats(self) -> tuple[int, float]:
         """(clips, seconds) of airable clips."""
@@ -150,6 +217,56 @@ class Library:
     def mark_broken(self, clip_id: int, reason: str) -> None:
         with self.db:
             self.db.execute("UPDATE clips SET state = 'broken', reason = ? WHERE id = ?", (reason, clip_id))
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def usage(self) -> tuple[int, int]:
+        """(clips, bytes) the library holds on disk, as indexed: broken clips included."""
+        row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM clips").fetchone()
+        return int(row[0]), int(row[1])
+
+    def deletion_order(self) -> list[Clip]:
+        """Clips not marked keep, in the order retention deletes them: broken first, then most
+        aired, then oldest (see webtv/library/retention.py)."""
+        rows = self.db.execute(
+            "SELECT * FROM clips WHERE keep = 0"
+            " ORDER BY state = 'ok', times_aired DESC, created, id"
+        )
+        return [self._clip(r) for r in rows]
+
+    def forget(self, clip_ids: list[int]) -> list[Path]:
+        """Delete the rows of ``clip_ids`` (committed); returns their files, which the caller
+        removes next (``remove_files``). A crash in between leaves files without rows, which
+        ``reconcile`` removes."""
+        if not clip_ids:
+            return []
+        marks = ",".join("?" * len(clip_ids))
+        files = [self.clips_dir / r["file"] for r in
+                 self.db.execute(f"SELECT file FROM clips WHERE id IN ({marks})", clip_ids)]
+        with self.db:
+            self.db.execute(f"DELETE FROM clips WHERE id IN ({marks})", clip_ids)
+        return files
+
+    @staticmethod
+    def remove_files(paths: list[Path]) -> int:
+        """Remove clip files (blocking: run it off the event loop); returns how many were there."""
+        removed = 0
+        for path in paths:
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    def set_keep(self, clip_id: int, keep: bool) -> bool:
+        """Mark a clip keep (retention never deletes it) or not; False when there is no such clip."""
+        with self.db:
+            cur = self.db.execute("UPDATE clips SET keep = ? WHERE id = ?", (int(keep), clip_id))
+        return cur.rowcount > 0
+
+    def count_kept(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM clips WHERE keep != 0").fetchone()[0]
 
     def check_intact(self, clip: Clip) -> str | None:
         """None when the file is as it was ingested, else why not. Blocking: reads the file."""
@@ -177,4 +294,9 @@ class Library:
             size=row["size"],
             digest=row["digest"],
             state=row["state"],
+            keep=bool(row["keep"]),
         )
+
+    def total_bytes(self) -> int:
+        """Bytes of airable clips, as indexed (the size of each file when it entered)."""
+        return int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM clips WHERE state = 'ok'").fetchone()[0])

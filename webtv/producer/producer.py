@@ -41,15 +41,24 @@ def make_clip(
     seconds: float,
     out: Path,
     progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
 ) -> float:
-    """Render, encode and validate one clip into ``out``; returns its duration. Blocking."""
+    """Render, encode and validate one clip into ``out``; returns its duration. Blocking.
+    ``timings``, when given, gets the seconds each stage took (video, encode, validate)."""
+    timings = {} if timings is None else timings
+    started = time.monotonic()
     frames = video.render(shot, seconds, progress)
+    timings["video"] = time.monotonic() - started
     if progress:
         progress("encode", 0.0)
+    started = time.monotonic()
     encode_clip(frames, audio, shot.prompt, house, out)
+    timings["encode"] = time.monotonic() - started
     if progress:
         progress("encode", 1.0)
+    started = time.monotonic()
     probed = validate_clip(out, house, frames.seconds)
+    timings["validate"] = time.monotonic() - started
     return probed.duration
 
 
@@ -88,6 +97,7 @@ class Producer:
         theme: Callable[[], str],
         on_clip: Callable[[Clip], None] | None = None,
         moderator: "Moderator | None" = None,
+        on_stage: Callable[[str, float], None] | None = None,
     ):
         self.director, self.video, self.audio = director, video, audio
         self.library, self.house = library, house
@@ -98,9 +108,10 @@ class Producer:
         self.theme = theme
         self.on_clip = on_clip
         self.moderator = moderator
+        self.on_stage = on_stage  # on_stage(stage, seconds): a render stage finished (metrics)
         self.state = ProducerState()
         self._wake = asyncio.Event()
-        self._skipped = 0  # sequences moderation left nothing of: the next seed moves on
+        self._skipped = 0  # sequences or shots not made (moderated, already made): seeds move on
         self._theme_verdict: tuple[object, str, str | None] | None = None  # (moderator, theme, rule)
 
     def wake(self) -> None:
@@ -156,7 +167,9 @@ class Producer:
 
     async def _produce(self, sequence: Sequence) -> None:
         try:
+            started = time.monotonic()
             track = await asyncio.to_thread(sequence_track, self.audio, sequence, self.clip_seconds, self.house)
+            self._stage("music", time.monotonic() - started)
         except Exception as exc:  # a failed backend must not stop the channel
             self._failed(f"music for sequence {sequence.id}", exc)
             await asyncio.sleep(1.0)
@@ -165,6 +178,10 @@ class Producer:
             if self.theme() != sequence.theme:
                 log.info("theme changed: dropping %d unrendered shots of %r", len(sequence.shots) - shot.index, sequence.theme)
                 return
+            if self.library.has_prompt(shot.prompt, shot.theme):
+                log.info("shot already in the library, not rendered again: prompt=%r", shot.prompt)
+                self._skipped += 1  # and the next sequence's seed moves on
+                continue
             audio = track_slice(track, shot.index, self.clip_seconds, self.house.sample_rate)
             await self._produce_shot(shot, audio)
 
@@ -172,8 +189,10 @@ class Producer:
         out = self.library.incoming_path()
         self.state.rendering = shot.prompt
         started = time.monotonic()
+        timings: dict[str, float] = {}
         try:
-            duration = await asyncio.to_thread(make_clip, shot, audio, self.video, self.house, self.clip_seconds, out)
+            duration = await asyncio.to_thread(make_clip, shot, audio, self.video, self.house, self.clip_seconds, out,
+                                               None, timings)
             digest = await asyncio.to_thread(file_digest, out)
             clip = self.library.ingest(out, shot, duration, digest)
         except Exception as exc:
@@ -183,9 +202,18 @@ class Producer:
         finally:
             self.state.rendering = None
         self.state.clips_made += 1
+        for stage, seconds in timings.items():
+            self._stage(stage, seconds)
         log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, duration, time.monotonic() - started, shot.prompt)
         if self.on_clip:
             self.on_clip(clip)
+
+    def _stage(self, stage: str, seconds: float) -> None:
+        if self.on_stage is not None:
+            try:
+                self.on_stage(stage, seconds)
+            except Exception:  # noqa: BLE001 - metrics must not stop production
+                log.exception("on_stage callback failed")
 
     def _failed(self, what: str, exc: Exception) -> None:
         self.state.clips_failed += 1

@@ -2,6 +2,11 @@
 
 Order of preference: fresh clips of the current theme, then the library least recently
 aired first, then the filler card. There is always something to air.
+
+The programmer also knows which clips must stay on disk: ``protected_clip_ids()`` is every
+clip of the blocks it handed out that have not been superseded on air (the block on air and
+the next one, already chosen), plus the candidates of a block being chosen right now.
+Retention never deletes those.
 """
 
 from __future__ import annotations
@@ -40,19 +45,35 @@ class Programmer:
         self.theme = theme
         self.blocks_made = max((_block_number(p) for p in self.dir.glob("block-*.ffconcat")), default=0)
         self._tag_playlists: set[str] = set()
+        self._handed: list[Block] = []  # handed out and not superseded on air: on air, next
+        self._choosing: set[int] = set()  # candidates of the block being chosen
+
+    def protected_clip_ids(self) -> set[int]:
+        """Clips that are on air, chosen to air next, or being chosen: never to be deleted."""
+        ids = set(self._choosing)
+        for block in self._handed:
+            ids.update(e.clip_id for e in block.entries if e.clip_id is not None)
+        return ids
 
     async def next_block(self) -> Block:
         """Choose the next block, write its playlist, and return it."""
-        entries = await self._choose()
-        self.blocks_made += 1
-        number = self.blocks_made
-        playlist = self.dir / f"block-{number:06d}.ffconcat"
-        await asyncio.to_thread(write_ffconcat, playlist, [(e.path, e.duration) for e in entries])
+        try:
+            entries = await self._choose()
+            self.blocks_made += 1
+            number = self.blocks_made
+            playlist = self.dir / f"block-{number:06d}.ffconcat"
+            block = Block(number=number, playlist=playlist, entries=tuple(entries))
+            # Protected from here on; a block handed out but never aired drops out as later ones air.
+            self._handed = [*self._handed[-(KEEP_BLOCKS - 1):], block]
+            await asyncio.to_thread(write_ffconcat, playlist, [(e.path, e.duration) for e in entries])
+        finally:
+            self._choosing.clear()
         self._prune_blocks(number)
-        return Block(number=number, playlist=playlist, entries=tuple(entries))
+        return block
 
     def on_air(self, block: Block, started_at: float) -> None:
         """Record what went on air; called by the playout when a block starts."""
+        self._handed = [b for b in self._handed if b.number >= block.number]
         offset, aired = 0.0, []
         for entry in block.entries:
             if entry.clip_id is not None:
@@ -105,9 +126,12 @@ class Programmer:
                     chosen.append(self._entry(clip, source))
                     total += clip.duration
 
-        await take(self.library.fresh(theme, limit=64), "fresh")
+        fresh = self.library.fresh(theme, limit=64)
+        self._choosing.update(c.id for c in fresh)  # in the same step as the query: retention waits
+        await take(fresh, "fresh")
         picked = {e.clip_id for e in chosen}
         rotation = self.library.rotation(limit=64, exclude=picked)
+        self._choosing.update(c.id for c in rotation)
         await take(rotation, "loop")
         # A library smaller than a block plays round again rather than falling to the filler.
         once = list(chosen)

@@ -31,6 +31,7 @@ class ConfigWatcher:
         self.on_error = on_error
         self.debounce_ms = debounce_ms
         self.reloads = 0
+        self.errors = 0  # edits rejected as invalid
 
     async def run(self, stop: asyncio.Event) -> None:
         async for changes in awatch(self.path.parent, stop_event=stop, debounce=self.debounce_ms,
@@ -42,6 +43,7 @@ class ConfigWatcher:
             config = await asyncio.to_thread(load_config, self.path)
         except ConfigError as exc:
             log.error("config edit rejected, last good config stays: %s", str(exc).replace("\n", " | "))
+            self.errors += 1
             self.on_error(str(exc))
             return
         self.reloads += 1

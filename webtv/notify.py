@@ -1,0 +1,199 @@
+"""systemd integration, spoken by the daemon itself: sd_notify datagrams and the watchdog.
+
+The protocol (sd_notify(3)): newline-separated ``KEY=value`` assignments in one datagram to
+the AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or ``@name`` for an abstract socket).
+Without ``$NOTIFY_SOCKET`` (not started by systemd) every call is a no-op.
+
+What the channel tells systemd (``watch()``, a task of ``Channel.run``):
+
+- ``READY=1`` once the first block's bytes reached the outputs (the relay passed on a byte),
+  not merely when the process started;
+- ``STATUS=`` a one-line summary whenever it changes: block and theme on air, outputs running;
+- ``WATCHDOG=1`` every ``$WATCHDOG_USEC``/2, but only while ``PlayoutHealth`` says healthy:
+  bytes flow through the relay (``Playout.healthy()``) and the outputs are not all down for
+  longer than ``[output] wedged_after_s``. When unhealthy the pings stop (one log line says
+  why) and systemd restarts the service after ``WatchdogSec``;
+- ``STOPPING=1`` when the channel shuts down.
+
+``/healthz`` answers from the same ``PlayoutHealth``, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from webtv.channel import Channel
+    from webtv.playout.controller import Playout
+
+log = logging.getLogger("webtv.notify")
+
+
+class Notifier:
+    """Sends sd_notify messages to ``$NOTIFY_SOCKET``; does nothing when it is unset."""
+
+    def __init__(self, address: str | None = None):
+        address = os.environ.get("NOTIFY_SOCKET") if address is None else address
+        self.address: str | bytes | None = None
+        if address and (address.startswith("/") or address.startswith("@")):
+            # An abstract socket: a leading NUL instead of the "@".
+            self.address = "\0" + address[1:] if address.startswith("@") else address
+        elif address:
+            log.warning("NOTIFY_SOCKET=%r is neither a path nor an @abstract name: not notifying", address)
+        self._sock: socket.socket | None = None
+        self._failed = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    def send(self, *assignments: str) -> bool:
+        """One datagram of ``KEY=value`` lines; True if it was sent."""
+        if self.address is None:
+            return False
+        message = "\n".join(assignments).encode()
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.sendto(message, self.address)
+        except OSError as exc:
+            if not self._failed:  # say it once, not every ping
+                log.warning("sd_notify to %r failed: %s", self.address, exc)
+                self._failed = True
+            return False
+        self._failed = False
+        return True
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def watchdog_interval_s(environ: dict | None = None) -> float | None:
+    """Seconds between ``WATCHDOG=1`` pings (half of ``$WATCHDOG_USEC``), or None when systemd
+    does not watch this process (as sd_watchdog_enabled(3): ``$WATCHDOG_PID``, if set, must be us)."""
+    env = os.environ if environ is None else environ
+    try:
+        usec = int(env.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    pid = env.get("WATCHDOG_PID")
+    if usec <= 0 or (pid and pid != str(os.getpid())):
+        return None
+    return usec / 2e6
+
+
+def outputs_up(outputs: Iterable[dict]) -> tuple[int, int]:
+    """(outputs running, outputs in all), from ``Playout.outputs_status()``."""
+    states = [o.get("state") for o in outputs]
+    return sum(state == "running" for state in states), len(states)
+
+
+class PlayoutHealth:
+    """Decides whether playout is healthy; shared by the watchdog and ``/healthz``.
+
+    Healthy = bytes flow through the relay (``Playout.healthy()``) and not every output has
+    been down (state other than "running") for longer than ``wedged_after_s``. A playout
+    without any output is never wedged: there is nothing a restart could bring back.
+    """
+
+    def __init__(self, wedged_after_s: Callable[[], float] | float, clock: Callable[[], float] = time.monotonic):
+        self._wedged_after_s = wedged_after_s if callable(wedged_after_s) else (lambda: wedged_after_s)
+        self.clock = clock
+        self.all_down_since: float | None = None
+
+    def wedged(self, outputs: Iterable[dict], now: float | None = None) -> str | None:
+        """Why playout is wedged given the outputs' status now, or None. Call it regularly:
+        the time every output has been down is counted from the first call that saw it."""
+        now = self.clock() if now is None else now
+        outputs = list(outputs)
+        up, total = outputs_up(outputs)
+        if total == 0 or up > 0:
+            self.all_down_since = None
+            return None
+        if self.all_down_since is None:
+            self.all_down_since = now
+        down_s = now - self.all_down_since
+        limit = self._wedged_after_s()
+        if down_s <= limit:
+            return None
+        states = ", ".join(f"{o.get('name')} {o.get('state')}" for o in outputs)
+        return f"all {total} outputs down for {down_s:.0f} s (wedged_after_s={limit:g}): {states}"
+
+    def problem(self, playout: "Playout | None", now: float | None = None) -> str | None:
+        """None when healthy, else the reason."""
+        if playout is None:
+            return "playout not started"
+        wedged = self.wedged(playout.outputs_status(), now)  # first, so the clock keeps counting
+        if not playout.healthy():
+            age = playout.last_byte_age()
+            return "no bytes relayed yet" if age is None else f"no bytes relayed for {age:.1f} s"
+        return wedged
+
+
+def status_line(channel: "Channel", problem: str | None) -> str:
+    playout = channel.playout
+    up, total = outputs_up(playout.outputs_status()) if playout else (0, 0)
+    now = playout.now_playing() if playout else None
+    what = f"on air: block {now[0].number}, theme {channel.theme!r}" if now else "starting"
+    line = f"{what}, outputs {up}/{total} running"
+    return f"{line}; UNHEALTHY: {problem}" if problem else line
+
+
+async def watch(channel: "Channel", stop: asyncio.Event, notifier: Notifier | None = None,
+                tick_s: float = 0.25) -> None:
+    """The channel's systemd task: READY once on air, STATUS on change, WATCHDOG while on air
+    and healthy, STOPPING at the end. Without systemd it only logs health changes."""
+    notifier = notifier or Notifier()
+    interval = watchdog_interval_s()
+    tick_s = min(tick_s, interval) if interval else tick_s
+    ready = False
+    last_status: str | None = None
+    last_problem: str | None = None
+    next_ping = 0.0
+    failing = False
+    try:
+        while not stop.is_set():
+            try:
+                playout = channel.playout
+                problem = channel.health.problem(playout)
+                if not ready and playout is not None and playout.last_byte_age() is not None:
+                    ready = True
+                    last_status = status_line(channel, problem)
+                    notifier.send("READY=1", "STATUS=" + last_status)
+                    log.info("ready: first bytes on air%s", "; systemd notified" if notifier.enabled else "")
+                if ready:
+                    if (problem is None) != (last_problem is None):
+                        if problem:
+                            log.error("playout unhealthy: %s%s", problem,
+                                      "; watchdog pings stop, systemd restarts the service" if interval else "")
+                        else:
+                            log.info("playout healthy again%s", "; watchdog pings resume" if interval else "")
+                    last_problem = problem
+                    status = status_line(channel, problem)
+                    if status != last_status:
+                        notifier.send("STATUS=" + status)
+                        last_status = status
+                    now = time.monotonic()
+                    if interval and problem is None and now >= next_ping:
+                        notifier.send("WATCHDOG=1")
+                        next_ping = now + interval
+                failing = False
+            except Exception:  # noqa: BLE001 - a bug here must not end the channel; no pings then
+                if not failing:
+                    log.exception("health check failed; no watchdog pings while it fails")
+                failing = True
+            try:
+                await asyncio.wait_for(stop.wait(), tick_s)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        notifier.send("STOPPING=1", "STATUS=stopping")
+        notifier.close()
