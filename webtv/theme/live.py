@@ -34,7 +34,7 @@ class ConfigWatcher:
         self.errors = 0  # edits rejected as invalid
 
     async def run(self, stop: asyncio.Event) -> None:
-        async for changes in awatch(self.path.parent, stop_event=stop, debounce=self.debounce_ms,
+        async for changes in awatch(self.path.parent, stop_event=stop, debounce=self.debounce_ms, recursive=False,
                                     watch_filter=lambda _change, name: Path(name) == self.path):
             await self.reload()
 
