@@ -104,6 +104,32 @@ async def test_quota_by_count_deletes_in_order_and_never_the_protected(library, 
     assert f"{b.id:08d}.mp4" in all_playlist
 
 
+async def test_clips_of_a_block_being_chosen_are_not_deleted(library, clip_file, tmp_path, monkeypatch):
+    import asyncio
+    import threading
+
+    clips = [add(library, clip_file, f"c{i}", aired=1, when=float(i)) for i in range(4)]
+    prog = Programmer(library, tmp_path / "playlists", 2.0, tmp_path / "filler.mp4", 1.0, lambda: "sea")
+    gate, checking = threading.Event(), threading.Event()
+    real_check = library.check_intact
+
+    def slow_check(clip):
+        checking.set()
+        gate.wait(10)
+        return real_check(clip)
+
+    monkeypatch.setattr(library, "check_intact", slow_check)
+    choosing = asyncio.create_task(prog.next_block())
+    await asyncio.to_thread(checking.wait, 10)  # next_block is half-way, its candidates in hand
+    retention = Retention(library, lambda: LibrarySection(max_clips=1), prog.protected_clip_ids, lambda: "sea")
+    assert await retention.enforce() == []  # every clip is a candidate of the block being chosen
+    gate.set()
+    block = await choosing
+    assert [e.clip_id for e in block.entries] == [clips[0].id, clips[1].id]
+    assert all(e.path.exists() for e in block.entries)
+    assert await retention.enforce() == [clips[2].id, clips[3].id]  # the chosen block stays
+
+
 async def test_quota_by_bytes_and_after_ingest(library, clip_file, tmp_path):
     size = clip_file.stat().st_size
     old = [add(library, clip_file, f"old {i}", aired=3 - i) for i in range(3)]  # aired 3, 2, 1
