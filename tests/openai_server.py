@@ -75,6 +75,7 @@ class FakeOpenAI:
     flagged: dict[str, str] = field(default_factory=dict)
     moderation_mode: str = "ok"
     echo_key: bool = False
+    vary: bool = False  # like a real LLM, a new wording for every request ("take N")
     requests: list[Request] = field(default_factory=list)
     url: str = ""
 
@@ -100,7 +101,7 @@ class FakeOpenAI:
             self._modes = ["ok"]
             self.requests.clear()
         self.formats = {"json_schema", "json_object", None}
-        self.poison, self.flagged, self.moderation_mode, self.echo_key = {}, {}, "ok", False
+        self.poison, self.flagged, self.moderation_mode, self.echo_key, self.vary = {}, {}, "ok", False, False
 
     def chat_requests(self) -> list[Request]:
         with self._lock:
@@ -191,7 +192,8 @@ class FakeOpenAI:
         elif mode == "empty":
             content = ""
         else:
-            content = json.dumps(sequence_reply(theme, shots, self.poison))
+            take = len(self.chat_requests()) if self.vary else None
+            content = json.dumps(sequence_reply(theme, shots, self.poison, take))
             if mode == "fenced":
                 content = f"Here is the sequence:\n```json\n{content}\n```\nEnjoy!"
         return web.json_response(_completion(rec.body.get("model", "fake"), content))
@@ -215,16 +217,18 @@ class FakeOpenAI:
         return web.json_response({"id": "modr-fake", "model": "omni-moderation-latest", "results": results})
 
 
-def shot_prompt(theme: str, index: int) -> str:
-    return f"shot {index + 1} of {theme}: a lighthouse keeper walks left, slow pan right, misty dawn"
+def shot_prompt(theme: str, index: int, take: int | None = None) -> str:
+    where = f" (take {take})" if take is not None else ""
+    return f"shot {index + 1} of {theme}{where}: a lighthouse keeper walks left, slow pan right, misty dawn"
 
 
-def sequence_reply(theme: str, shots: int, poison: dict[int, str] | None = None) -> dict:
+def sequence_reply(theme: str, shots: int, poison: dict[int, str] | None = None, take: int | None = None) -> dict:
     poison = poison or {}
     return {
         "music_prompt": f"calm ambient piano for {theme}",
         "tags": ["Fake", "calm", "sea"],
-        "shots": [{"prompt": shot_prompt(theme, i) + (f", {poison[i]}" if i in poison else "")} for i in range(shots)],
+        "shots": [{"prompt": shot_prompt(theme, i, take) + (f", {poison[i]}" if i in poison else "")}
+                  for i in range(shots)],
     }
 
 

@@ -26,6 +26,7 @@ def library_prompts(daemon: Daemon) -> list[str]:
 
 def test_llm_director_in_a_running_channel(tmp_path, openai_server):
     openai_server.poison = {1: "with gore everywhere"}
+    openai_server.vary = True
     daemon = Daemon(
         tmp_path / "llm channel",
         env={"WEBTV_TEST_LLM_KEY": KEY},

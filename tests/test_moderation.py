@@ -174,6 +174,7 @@ async def test_a_blocked_prompt_is_never_rendered(openai_server, key, tmp_path, 
     theme = "a quiet harbour at dawn"
     openai_server.poison = {0: "holding a knife", 1: "covered in gore"}
     openai_server.flagged = {"knife": "violence"}
+    openai_server.vary = True
     section = director_section(openai_server)
     director = OpenAIDirector(section, backoff_s=0.01)
     moderator = Moderator(ModerationSection(words=["gore"], openai=True), section)

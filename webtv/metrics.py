@@ -142,7 +142,7 @@ class ChannelCollector(Collector):
         yield from (restarts, up, states)
         if playout is not None:
             yield GaugeMetricFamily("webtv_playout_healthy", "1 while playout is healthy (as /healthz)",
-                                    value=1 if playout.healthy() else 0)
+                                    value=1 if self.channel.health.problem(playout) is None else 0)
             yield CounterMetricFamily("webtv_blocks_aired", "Blocks put on air", value=playout.blocks_aired)
             yield CounterMetricFamily("webtv_decoder_failures", "Blocks whose decoder failed or ended early",
                                       value=playout.decoder_failures)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -134,11 +134,23 @@ class Producer:
             seed = self.seed * 1_000_003 + self.library.total_made() + self._skipped
             sequence = await self.director.write_sequence(theme, self.shots_per_sequence, seed)
             sequence = await self._moderate(sequence)
+            if sequence is not None:
+                sequence = self._new_shots(sequence)
             if sequence is None:
-                self._skipped += 1
-                await asyncio.sleep(0.2)
+                self._skipped += 1  # the next sequence's seed moves on
+                await asyncio.sleep(1.0)
                 continue
             await self._produce(sequence)
+
+    def _new_shots(self, sequence: Sequence) -> Sequence | None:
+        """The shots not in the library yet (renumbered), or None: no shot is rendered twice."""
+        new = [shot for shot in sequence.shots if not self.library.has_prompt(shot.prompt, shot.theme)]
+        for shot in sequence.shots:
+            if shot not in new:
+                log.info("shot already in the library, not rendered again: prompt=%r", shot.prompt)
+        if not new:
+            return None
+        return replace(sequence, shots=tuple(replace(shot, index=i) for i, shot in enumerate(new)))
 
     async def _theme_blocked(self, theme: str) -> bool:
         """Whether moderation blocks the theme; asked once per theme and moderator."""
@@ -178,10 +190,6 @@ class Producer:
             if self.theme() != sequence.theme:
                 log.info("theme changed: dropping %d unrendered shots of %r", len(sequence.shots) - shot.index, sequence.theme)
                 return
-            if self.library.has_prompt(shot.prompt, shot.theme):
-                log.info("shot already in the library, not rendered again: prompt=%r", shot.prompt)
-                self._skipped += 1  # and the next sequence's seed moves on
-                continue
             audio = track_slice(track, shot.index, self.clip_seconds, self.house.sample_rate)
             await self._produce_shot(shot, audio)
 
