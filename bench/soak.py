@@ -117,8 +117,11 @@ def main() -> None:
                         os.kill(daemon.output(kind)["pid"], signal.SIGKILL)
                         kills[kind] += 1
                         next_kill += args.kill_every
-                    text = (daemon.folder / "hls" / "index.m3u8").read_text()
-                    hls_sequences.append(int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1)))
+                    try:
+                        text = (daemon.folder / "hls" / "index.m3u8").read_text()
+                        hls_sequences.append(int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1)))
+                    except (OSError, AttributeError):
+                        pass  # not written yet at the very start
                     time.sleep(1.0)
                 status = daemon.status()
             finally:

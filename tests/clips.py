@@ -44,3 +44,14 @@ def make_house_clip(
         timeout=120,
     )
     return path
+
+
+def add_to_library(library, clip_file: Path, prompt: str, theme: str, tags=(), duration: float = 1.0):
+    """Ingest a copy of ``clip_file`` as a clip of ``prompt``/``theme``, as the producer would."""
+    import shutil
+
+    from webtv.director import Shot
+
+    made = library.incoming_path()
+    shutil.copy(clip_file, made)
+    return library.ingest(made, Shot(prompt=prompt, seed=0, theme=theme, tags=tuple(tags)), duration)

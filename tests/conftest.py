@@ -34,3 +34,21 @@ def openai_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def clip_file(tmp_path_factory):
+    """One 1 s house-format clip (320x180) to fill libraries with."""
+    from tests.clips import make_house_clip
+
+    return make_house_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=1.0)
+
+
+@pytest.fixture
+def library(tmp_path):
+    """An empty Library in a folder whose name has a space and a single quote."""
+    from webtv.library import Library
+
+    lib = Library(tmp_path / "lib rary's")
+    yield lib
+    lib.close()

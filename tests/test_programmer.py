@@ -1,31 +1,13 @@
 """What airs next: fresh clips of the theme, then the least recently aired, then the filler."""
 
-import shutil
-
 import pytest
 
-from tests.clips import make_house_clip
-from webtv.director import Shot
-from webtv.library import Library
+from tests.clips import add_to_library
 from webtv.programmer import Programmer
 
 
-@pytest.fixture(scope="module")
-def clip_file(tmp_path_factory):
-    return make_house_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=1.0)
-
-
-@pytest.fixture
-def library(tmp_path):
-    lib = Library(tmp_path / "lib rary's")
-    yield lib
-    lib.close()
-
-
 def add(library, clip_file, prompt, theme, tags=()):
-    made = library.incoming_path()
-    shutil.copy(clip_file, made)
-    return library.ingest(made, Shot(prompt=prompt, seed=0, theme=theme, tags=tuple(tags)), 1.0)
+    return add_to_library(library, clip_file, prompt, theme, tags)
 
 
 def programmer(library, tmp_path, theme, block_seconds=3.0):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.clips import make_house_clip
+from tests.clips import add_to_library
 from tests.daemon import Daemon
 from webtv.config import LibrarySection
 from webtv.director import Shot
@@ -17,22 +17,8 @@ from webtv.library.retention import Retention
 from webtv.programmer import Programmer
 
 
-@pytest.fixture(scope="module")
-def clip_file(tmp_path_factory):
-    return make_house_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=1.0)
-
-
-@pytest.fixture
-def library(tmp_path):
-    lib = Library(tmp_path / "library")
-    yield lib
-    lib.close()
-
-
 def add(library, clip_file, prompt, theme="forest", aired=0, when=1.0):
-    made = library.incoming_path()
-    shutil.copy(clip_file, made)
-    clip = library.ingest(made, Shot(prompt=prompt, seed=0, theme=theme), 1.0)
+    clip = add_to_library(library, clip_file, prompt, theme)
     for _ in range(aired):
         library.mark_aired([clip.id], when)
     return clip
