@@ -22,11 +22,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tests.daemon import Daemon
-from tests.readers import RtmpReader
 from tests.rtmp_server import RtmpServer
 from webtv.config import HouseSection, OutputSection
 from webtv.director import Sequence, Shot
@@ -38,18 +36,13 @@ HOUSE = HouseSection()  # 1024x576@24, the channel default
 
 
 def time_to_first_frame(daemon: Daemon, stream: str) -> float:
-    reader = RtmpReader(stream, seconds=1).start()  # nginx holds the player until a publisher comes
-    time.sleep(0.5)
-    started = time.monotonic()
-    daemon.start()
     try:
-        first = reader.first_video_after(started, timeout=30)
+        took = daemon.start_on_air(stream)
     finally:
-        reader.stop()
         daemon.stop()
-    if first is None:
+    if took is None:
         raise RuntimeError("no frame on air within 30 s:\n" + daemon.log_tail())
-    return first - started
+    return took
 
 
 def bench_cold_start(rtmp: RtmpServer, root: Path, starts: int) -> dict:

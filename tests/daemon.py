@@ -88,6 +88,22 @@ class Daemon:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
 
+    def start_on_air(self, stream_url: str, timeout: float = 30.0) -> float | None:
+        """Start the daemon with a reader already waiting on ``stream_url`` (nginx-rtmp holds a
+        player until a publisher comes); seconds from the spawn to the first video packet the
+        reader receives, None when none came within ``timeout``."""
+        from tests.readers import RtmpReader
+
+        reader = RtmpReader(stream_url, seconds=2).start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        self.start()
+        try:
+            first = reader.first_video_after(started, timeout=timeout)
+        finally:
+            reader.stop()
+        return None if first is None else first - started
+
     def status(self) -> dict | None:
         try:
             with urllib.request.urlopen(self.url + "/api/status", timeout=2) as response:

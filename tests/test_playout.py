@@ -507,8 +507,9 @@ async def test_slow_next_block_resumes_on_a_new_schedule(channel: Channel):
     aired = {n: mono for n, _, mono in channel.on_air}
     assert channel.delayed_block in aired, "the late block never aired"
     assert po.late_spawns == late_before + 1
-    # it aired as soon as it was ready, and the schedule went on from there
-    assert aired[channel.delayed_block] - channel.delayed_ready < 0.6
+    # It aired as soon as it was ready (a decoder start, ~0.1 s; 1.3 s seen once on a loaded
+    # 2-core CI run), not at a later slot of the old schedule, and the schedule went on from there.
+    assert aired[channel.delayed_block] - channel.delayed_ready < 2.0
     await asyncio.sleep(CLIP_S * 3 + 1)
     assert aired_before + 2 <= len(channel.on_air)
     assert po.healthy()

@@ -125,15 +125,8 @@ def test_kill9_daemon_back_on_air_within_5s_library_intact(channel, server):
     playout_left = [cmd for _, cmd in processes_mentioning(str(channel.folder)) if "-f concat" in cmd or "pipe:0" in cmd]
     assert playout_left == [], f"playout ffmpeg outlived the daemon: {playout_left}"
 
-    reader = RtmpReader(f"{server.url}/{KEY}", seconds=2).start()
-    time.sleep(0.3)
-    started = time.monotonic()
-    channel.start()
-    try:
-        first = reader.first_video_after(started, timeout=20)
-    finally:
-        reader.stop()
-    assert first is not None and first - started <= 5.0, f"on air after {None if first is None else first - started}"
+    took = channel.start_on_air(f"{server.url}/{KEY}", timeout=20)
+    assert took is not None and took <= 5.0, f"on air after {took} s"
     status = channel.wait_for(lambda s: s["now_playing"] is not None, timeout=10)
     assert status["now_playing"]["clip_id"] is not None
     time.sleep(8)  # the producer goes on making clips
