@@ -29,6 +29,7 @@ from pathlib import Path
 from tests.daemon import Daemon
 from tests.readers import RtmpReader
 from tests.rtmp_server import RtmpServer
+from webtv.process import child_pids
 
 TOKEN = "soak-token"
 THEMES = ["glass whales over a desert", "a night market on the moon", "paper boats in a storm drain",
@@ -39,14 +40,7 @@ def proc_sample(pid: int) -> dict:
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    children = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                children += 1
-        except (OSError, IndexError, ValueError):
-            pass
-    return {"rss_mb": round(rss_kb / 1024, 1), "fds": fds, "children": children}
+    return {"rss_mb": round(rss_kb / 1024, 1), "fds": fds, "children": len(child_pids(pid))}
 
 
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
