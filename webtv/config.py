@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -100,13 +100,98 @@ class ScheduleEntry(Section):
         return self
 
 
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$", description='"auto" (CUDA when present), "cpu", "cuda" or "cuda:N"')]
+
+
+ADAPTER_ARGS = ("prompt", "negative_prompt", "seed", "frames", "steps", "guidance", "seconds", "width", "height")
+
+
+class AdapterSection(Section):
+    """How to call a Gradio app that is not a webtv worker (a public Zeroscope or MusicGen
+    Space): its endpoint and the order of its arguments, named from ADAPTER_ARGS or given as
+    literal values."""
+
+    endpoint: str = Field(pattern=r"^/")
+    args: list[str | int | float | bool] = []
+
+    @field_validator("args")
+    @classmethod
+    def _known_names(cls, args: list) -> list:
+        for arg in args:
+            if isinstance(arg, str) and arg.startswith("$") and arg[1:] not in ADAPTER_ARGS:
+                raise ValueError(f"{arg!r} is not one of ${', $'.join(ADAPTER_ARGS)}")
+        return args
+
+
+class WorkersSection(Section):
+    """Remote GPU workers (``webtv worker`` or compatible Gradio apps) for stages whose
+    backend is ``remote``."""
+
+    urls: list[str] = []
+    timeout_s: float = Field(600.0, gt=0, le=86400, description="one job, queue wait included")
+    retries: int = Field(2, ge=0, le=20, description="other workers tried after a failed job")
+    health_interval_s: float = Field(10.0, gt=0, le=3600)
+    probe_after_s: float = Field(30.0, gt=0, le=86400, description="a worker taken out is probed again after this")
+
+
 class VideoSection(Section):
-    backend: Literal["procedural"] = "procedural"
+    """shot -> frames. ``procedural`` draws without models; ``zeroscope`` runs diffusers'
+    TextToVideoSDPipeline (hub id or local folder in ``model``)."""
+
+    backend: Literal["procedural", "zeroscope", "remote"] = "procedural"
+    adapter: AdapterSection | None = None
     clip_seconds: float = Field(3.0, gt=0.5, le=60)
+    model: str = "cerspense/zeroscope_v2_576w"
+    width: int = Field(576, ge=8, le=2048, multiple_of=8)
+    height: int = Field(320, ge=8, le=2048, multiple_of=8)
+    frames: int = Field(24, ge=2, le=256)
+    steps: int = Field(40, ge=1, le=500)
+    guidance: float = Field(9.0, ge=0, le=50)
+    negative_prompt: str = ""
+    device: Device = "auto"
+    cpu_offload: bool = False
+    vae_slicing: bool = True
+    forward_chunking: bool = False
+
+
+class UpscaleSection(Section):
+    """frames -> larger frames: VideoToVideoSDPipeline with the Zeroscope XL weights, same prompt."""
+
+    backend: Literal["none", "zeroscope", "remote"] = "none"
+    model: str = "cerspense/zeroscope_v2_XL"
+    width: int = Field(1024, ge=8, le=4096, multiple_of=8)
+    height: int = Field(576, ge=8, le=4096, multiple_of=8)
+    strength: float = Field(0.6, gt=0, le=1)
+    steps: int = Field(40, ge=1, le=500)
+    guidance: float = Field(9.0, ge=0, le=50)
+    negative_prompt: str = ""
+    device: Device = "auto"
+    cpu_offload: bool = False
+    vae_slicing: bool = True
+    forward_chunking: bool = True
+
+
+class InterpolationSection(Section):
+    """frames -> exactly clip_seconds * house.fps frames. ``film`` needs ``model`` (a FILM
+    TorchScript .pt or .safetensors file); without it ``minterpolate`` (ffmpeg) is used."""
+
+    backend: Literal["film", "minterpolate", "none", "remote"] = "minterpolate"
+    model: Path | None = None
+    batch: int = Field(4, ge=1, le=256, description="frame pairs per FILM forward pass")
+    tile: int | None = Field(None, ge=64, le=8192, multiple_of=64, description="split frames larger than this many pixels a side")
+    device: Device = "auto"
 
 
 class AudioSection(Section):
-    backend: Literal["synth"] = "synth"
+    """sequence -> one music track. ``synth`` needs no model; ``musicgen`` runs transformers'
+    MusicgenForConditionalGeneration (hub id or local folder in ``model``)."""
+
+    backend: Literal["synth", "musicgen", "remote"] = "synth"
+    adapter: AdapterSection | None = None
+    model: str = "facebook/musicgen-small"
+    guidance: float = Field(3.0, ge=0, le=50)
+    temperature: float = Field(1.0, gt=0, le=10)
+    device: Device = "auto"
 
 
 class ProducerSection(Section):
@@ -175,7 +260,10 @@ class Config(Section):
     house: HouseSection = HouseSection()
     director: DirectorSection = DirectorSection()
     video: VideoSection = VideoSection()
+    upscale: UpscaleSection = UpscaleSection()
+    interpolation: InterpolationSection = InterpolationSection()
     audio: AudioSection = AudioSection()
+    workers: WorkersSection = WorkersSection()
     producer: ProducerSection = ProducerSection()
     programme: ProgrammeSection = ProgrammeSection()
     output: OutputSection = OutputSection()
@@ -237,7 +325,25 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         house = house.model_copy(update={"font": resolve(house.font)})
     if director.system_prompt is not None:
         director = director.model_copy(update={"system_prompt": resolve(director.system_prompt)})
-    return config.model_copy(update={"paths": paths, "house": house, "director": director})
+    interpolation = config.interpolation
+    if interpolation.model is not None:
+        interpolation = interpolation.model_copy(update={"model": resolve(interpolation.model)})
+    models = {
+        name: section.model_copy(update={"model": resolve_model(section.model, base)})
+        for name, section in (("video", config.video), ("upscale", config.upscale), ("audio", config.audio))
+    }
+    return config.model_copy(
+        update={"paths": paths, "house": house, "director": director, "interpolation": interpolation, **models}
+    )
+
+
+def resolve_model(model: str, base: Path) -> str:
+    """A model is a hub id ("owner/name") or a local folder; a folder given relative to the
+    channel file (or starting with ./, ../, ~ or /) becomes an absolute path."""
+    path = Path(model).expanduser()
+    if path.is_absolute() or model.startswith((".", "~")) or (base / path).is_dir():
+        return str(base / path)
+    return model
 
 
 def _expand(value: Any, loc: tuple, env: dict[str, str], path: Path, text: str) -> Any:

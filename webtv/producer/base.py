@@ -1,8 +1,12 @@
-"""The render interface: backends that turn a shot into frames and a sequence into music.
+"""The render interface: the stages that turn a shot into frames and a sequence into music.
 
-Backends are blocking (numpy, torch, subprocesses); the producer calls them off the event
-loop. Real model backends (Zeroscope, FILM, MusicGen, remote workers) implement the same
-two protocols.
+    shot --video--> frames --upscale--> frames --interpolate--> frames at house fps
+    sequence --audio--> one track for all its shots
+
+Stages are blocking (numpy, torch, subprocesses); the producer runs them off the event loop.
+Each takes ``light=True`` on the one retry after a failure (CUDA out of memory, say): the
+stage then trades quality for memory (fewer frames, offload, smaller batches) where it can.
+Model stages load their weights on first use and keep them for the next call.
 """
 
 from __future__ import annotations
@@ -31,10 +35,27 @@ class Frames:
 
 
 class VideoBackend(Protocol):
-    def render(self, shot: Shot, seconds: float, progress: Progress | None = None) -> Frames: ...
+    def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
+        """Frames for ``seconds`` of airtime: ``Frames.seconds`` is the clip's length; the
+        frame rate may be low (the interpolation stage brings it to the house rate)."""
+        ...
+
+
+class Upscaler(Protocol):
+    def upscale(self, frames: Frames, shot: Shot, progress: Progress | None = None, *, light: bool = False) -> Frames:
+        """The same frames (count and fps) at a larger size."""
+        ...
+
+
+class Interpolator(Protocol):
+    def interpolate(self, frames: Frames, seconds: float, fps: int, progress: Progress | None = None,
+                    *, light: bool = False) -> Frames:
+        """Exactly round(seconds * fps) frames at ``fps``, spanning the input's motion."""
+        ...
 
 
 class AudioBackend(Protocol):
-    def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int) -> np.ndarray:
+    def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int,
+                *, light: bool = False) -> np.ndarray:
         """float32 samples in [-1, 1], shape (round(seconds * sample_rate), channels)."""
         ...
