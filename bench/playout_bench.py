@@ -29,7 +29,7 @@ from tests.rtmp_server import RtmpServer
 from webtv.config import HouseSection, OutputSection
 from webtv.director import Sequence, Shot
 from webtv.media import ffmpeg_exe
-from webtv.producer import make_audio_backend, make_video_backend
+from webtv.producer import make_stages
 from webtv.programmer.playlist import write_ffconcat
 
 HOUSE = HouseSection()  # 1024x576@24, the channel default
@@ -59,20 +59,17 @@ def bench_cold_start(rtmp: RtmpServer, root: Path, starts: int) -> dict:
 
 def make_clips(folder: Path, count: int, seconds: float = 3.0) -> list[Path]:
     from webtv.config import Config
-    from webtv.producer.producer import make_clip, sequence_track
+    from webtv.producer.producer import make_clip, sequence_track, track_slice
 
-    config = Config()
-    video, audio = make_video_backend(config), make_audio_backend(config)
+    stages = make_stages(Config())
     shots = tuple(Shot(prompt=f"bench shot {i}: a lighthouse in a storm, slow pan left", seed=i, theme="bench",
                        index=i) for i in range(count))
     sequence = Sequence(id="bench", theme="bench", music_prompt="calm", seed=0, shots=shots)
-    track = sequence_track(audio, sequence, seconds, HOUSE)
+    track = sequence_track(stages, sequence, seconds, HOUSE.sample_rate, HOUSE.channels)
     clips = []
     for shot in shots:
         out = folder / f"clip{shot.index:02d}.mp4"
-        rate = HOUSE.sample_rate
-        make_clip(shot, track[round(shot.index * seconds * rate):round((shot.index + 1) * seconds * rate)],
-                  video, HOUSE, seconds, out)
+        make_clip(shot, track_slice(track, shot.index, seconds, HOUSE.sample_rate), stages, HOUSE, seconds, out)
         clips.append(out)
     return clips
 

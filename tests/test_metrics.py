@@ -21,7 +21,7 @@ from webtv.director.offline import OfflineDirector
 from webtv.http.server import make_app
 from webtv.library import Library
 from webtv.playout.block import Block, Entry
-from webtv.producer import ProceduralVideo, SynthAudio
+from webtv.producer import ProceduralVideo, Stages, SynthAudio
 from webtv.producer.producer import Producer, ProducerState
 
 TINY = HouseSection(width=160, height=90, fps=12, gop_seconds=1.0, video_kbps=150, audio_kbps=32)
@@ -170,7 +170,7 @@ async def test_producer_reports_each_render_stage(tmp_path):
     library = Library(tmp_path / "library")
     seen: list[tuple[str, float]] = []
     producer = Producer(
-        OfflineDirector(), ProceduralVideo(TINY), SynthAudio(), library, TINY,
+        OfflineDirector(), Stages(video=ProceduralVideo(TINY), audio=SynthAudio()), library, TINY,
         clip_seconds=1.0, shots_per_sequence=2, ahead=1, seed=0, theme=lambda: "owls",
         on_stage=lambda stage, seconds: seen.append((stage, seconds)),
     )

@@ -17,7 +17,7 @@ from webtv.director.base import Sequence, Shot
 from webtv.director.moderation import Moderator
 from webtv.director.openai import OpenAIDirector
 from webtv.library import Library
-from webtv.producer import ProceduralVideo, SynthAudio
+from webtv.producer import ProceduralVideo, Stages, SynthAudio
 from webtv.producer.producer import Producer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +165,7 @@ async def run_producer(producer: Producer, until, seconds: float) -> None:
 
 def producer_for(director, moderator, library: Library, theme: str, ahead: int) -> Producer:
     return Producer(
-        director, ProceduralVideo(TINY), SynthAudio(), library, TINY,
+        director, Stages(video=ProceduralVideo(TINY), audio=SynthAudio()), library, TINY,
         clip_seconds=1.0, shots_per_sequence=3, ahead=ahead, seed=0, theme=lambda: theme, moderator=moderator,
     )
 

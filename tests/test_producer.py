@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,9 +22,8 @@ from webtv.producer import (
     SynthAudio,
     encode_clip,
     find_font,
-    make_audio_backend,
     make_card,
-    make_video_backend,
+    make_stages,
     validate_clip,
 )
 from webtv.producer.procedural import camera_motion
@@ -210,15 +209,16 @@ def test_synth_thirty_seconds_is_fast():
     assert spent < 1.0, f"30 s of music took {spent:.2f} CPU-s"
 
 
-def test_factories_pick_by_backend_name():
-    config = Config()
-    assert isinstance(make_video_backend(config), ProceduralVideo)
-    assert isinstance(make_audio_backend(config), SynthAudio)
-    odd = SimpleNamespace(video=SimpleNamespace(backend="nope"), audio=SimpleNamespace(backend="nope"), house=SMALL)
-    with pytest.raises(ValueError):
-        make_video_backend(odd)
-    with pytest.raises(ValueError):
-        make_audio_backend(odd)
+def test_the_default_stages_need_no_model():
+    stages = make_stages(Config())
+    assert isinstance(stages.video, ProceduralVideo)
+    assert isinstance(stages.audio, SynthAudio)
+    assert stages.upscale is None and stages.interpolate is None and stages.workers is None
+    # the procedural channel never pays for importing torch
+    check = "import sys; from webtv.config import Config; from webtv.producer import make_stages; " \
+            "make_stages(Config()); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 # ----------------------------------------------------------------------------- encode

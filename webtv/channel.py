@@ -18,7 +18,7 @@ from webtv.library.retention import Retention
 from webtv.metrics import ChannelMetrics
 from webtv.notify import PlayoutHealth, watch
 from webtv.playout.controller import Playout
-from webtv.producer import make_audio_backend, make_video_backend
+from webtv.producer import make_stages
 from webtv.producer.house import make_card, validate_clip
 from webtv.producer.producer import Producer
 from webtv.programmer import Programmer
@@ -93,7 +93,7 @@ class Channel:
             filler, config.programme.filler_seconds, lambda: self.theme,
         )
         self.producer = Producer(
-            make_director(config), make_video_backend(config), make_audio_backend(config),
+            make_director(config), make_stages(config),
             self.library, config.house, config.video.clip_seconds,
             config.director.shots_per_sequence, config.producer.ahead, config.director.seed,
             lambda: self.theme, on_clip=self._on_clip,

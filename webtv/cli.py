@@ -1,4 +1,5 @@
-"""The ``webtv`` command: run the channel, check a config, render one clip, preview prompts."""
+"""The ``webtv`` command: run the channel, check a config, render one clip, interpolate a
+video, preview prompts."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", type=Path, required=True, help="where to write the clip (.mp4)")
     render.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     render.add_argument("--seed", type=int, default=0)
+    models = render.add_argument_group("models (each flag overrides the config and picks that model's backend)")
+    models.add_argument("--video-model", metavar="PATH_OR_ID", help="Zeroscope 576w: a hub id or a local folder")
+    models.add_argument("--upscale-model", metavar="PATH_OR_ID", help="Zeroscope XL: a hub id or a local folder")
+    models.add_argument("--music-model", metavar="PATH_OR_ID", help="MusicGen: a hub id or a local folder")
+    models.add_argument("--film-model", type=Path, metavar="FILE", help="FILM weights (.pt TorchScript or .safetensors)")
+    models.add_argument("--steps", type=int, metavar="N", help="denoising steps of the video and upscale passes")
+    models.add_argument("--frames", type=int, metavar="N", help="frames the video model draws")
+    models.add_argument("--size", metavar="WxH", help="size the video model draws at, e.g. 576x320")
+
+    interpolate = commands.add_parser("interpolate", help="add frames to a video file with FILM (or ffmpeg's minterpolate)")
+    interpolate.add_argument("src", type=Path, metavar="IN")
+    interpolate.add_argument("dst", type=Path, metavar="OUT")
+    interpolate.add_argument("--factor", type=int, choices=(2, 4, 8), default=2,
+                             help="frames out per frame in; the frame rate grows by as much")
+    interpolate.add_argument("--film-model", type=Path, metavar="FILE",
+                             help="FILM weights; without them ffmpeg's minterpolate does the work")
 
     prompts = commands.add_parser("prompts", help="print shot prompts the configured director writes for a theme")
     prompts.add_argument("theme")
@@ -45,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     from webtv.log import setup_logging
 
     setup_logging(args.verbose)
+    if args.command == "interpolate":
+        return _interpolate(args.src, args.dst, args.factor, args.film_model)
     try:
         config = load_config(args.config)
+        if args.command == "render":
+            config = with_model_flags(config, args)
     except ConfigError as exc:
         print(f"webtv: config error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -87,31 +108,86 @@ def _run(config: Config) -> int:
     return 0
 
 
+def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
+    """``config`` with the render command's model flags applied (validated like the file)."""
+    from pydantic import ValidationError
+
+    from webtv.config import resolve_model
+
+    changes: dict[str, dict] = {"video": {}, "upscale": {}, "interpolation": {}, "audio": {}}
+    here = Path.cwd()  # a folder given on the command line is relative to where the command runs
+    if args.video_model:
+        changes["video"].update(backend="zeroscope", model=resolve_model(args.video_model, here))
+    if args.upscale_model:
+        changes["upscale"].update(backend="zeroscope", model=resolve_model(args.upscale_model, here))
+    if args.music_model:
+        changes["audio"].update(backend="musicgen", model=resolve_model(args.music_model, here))
+    if args.film_model:
+        changes["interpolation"].update(backend="film", model=args.film_model.resolve())
+    if args.steps is not None:
+        changes["video"]["steps"] = changes["upscale"]["steps"] = args.steps
+    if args.frames is not None:
+        changes["video"]["frames"] = args.frames
+    if args.size:
+        width, _, height = args.size.lower().partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise ConfigError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 576x320")
+        changes["video"].update(width=int(width), height=int(height))
+    update = {}
+    for name, values in changes.items():
+        if values:
+            section = getattr(config, name)
+            try:
+                update[name] = type(section).model_validate({**section.model_dump(), **values})
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ConfigError(f"command-line flags for [{name}]: {problems}") from None
+    return config.model_copy(update=update)
+
+
 def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
     from webtv.director import Sequence, Shot
-    from webtv.producer import make_audio_backend, make_video_backend
-    from webtv.producer.producer import make_clip, sequence_track
+    from webtv.producer import make_stages
+    from webtv.producer.producer import make_clip
+    from webtv.producer.stages import sequence_track
 
     shot = Shot(prompt=prompt, seed=seed, theme=config.channel.theme, sequence_id="render")
     sequence = Sequence(id="render", theme=shot.theme, music_prompt=prompt, seed=seed, shots=(shot,))
     seconds = config.video.clip_seconds
+    house = config.house
     started = time.monotonic()
     progress = _ProgressBar()
+    timings: dict[str, float] = {}
     try:
+        stages = make_stages(config)
         progress("music", 0.0)
-        track = sequence_track(make_audio_backend(config), sequence, seconds, config.house)
+        track = sequence_track(stages, sequence, seconds, house.sample_rate, house.channels)
+        timings["music"] = time.monotonic() - started
         progress("music", 1.0)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-        duration = make_clip(shot, track, make_video_backend(config), config.house, seconds, tmp, progress)
+        duration = make_clip(shot, track, stages, house, seconds, tmp, progress, timings)
         tmp.replace(out)
     except Exception as exc:
         progress.done()
         print(f"webtv: render failed: {exc}", file=sys.stderr)
         return 1
     progress.done()
-    print(f"{out}: {duration:.2f} s, {config.house.width}x{config.house.height}@{config.house.fps}, "
-          f"made in {time.monotonic() - started:.1f} s")
+    stages_line = ", ".join(f"{stage} {spent:.1f} s" for stage, spent in timings.items())
+    print(f"{out}: {duration:.2f} s, {house.width}x{house.height}@{house.fps}, "
+          f"made in {time.monotonic() - started:.1f} s ({stages_line})")
+    return 0
+
+
+def _interpolate(src: Path, dst: Path, factor: int, film_model: Path | None) -> int:
+    from webtv.media import MediaError
+    from webtv.producer.interpolate import interpolate_file
+
+    try:
+        interpolate_file(src, dst, factor, film_model)
+    except (MediaError, OSError, RuntimeError, ValueError) as exc:
+        print(f"webtv: interpolate failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

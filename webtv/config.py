@@ -152,6 +152,7 @@ class VideoSection(Section):
     cpu_offload: bool = False
     vae_slicing: bool = True
     forward_chunking: bool = False
+    render_delay_s: float = Field(0.0, ge=0, le=3600, description="procedural only: sleep this long per shot, to stand in for a GPU in tests and benchmarks")
 
 
 class UpscaleSection(Section):

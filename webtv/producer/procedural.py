@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 
 import numpy as np
 
@@ -86,15 +87,25 @@ def camera_motion(prompt: str) -> dict[str, float]:
 
 
 class ProceduralVideo:
-    """VideoBackend drawing hashed patterns with numpy; cheap on two CPU cores."""
+    """VideoBackend drawing hashed patterns with numpy; cheap on two CPU cores.
 
-    def __init__(self, house: HouseSection, scale: float = 0.25):
+    ``delay_s`` makes each render take at least that long, standing in for a GPU model in
+    tests and benchmarks of the render path."""
+
+    def __init__(self, house: HouseSection, scale: float = 0.25, delay_s: float = 0.0):
         self.house = house
+        self.delay_s = delay_s
         width = max(32, int(round(house.width * scale / 2)) * 2)
         height = max(18, int(round(width * house.height / house.width / 2)) * 2)
         self.size = (width, height)
 
-    def render(self, shot: Shot, seconds: float, progress: Progress | None = None) -> Frames:
+    def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
+        deadline = time.monotonic() + self.delay_s
+        frames = self._draw(shot, seconds, progress)
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return frames
+
+    def _draw(self, shot: Shot, seconds: float, progress: Progress | None) -> Frames:
         fps = self.house.fps
         count = max(1, round(seconds * fps))
         width, height = self.size

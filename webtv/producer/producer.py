@@ -3,7 +3,7 @@
 Per sequence: the director writes the shots, the audio backend composes one track for the
 whole sequence, and each shot's clip carries its slice of that track, so the music runs on
 across cuts. Each clip is encoded once into the house format, validated, then moved into
-the library. Rendering runs in a worker thread; the event loop stays free.
+the library. Rendering runs in a daemon thread; the event loop stays free.
 
 With a moderator, nothing is made for a blocked theme, and every sequence is moderated
 before its music or any of its shots is rendered: blocked shots are dropped and logged with
@@ -14,29 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
 from webtv.config import HouseSection
 from webtv.director import Director, Sequence, Shot
 from webtv.library import Clip, Library, file_digest
-from webtv.producer.base import AudioBackend, Progress, VideoBackend
+from webtv.producer.base import Progress
 from webtv.producer.house import encode_clip, validate_clip
+from webtv.producer.stages import Stages, render_frames, sequence_track
 
 if TYPE_CHECKING:
     from webtv.director.moderation import Moderator
 
 log = logging.getLogger("webtv.producer")
 
+T = TypeVar("T")
+
 
 def make_clip(
     shot: Shot,
     audio: np.ndarray,
-    video: VideoBackend,
+    stages: Stages,
     house: HouseSection,
     seconds: float,
     out: Path,
@@ -44,11 +48,10 @@ def make_clip(
     timings: dict[str, float] | None = None,
 ) -> float:
     """Render, encode and validate one clip into ``out``; returns its duration. Blocking.
-    ``timings``, when given, gets the seconds each stage took (video, encode, validate)."""
+    ``timings``, when given, gets the seconds each stage took (video, upscale, interpolate,
+    encode, validate)."""
     timings = {} if timings is None else timings
-    started = time.monotonic()
-    frames = video.render(shot, seconds, progress)
-    timings["video"] = time.monotonic() - started
+    frames = render_frames(stages, shot, seconds, house.fps, progress, timings)
     if progress:
         progress("encode", 0.0)
     started = time.monotonic()
@@ -62,15 +65,34 @@ def make_clip(
     return probed.duration
 
 
-def sequence_track(audio: AudioBackend, sequence: Sequence, seconds_per_shot: float, house: HouseSection) -> np.ndarray:
-    """One music track for the whole sequence. Blocking."""
-    total = seconds_per_shot * len(sequence.shots)
-    return audio.compose(sequence, total, house.sample_rate, house.channels)
-
-
 def track_slice(track: np.ndarray, index: int, seconds: float, sample_rate: int) -> np.ndarray:
     start = round(index * seconds * sample_rate)
     return track[start : start + round(seconds * sample_rate)]
+
+
+async def off_loop(call: Callable[..., T], *args) -> T:
+    """``call(*args)`` in a daemon thread. Unlike asyncio.to_thread, a render that takes
+    minutes (torch on a GPU) does not hold up the daemon's exit: asyncio.run waits for its
+    executor's threads, the interpreter does not wait for daemon threads."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = call(*args), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop closed while this ran: nobody waits for the result
+
+    threading.Thread(target=work, name=f"render-{getattr(call, '__name__', 'work')}", daemon=True).start()
+    return await future
 
 
 @dataclass
@@ -86,8 +108,7 @@ class Producer:
     def __init__(
         self,
         director: Director,
-        video: VideoBackend,
-        audio: AudioBackend,
+        stages: Stages,
         library: Library,
         house: HouseSection,
         clip_seconds: float,
@@ -99,7 +120,7 @@ class Producer:
         moderator: "Moderator | None" = None,
         on_stage: Callable[[str, float], None] | None = None,
     ):
-        self.director, self.video, self.audio = director, video, audio
+        self.director, self.stages = director, stages
         self.library, self.house = library, house
         self.clip_seconds = clip_seconds
         self.shots_per_sequence = shots_per_sequence
@@ -180,7 +201,8 @@ class Producer:
     async def _produce(self, sequence: Sequence) -> None:
         try:
             started = time.monotonic()
-            track = await asyncio.to_thread(sequence_track, self.audio, sequence, self.clip_seconds, self.house)
+            track = await off_loop(sequence_track, self.stages, sequence, self.clip_seconds, self.house.sample_rate,
+                                   self.house.channels)
             self._stage("music", time.monotonic() - started)
         except Exception as exc:  # a failed backend must not stop the channel
             self._failed(f"music for sequence {sequence.id}", exc)
@@ -199,8 +221,8 @@ class Producer:
         started = time.monotonic()
         timings: dict[str, float] = {}
         try:
-            duration = await asyncio.to_thread(make_clip, shot, audio, self.video, self.house, self.clip_seconds, out,
-                                               None, timings)
+            duration = await off_loop(make_clip, shot, audio, self.stages, self.house, self.clip_seconds, out,
+                                      None, timings)
             digest = await asyncio.to_thread(file_digest, out)
             clip = self.library.ingest(out, shot, duration, digest)
         except Exception as exc:

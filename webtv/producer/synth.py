@@ -99,7 +99,8 @@ def _hz(midi: float) -> float:
 class SynthAudio:
     """AudioBackend with no model: chords, bass, drums and an arpeggio from numpy."""
 
-    def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int) -> np.ndarray:
+    def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int, *,
+                light: bool = False) -> np.ndarray:
         n = max(1, round(seconds * sample_rate))
         plan = plan_for(sequence)
         digest = hashlib.sha256(f"{sequence.theme}\x1f{sequence.seed}\x1fnoise".encode()).digest()
