@@ -226,6 +226,7 @@ class Channel:
         clips, seconds = self.library.stats() if self.library else (0, 0.0)
         producer = self.producer.state if self.producer else None
         director = getattr(self.producer.director, "state", None) if self.producer else None
+        workers = getattr(self.producer.stages, "workers", None) if self.producer else None  # remote pool
         return {
             "channel": self.config.channel.name,
             "theme": self.theme,
@@ -244,6 +245,8 @@ class Channel:
             "moderation": _plain(self.moderator.state),
             "schedule": {"current": self.schedule.current, "next": self.schedule.next()},
             "outputs": self.playout.outputs_status() if self.playout else [],
+            "workers": workers.status() if workers is not None else [],
+            "workers_summary": workers.summary() if workers is not None else None,
             "config_error": self.config_error,
             "config_pending_restart": self.pending_restart,
             "uptime_s": round(time.time() - self.started, 1),

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", type=Path, required=True, help="where to write the clip (.mp4)")
     render.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--remote", metavar="URL", help="ask the webtv worker at URL for the whole clip (/clip)")
     models = render.add_argument_group("models (each flag overrides the config and picks that model's backend)")
     models.add_argument("--video-model", metavar="PATH_OR_ID", help="Zeroscope 576w: a hub id or a local folder")
     models.add_argument("--upscale-model", metavar="PATH_OR_ID", help="Zeroscope XL: a hub id or a local folder")
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("--steps", type=int, metavar="N", help="denoising steps of the video and upscale passes")
     models.add_argument("--frames", type=int, metavar="N", help="frames the video model draws")
     models.add_argument("--size", metavar="WxH", help="size the video model draws at, e.g. 576x320")
+
+    worker = commands.add_parser("worker", help="serve the configured render stages as a Gradio app (a remote GPU worker)")
+    worker.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    worker.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    worker.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
 
     interpolate = commands.add_parser("interpolate", help="add frames to a video file with FILM (or ffmpeg's minterpolate)")
     interpolate.add_argument("src", type=Path, metavar="IN")
@@ -74,8 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         print(summary(config))
         return 0
+    if args.command == "render" and args.remote:
+        return _render_remote(config, args.remote, args.prompt, args.out, args.seed)
     if args.command == "render":
         return _render(config, args.prompt, args.out, args.seed)
+    if args.command == "worker":
+        from webtv.worker.app import serve
+
+        return serve(config, args.host, args.port)
     if args.command == "prompts":
         return _prompts(config, args.theme, args.n, args.json)
     return _run(config)
@@ -176,6 +188,22 @@ def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
     stages_line = ", ".join(f"{stage} {spent:.1f} s" for stage, spent in timings.items())
     print(f"{out}: {duration:.2f} s, {house.width}x{house.height}@{house.fps}, "
           f"made in {time.monotonic() - started:.1f} s ({stages_line})")
+    return 0
+
+
+def _render_remote(config: Config, url: str, prompt: str, out: Path, seed: int) -> int:
+    from webtv.producer.remote import render_remote_clip
+
+    started = time.monotonic()
+    try:
+        render_remote_clip(url, prompt, seed, out, config.workers.timeout_s, seconds=config.video.clip_seconds,
+                           house=config.house, theme=config.channel.theme)
+    except Exception as exc:
+        print(f"webtv: remote render failed: {exc}", file=sys.stderr)
+        return 1
+    house = config.house
+    print(f"{out}: {config.video.clip_seconds:.2f} s, {house.width}x{house.height}@{house.fps}, "
+          f"made by {url} in {time.monotonic() - started:.1f} s")
     return 0
 
 

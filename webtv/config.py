@@ -279,6 +279,9 @@ class Config(Section):
     def _block_holds_a_clip(self) -> "Config":
         if self.programme.block_seconds < self.video.clip_seconds:
             raise ValueError("programme.block_seconds must be at least video.clip_seconds")
+        remote = [name for name in ("video", "upscale", "interpolation", "audio") if getattr(self, name).backend == "remote"]
+        if remote and not self.workers.urls:
+            raise ValueError(f"{', '.join(name + '.backend' for name in remote)} = \"remote\" needs workers.urls")
         return self
 
 

@@ -1,0 +1,296 @@
+"""Time each model stage of one clip and report peak memory:
+576x320x24 Zeroscope -> XL 1024x576 -> FILM to the house rate -> MusicGen for the clip length.
+
+    python -m bench.models_bench --random-weights            # the real sizes, random weights
+    python -m bench.models_bench --config channel.toml       # the models the config names
+
+With --random-weights every model is built in code at its published architecture (Zeroscope
+576w/XL: the ModelScope UNet3D, SD's VAE, OpenCLIP ViT-H text tower; FILM Style; MusicGen
+small: T5-base, 24-layer decoder, 32 kHz EnCodec), so the shapes and FLOPs are the real
+ones, and handed to the same stage classes the daemon runs. Nothing is downloaded.
+
+Speed switches to compare on a GPU: --dtype, --steps/--upscale-steps, --guidance (1 turns
+classifier-free guidance off, halving the UNet batch), --channels-last, --compile, --attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from webtv.config import AudioSection, Config, InterpolationSection, UpscaleSection, VideoSection, load_config  # noqa: E402
+from webtv.director import Sequence, Shot  # noqa: E402
+
+PROMPT = "a lighthouse on a cliff in a storm, waves crashing, cinematic, slow dolly in"
+
+
+# ----------------------------------------------------------------------------- random models at the real sizes
+
+
+def write_clip_tokenizer(folder: Path) -> None:
+    """A byte-level BPE vocabulary with every byte and no merges: real CLIP tokenizer code,
+    77 tokens out like the real one (ids differ, shapes do not)."""
+    from transformers import CLIPTokenizer
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list(bytes_to_unicode().values())
+    vocab = {s: i for i, s in enumerate(symbols)}
+    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77).save_pretrained(folder)
+
+
+def zeroscope_components(tokenizer_folder: Path) -> dict:
+    """The zeroscope_v2 576w / XL architecture (both share it), random weights."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
+        up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3,
+        block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+        cross_attention_dim=1024, attention_head_dim=64, norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512), sample_size=256,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+        num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu", projection_dim=512,
+    ))
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                              clip_sample=False, set_alpha_to_one=False)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_folder)
+    return dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+
+
+def musicgen_small(folder: Path) -> Path:
+    """facebook/musicgen-small's architecture, random weights, with a processor built in code."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+        T5Config,
+        T5TokenizerFast,
+    )
+
+    torch.manual_seed(0)
+    text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)
+    audio = EncodecConfig(
+        sampling_rate=32000, audio_channels=1, target_bandwidths=[2.2], upsampling_ratios=[8, 5, 4, 4],
+        hidden_size=128, num_filters=64, num_residual_layers=1, num_lstm_layers=2, codebook_size=2048,
+        codebook_dim=128, norm_type="weight_norm", use_causal_conv=False, compress=2, normalize=False,
+        chunk_length_s=None, overlap=None, pad_mode="reflect",
+    )
+    decoder = MusicgenDecoderConfig(
+        vocab_size=2048, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096,
+        num_codebooks=4, max_position_embeddings=2048, audio_channels=1,
+    )
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
+    model = MusicgenForConditionalGeneration(config)
+    model.generation_config.decoder_start_token_id = 2048
+    model.generation_config.pad_token_id = 2048
+    model.save_pretrained(folder)
+    words = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>"] + PROMPT.replace(",", "").split())}
+    raw = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = T5TokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                extra_ids=0)
+    extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
+    MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+class Meter:
+    """Seconds and peak memory per stage: CUDA's allocator peak on a GPU, the process's
+    peak RSS otherwise (a high-water mark: it only grows from stage to stage)."""
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self.rows: list[dict] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def stage(self, name: str, call, *args, **kwargs):
+        import torch
+
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        result = call(*args, **kwargs)
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+        peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self.rows.append({"stage": name, "seconds": round(seconds, 3), "peak_gb": round(peak / 1e9, 2)})
+        print(f"  {name:<12} {seconds:8.2f} s   peak {'GPU' if cuda else 'RSS'} {peak / 1e9:6.2f} GB", flush=True)
+        return result
+
+
+def tune(pipe, args) -> None:
+    """Apply the speed switches under test to a loaded diffusers pipeline."""
+    import torch
+
+    if args.channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if args.attention == "math":
+        from diffusers.models.attention_processor import AttnProcessor
+
+        pipe.unet.set_attn_processor(AttnProcessor())
+    if args.compile:
+        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", fullgraph=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--random-weights", action="store_true", help="build the models in code at their real sizes")
+    parser.add_argument("--config", type=Path, help="without --random-weights: the models this channel file names")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), help="default: fp16 on CUDA, fp32 on CPU")
+    parser.add_argument("--seconds", type=float, default=3.0, help="airtime of the clip")
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--size", default="576x320")
+    parser.add_argument("--upscale-size", default="1024x576")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--upscale-steps", type=int, default=40)
+    parser.add_argument("--strength", type=float, default=0.6)
+    parser.add_argument("--guidance", type=float, default=9.0)
+    parser.add_argument("--fps", type=int, default=24, help="house frame rate FILM brings the clip to")
+    parser.add_argument("--film-batch", type=int, default=4)
+    parser.add_argument("--film-tile", type=int, default=None)
+    parser.add_argument("--skip", action="append", default=[], choices=("video", "upscale", "interpolate", "music"))
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNets (first call compiles: run twice)")
+    parser.add_argument("--attention", choices=("sdpa", "math"), default="sdpa")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the chain; the last is reported")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if not args.random_weights and args.config is None:
+        parser.error("give --random-weights, or --config with the models to time")
+
+    import torch
+
+    from webtv.producer.devices import pick_device
+    from webtv.producer.interpolate import FilmInterpolator
+    from webtv.producer.musicgen import MusicGenAudio
+    from webtv.producer.zeroscope import ZeroscopeUpscaler, ZeroscopeVideo
+
+    device = pick_device(args.device)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32, None: None}[args.dtype]
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    width, height = map(int, args.size.lower().split("x"))
+    up_width, up_height = map(int, args.upscale_size.lower().split("x"))
+    config = load_config(args.config) if args.config else Config()
+    video_section = VideoSection(**{**config.video.model_dump(), "backend": "zeroscope", "width": width,
+                                    "height": height, "frames": args.frames, "steps": args.steps,
+                                    "guidance": args.guidance, "device": str(device)})
+    upscale_section = UpscaleSection(**{**config.upscale.model_dump(), "backend": "zeroscope", "width": up_width,
+                                        "height": up_height, "steps": args.upscale_steps, "strength": args.strength,
+                                        "guidance": args.guidance, "device": str(device)})
+    film_section = InterpolationSection(**{**config.interpolation.model_dump(), "backend": "film",
+                                           "batch": args.film_batch, "tile": args.film_tile, "device": str(device)})
+    audio_section = AudioSection(**{**config.audio.model_dump(), "backend": "musicgen", "device": str(device)})
+
+    work = Path(tempfile.mkdtemp(prefix="webtv-bench-"))
+    video, upscaler = ZeroscopeVideo(video_section), ZeroscopeUpscaler(upscale_section)
+    film, music = FilmInterpolator(film_section), MusicGenAudio(audio_section)
+    print(f"device {device}, {dtype}, {'random weights' if args.random_weights else 'configured models'}", flush=True)
+    if args.random_weights:
+        load_random(video, upscaler, film, music, work, device, dtype, args)
+    shot = Shot(prompt=PROMPT, seed=1, theme="bench")
+    sequence = Sequence(id="bench", theme="bench", music_prompt="slow ambient strings, cinematic", seed=1, shots=(shot,))
+
+    meter = Meter(device)
+    for run in range(args.repeat):
+        print(f"run {run + 1}/{args.repeat}", flush=True)
+        meter.rows.clear()
+        chain_started = time.perf_counter()
+        frames = None
+        if "video" not in args.skip:
+            frames = meter.stage("video", video.render, shot, args.seconds)
+        if "upscale" not in args.skip and frames is not None:
+            frames = meter.stage("upscale", upscaler.upscale, frames, shot)
+        if "interpolate" not in args.skip and frames is not None:
+            frames = meter.stage("interpolate", film.interpolate, frames, args.seconds, args.fps)
+        if "music" not in args.skip:
+            meter.stage("music", music.compose, sequence, args.seconds, 48000, 2)
+        wall = time.perf_counter() - chain_started
+    airtime = args.seconds / wall
+    peak = max(row["peak_gb"] for row in meter.rows) if meter.rows else 0.0
+    print(f"chain {wall:.2f} s for {args.seconds:g} s of airtime: {airtime:.3f}x real time; peak {peak:.2f} GB")
+    if frames is not None:
+        print(f"frames out: {frames.array.shape} at {frames.fps:g} fps")
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json), "config": str(args.config)},
+                                         "device": str(device), "dtype": str(dtype), "rows": meter.rows,
+                                         "chain_s": wall, "airtime_per_wall_s": airtime}, indent=2, default=str))
+    return 0
+
+
+def load_random(video, upscaler, film, music, work: Path, device, dtype, args) -> None:
+    """Build every model at its real size with random weights and give it to its stage."""
+    import torch
+    from diffusers import TextToVideoSDPipeline, VideoToVideoSDPipeline
+
+    from interpolation import FilmConfig, FilmNet
+
+    started = time.perf_counter()
+    write_clip_tokenizer(work / "tokenizer")
+    parts = zeroscope_components(work / "tokenizer")
+    params = sum(p.numel() for p in parts["unet"].parameters())
+    print(f"UNet3D {params / 1e9:.2f} B parameters", flush=True)
+    if "video" not in args.skip:
+        pipe = TextToVideoSDPipeline(**parts).to(device, dtype)
+        tune(pipe, args)
+        video.use_pipeline(pipe)
+    if "upscale" not in args.skip:
+        if "video" not in args.skip:  # the XL weights have the same architecture: build a second copy
+            parts = zeroscope_components(work / "tokenizer")
+        pipe = VideoToVideoSDPipeline(**parts).to(device, dtype)
+        tune(pipe, args)
+        upscaler.use_pipeline(pipe)
+    if "interpolate" not in args.skip:
+        torch.manual_seed(0)
+        film.use_model(FilmNet(FilmConfig()).to(device, dtype).eval())
+    if "music" not in args.skip:
+        music.use_model(musicgen_small(work / "musicgen"))
+    print(f"models built in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""The render chain's faults: a failed stage is retried once with lighter settings, then the
+shot is skipped and logged while production goes on. CUDA running out of memory cannot
+happen here, so the failing backends raise torch's own OutOfMemoryError."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from webtv.config import Config, HouseSection
+from webtv.director.base import Sequence, Shot
+from webtv.director.offline import OfflineDirector
+from webtv.library import Library
+from webtv.producer import Frames, ProceduralVideo, StageError, Stages, SynthAudio, make_stages
+from webtv.producer.interpolate import NoInterpolation
+from webtv.producer.producer import Producer
+from webtv.producer.stages import render_frames, sequence_track
+
+TINY = HouseSection(width=128, height=72, fps=12, x264_preset="ultrafast", video_kbps=200, audio_kbps=48)
+
+
+class OutOfMemoryUnlessLight:
+    """Draws 8 frames; like a GPU too small for the configured settings, fails unless light."""
+
+    def __init__(self, fail_light: bool = False, fail_prompts: tuple[str, ...] | None = None):
+        self.calls: list[bool] = []
+        self.fail_light = fail_light
+        self.fail_prompts = fail_prompts
+
+    def render(self, shot: Shot, seconds: float, progress=None, *, light: bool = False) -> Frames:
+        self.calls.append(light)
+        failing = self.fail_prompts is None or any(word in shot.prompt for word in self.fail_prompts)
+        if failing and (not light or self.fail_light):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        count = 4 if light else 8
+        return Frames(np.full((count, 16, 16, 3), 100, np.uint8), fps=count / seconds)
+
+
+def shot(prompt: str = "a lighthouse") -> Shot:
+    return Shot(prompt=prompt, seed=1, theme="t")
+
+
+def test_a_failed_stage_is_retried_once_with_lighter_settings(caplog):
+    video = OutOfMemoryUnlessLight()
+    stages = Stages(video=video, audio=SynthAudio(), interpolate=NoInterpolation())
+    with caplog.at_level(logging.WARNING, logger="webtv.producer"):
+        frames = render_frames(stages, shot(), 2.0, 12)
+    assert video.calls == [False, True]
+    assert len(frames.array) == 24 and frames.fps == 12, "the light render still fills the clip's airtime"
+    assert "video failed, retrying once with lighter settings" in caplog.text
+    assert "out of memory" in caplog.text
+
+
+def test_a_stage_failing_twice_names_the_stage():
+    video = OutOfMemoryUnlessLight(fail_light=True)
+    with pytest.raises(StageError, match="video failed twice") as caught:
+        render_frames(Stages(video=video, audio=SynthAudio()), shot(), 2.0, 12)
+    assert caught.value.stage == "video"
+    assert video.calls == [False, True]
+
+
+def test_music_gets_the_same_retry():
+    class FlakyMusic(SynthAudio):
+        calls: list[bool] = []
+
+        def compose(self, sequence, seconds, sample_rate, channels, *, light=False):
+            self.calls.append(light)
+            if not light:
+                raise RuntimeError("worker crashed")
+            return super().compose(sequence, seconds, sample_rate, channels)
+
+    music = FlakyMusic()
+    sequence = Sequence(id="s", theme="t", music_prompt="calm", seed=0, shots=(shot(), shot("b")))
+    track = sequence_track(Stages(video=ProceduralVideo(TINY), audio=music), sequence, 1.5, 48000, 2)
+    assert track.shape == (144000, 2)
+    assert music.calls == [False, True]
+
+
+async def test_the_producer_skips_a_shot_that_fails_twice_and_goes_on(tmp_path, caplog):
+    library = Library(tmp_path / "library")
+    director = OfflineDirector()
+    first = (await director.write_sequence("owls", 3, 0)).shots[0].prompt
+    video = OutOfMemoryUnlessLight(fail_light=True, fail_prompts=(first,))
+    producer = Producer(
+        director, Stages(video=video, audio=SynthAudio(), interpolate=NoInterpolation()), library, TINY,
+        clip_seconds=1.0, shots_per_sequence=3, ahead=2, seed=0, theme=lambda: "owls",
+    )
+    task = asyncio.create_task(producer.run())
+    try:
+        deadline = time.monotonic() + 30
+        while producer.state.clips_made < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert producer.state.clips_made == 2, producer.state
+    assert producer.state.clips_failed == 1
+    assert "video failed twice" in producer.state.last_error
+    assert not library.has_prompt(first, "owls")
+    assert list(library.incoming_dir.glob("*")) == [], "the failed render left a file behind"
+
+
+def test_remote_backend_without_workers_is_a_config_error():
+    from webtv.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match=r"workers\.urls"):
+        parse_config('[video]\nbackend = "remote"\n', __import__("pathlib").Path("channel.toml"), {})
+
+
+def test_film_without_weights_falls_back_to_minterpolate(caplog):
+    from webtv.producer.interpolate import MinterpolateInterpolator
+
+    config = Config.model_validate({"video": {"backend": "zeroscope"}, "interpolation": {"backend": "film"}})
+    with caplog.at_level(logging.WARNING, logger="webtv.producer"):
+        stages = make_stages(config)
+    assert isinstance(stages.interpolate, MinterpolateInterpolator)
+    assert "minterpolate" in caplog.text

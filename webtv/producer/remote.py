@@ -1,0 +1,831 @@
+"""Remote render workers: the stages run on other machines' GPUs, called with gradio_client.
+
+A worker is ``webtv worker`` (``webtv/worker/app.py``) or any Gradio app reached through an
+adapter (a public Zeroscope or MusicGen Space). ``WorkerPool`` keeps one gradio_client
+``Client`` per worker and sends each job to the least busy healthy one:
+
+- **least busy**: fewest jobs in flight from this daemon; ties go to the faster worker (lower
+  mean time for that endpoint; means within 1.5x count as equal), then to the one used least
+  recently, so equal workers take turns;
+- **timeout**: ``[workers] timeout_s`` per attempt, the worker's queue wait included; a job
+  past it is cancelled there and counts as a failure;
+- **retry**: a failed attempt (connection lost, worker killed, timeout, an error raised by
+  the app, a reply that does not decode) is tried again on another worker, up to
+  ``[workers] retries`` others;
+- **health**: a daemon thread started by the pool asks every worker's ``/health`` endpoint
+  (or, for an app without one, its ``/config``) every ``health_interval_s``. A worker that
+  fails a check, or loses its connection during a job, is taken out (``down``) and probed
+  again after ``probe_after_s`` (``probing``); a good probe puts it back (``healthy``);
+- **all down**: a job waits up to ``health_interval_s`` for a worker to come back, then
+  raises ``WorkersDown`` naming why each one is out; the producer skips the clip and the
+  channel airs its library. ``summary()`` says the same for ``/api/status``.
+
+Frames travel as FFV1 in Matroska (lossless RGB, the exact frame rate in the stream), music
+as 32-bit float WAV; both written and read with ffmpeg, which also decodes whatever an
+adapted Space returns (MP4, WebM, GIF, MP3, ...). Every call is blocking and thread-safe:
+the producer calls the stages from its render threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import numpy as np
+
+from webtv.director import Sequence, Shot
+from webtv.media import MediaError, ffmpeg_exe, probe
+from webtv.producer.base import Frames, Progress
+
+if TYPE_CHECKING:
+    from webtv.config import (AdapterSection, AudioSection, HouseSection, InterpolationSection, UpscaleSection,
+                              VideoSection, WorkersSection)
+
+log = logging.getLogger("webtv.workers")
+
+T = TypeVar("T")
+
+HEALTH_TIMEOUT_S = 10.0  # one health check: connect, ask /health, get the answer
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 60.0  # silence on a connection; a worker's event stream beats every 15 s
+
+
+class WorkersDown(RuntimeError):
+    """No worker can take a job: none configured, or every one is down; says why."""
+
+
+class JobFailed(RuntimeError):
+    """A job failed on every worker it was tried on; names each attempt."""
+
+
+@dataclass
+class _Worker:
+    url: str
+    state: str = "unknown"  # unknown (not checked yet) | healthy | down | probing
+    jobs_done: int = 0
+    failures: int = 0
+    in_flight: int = 0
+    busy_s: float = 0.0  # total seconds of the jobs done
+    last_error: str | None = None
+    down_since: float | None = None  # wall clock
+    next_check: float = 0.0  # monotonic
+    checking: bool = False
+    last_used: float = 0.0  # monotonic
+    info: dict | None = None  # the worker's /health answer
+    running: list = dataclasses.field(default_factory=list)  # endpoints of the jobs in flight
+    per_endpoint: dict = dataclasses.field(default_factory=dict)  # endpoint -> [jobs done, seconds]
+    client: Any = None
+    generation: int = 0  # bumped when the client is replaced or dropped
+    outs: int = 0  # times taken out: a check that began before the last one does not count
+    check_outs: int = 0
+
+    @property
+    def mean_job_s(self) -> float | None:
+        return self.busy_s / self.jobs_done if self.jobs_done else None
+
+    def mean_for(self, endpoint: str) -> float | None:
+        done = self.per_endpoint.get(endpoint)
+        return done[1] / done[0] if done else None
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("healthy", "unknown")
+
+
+class WorkerPool:
+    """The workers of ``[workers] urls``; ``submit()`` runs one job on the best of them.
+
+    The health thread starts with the pool (``start=False`` leaves it off: ``check()`` then
+    checks on demand) and is a daemon thread, so nothing has to stop it; ``close()`` does."""
+
+    def __init__(self, section: "WorkersSection", *, start: bool = True):
+        self.section = section
+        self._workers = [_Worker(url) for url in dict.fromkeys(section.urls)]
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._files: Path | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._autostart = start
+        if start:
+            self.start()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the health thread (idempotent)."""
+        with self._cond:
+            if self._thread is not None or not self._workers:
+                return
+            self._thread = threading.Thread(target=self._health_loop, name="worker-health", daemon=True)
+        self._thread.start()
+
+    def update(self, section: "WorkersSection") -> None:
+        """Apply an edited ``[workers]`` table: new URLs join (unchecked), removed ones leave
+        (their jobs in flight finish), the others keep their state and counts."""
+        with self._cond:
+            kept = {w.url: w for w in self._workers}
+            self._workers = [kept.get(url) or _Worker(url) for url in dict.fromkeys(section.urls)]
+            dropped = [w for url, w in kept.items() if url not in section.urls]
+            self.section = section
+            self._cond.notify_all()
+        for worker in dropped:
+            if worker.client is not None:
+                _close_client(worker.client)
+        if self._autostart:
+            self.start()  # the first URLs may have come with this edit
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+            clients = [w.client for w in self._workers if w.client is not None]
+            for worker in self._workers:
+                worker.client = None
+        for client in clients:
+            _close_client(client)
+        if self._finalizer is not None:
+            self._finalizer()
+
+    # -- status ------------------------------------------------------------------------
+
+    def status(self) -> list[dict]:
+        """One entry per worker: url, state, jobs_done, failures, mean_job_s, in_flight,
+        last_error, down_since and the backends it reported."""
+        with self._cond:
+            return [
+                {
+                    "url": w.url,
+                    "state": w.state,
+                    "jobs_done": w.jobs_done,
+                    "failures": w.failures,
+                    "mean_job_s": None if w.mean_job_s is None else round(w.mean_job_s, 3),
+                    "in_flight": w.in_flight,
+                    "running": list(w.running),
+                    "last_error": w.last_error,
+                    "down_since": w.down_since,
+                    "backends": (w.info or {}).get("backends"),
+                }
+                for w in self._workers
+            ]
+
+    def summary(self) -> str:
+        """One line for operators: how many workers are up, and why the others are not."""
+        with self._cond:
+            return self._summary()
+
+    def _summary(self) -> str:
+        total = len(self._workers)
+        if not total:
+            return "no workers configured: set [workers] urls"
+        down = [w for w in self._workers if not w.usable]
+        if not down:
+            healthy = sum(w.state == "healthy" for w in self._workers)
+            if healthy == total:
+                return f"{total} of {total} workers healthy"
+            return f"{healthy} of {total} workers healthy, {total - healthy} not checked yet"
+        reasons = "; ".join(f"{w.url}: {w.last_error or w.state}" for w in down)
+        if len(down) == total:
+            which = f"all {total} workers are" if total > 1 else "the only worker is"
+            return f"{which} down ({reasons}); the channel airs its library until one is back"
+        return f"{total - len(down)} of {total} workers up; down: {reasons}"
+
+    # -- health ------------------------------------------------------------------------
+
+    def check(self) -> list[dict]:
+        """Check every worker now (in parallel, each within HEALTH_TIMEOUT_S); returns status()."""
+        with self._cond:
+            todo = [w for w in self._workers if not w.checking]
+            for worker in todo:
+                self._begin_check(worker)
+        threads = [threading.Thread(target=self._check_one, args=(w,), daemon=True) for w in todo]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return self.status()
+
+    def _begin_check(self, worker: _Worker) -> None:
+        worker.checking = True
+        worker.check_outs = worker.outs
+        if worker.state == "down":
+            worker.state = "probing"
+
+    def _health_loop(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            with self._cond:
+                due = [w for w in self._workers if not w.checking and now >= w.next_check]
+                for worker in due:
+                    self._begin_check(worker)
+                wake = min((w.next_check for w in self._workers if not w.checking), default=now + 1.0)
+            for worker in due:
+                threading.Thread(target=self._check_one, args=(worker,), name="worker-check", daemon=True).start()
+            self._stop.wait(min(1.0, max(0.05, wake - time.monotonic())))
+
+    def _check_one(self, worker: _Worker) -> None:
+        started = time.monotonic()
+        try:
+            info = self._probe(worker)
+        except Exception as exc:  # noqa: BLE001 - any failure takes the worker out
+            reason = f"health check failed: {_reason(exc)}"
+            with self._cond:
+                worker.checking = False
+                was = worker.state
+                self._take_out(worker, reason)
+                worker.next_check = time.monotonic() + self.section.probe_after_s
+            if was != "probing":
+                log.warning("worker %s taken out: %s", worker.url, reason)
+            else:
+                log.info("worker %s still down: %s", worker.url, reason)
+            return
+        with self._cond:
+            worker.checking = False
+            if worker.outs != worker.check_outs:
+                return  # a job found it gone while this check ran: the probe later decides
+            worker.info = info
+            back = worker.state == "probing"
+            worker.state = "healthy"
+            worker.down_since = None
+            worker.next_check = time.monotonic() + self.section.health_interval_s
+            self._cond.notify_all()
+        if back:
+            log.info("worker %s is back (answered in %.2f s)", worker.url, time.monotonic() - started)
+
+    def _probe(self, worker: _Worker) -> dict:
+        client = self._client(worker, fresh=worker.state == "probing")
+        if "/health" in _endpoint_names(client):
+            job = client.submit(api_name="/health")
+            try:
+                info = job.result(timeout=HEALTH_TIMEOUT_S)
+            except TimeoutError:
+                job.cancel()
+                raise TimeoutError(f"no answer to /health within {HEALTH_TIMEOUT_S:g} s") from None
+            if isinstance(info, str):
+                info = json.loads(info)
+            return info if isinstance(info, dict) else {"answer": info}
+        import httpx
+
+        response = httpx.get(client.src + "config", timeout=HEALTH_TIMEOUT_S)
+        response.raise_for_status()
+        return {}
+
+    def _take_out(self, worker: _Worker, reason: str) -> None:
+        """Mark ``worker`` down (lock held) and forget its client."""
+        if worker.state not in ("down", "probing"):
+            worker.down_since = time.time()
+        worker.state = "down"
+        worker.outs += 1
+        worker.last_error = reason
+        worker.next_check = time.monotonic() + self.section.probe_after_s
+        if worker.client is not None:
+            client, worker.client = worker.client, None
+            worker.generation += 1
+            threading.Thread(target=_close_client, args=(client,), daemon=True).start()
+
+    def _client(self, worker: _Worker, fresh: bool = False):
+        """The worker's gradio_client Client, made on first use (or anew with ``fresh``)."""
+        with self._cond:
+            client = worker.client
+            generation = worker.generation
+        if client is not None and not fresh:
+            return client
+        client = _new_client(worker.url)
+        with self._cond:
+            if worker.generation == generation:
+                old, worker.client = worker.client, client
+                worker.generation += 1
+            else:  # someone else replaced it meanwhile: keep theirs
+                old, client = client, worker.client or client
+                worker.client = client
+        if old is not None and old is not client:
+            threading.Thread(target=_close_client, args=(old,), daemon=True).start()
+        return client
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def submit(self, endpoint: str, *args, timeout: float | None = None,
+               decode: Callable[[Any, "WorkerPool"], T] | None = None) -> T:
+        """Run ``endpoint(*args)`` on the least busy healthy worker; on failure again on
+        another, up to ``retries`` others. ``decode(result, pool)`` turns the reply into the
+        caller's value inside the attempt, so a reply that does not decode is retried too.
+        Blocking. Raises WorkersDown when no worker can take the job, JobFailed when every
+        attempt failed."""
+        timeout = self.section.timeout_s if timeout is None else timeout
+        tried: set[str] = set()
+        attempts: list[str] = []
+        for _ in range(1 + self.section.retries):
+            worker = self._acquire(tried, endpoint,
+                                   wait_s=min(self.section.health_interval_s, timeout) if not attempts else 0)
+            if worker is None:
+                break
+            tried.add(worker.url)
+            try:
+                result, seconds = self._run(worker, endpoint, args, timeout)
+                value = decode(result, self) if decode is not None else result
+            except Exception as exc:  # noqa: BLE001 - every failure is tried on another worker
+                reason = _reason(exc)
+                attempts.append(f"{worker.url}: {reason}")
+                self._failed(worker, endpoint, exc, reason)
+                continue
+            self._done(worker, endpoint, seconds)
+            return value
+        if not attempts:
+            with self._cond:
+                raise WorkersDown(self._summary())
+        with self._cond:
+            others = "" if any(w.usable and w.url not in tried for w in self._workers) else "; " + self._summary()
+        raise JobFailed(f"{endpoint} failed on {len(attempts)} worker(s): " + "; ".join(attempts) + others)
+
+    def _acquire(self, tried: set[str], endpoint: str = "", wait_s: float = 0.0) -> _Worker | None:
+        """The best usable worker not in ``tried``, its in_flight counted; waits up to
+        ``wait_s`` for one to come back when none is usable. None when none is there."""
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while True:
+                candidates = [w for w in self._workers if w.usable and w.url not in tried]
+                if candidates:
+                    best = _least_busy(candidates, endpoint)
+                    best.in_flight += 1
+                    best.running.append(endpoint)
+                    best.last_used = time.monotonic()
+                    return best
+                left = deadline - time.monotonic()
+                untried = [w for w in self._workers if w.url not in tried]
+                if left <= 0 or not untried or self._stop.is_set():
+                    return None
+                self._cond.wait(min(left, 0.5))
+
+    def _run(self, worker: _Worker, endpoint: str, args: tuple, timeout: float) -> tuple[Any, float]:
+        """(reply, seconds from submission to reply): the job's time, queue wait included."""
+        client = self._client(worker)
+        started = time.monotonic()
+        job = client.submit(*args, api_name=endpoint)
+        try:
+            return job.result(timeout=timeout), time.monotonic() - started
+        except TimeoutError:
+            try:
+                job.cancel()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+            raise TimeoutError(f"no result within {timeout:g} s") from None
+
+    def _done(self, worker: _Worker, endpoint: str, seconds: float) -> None:
+        with self._cond:
+            worker.in_flight -= 1
+            worker.running.remove(endpoint)
+            worker.jobs_done += 1
+            worker.busy_s += seconds
+            done = worker.per_endpoint.setdefault(endpoint, [0, 0.0])
+            done[0] += 1
+            done[1] += seconds
+            if worker.state == "unknown":
+                worker.state = "healthy"  # a job done is as good as a check
+            self._cond.notify_all()
+
+    def _failed(self, worker: _Worker, endpoint: str, exc: Exception, reason: str) -> None:
+        from gradio_client.exceptions import AppError
+
+        app_error = isinstance(exc, (AppError, MediaError, ValueError)) and not isinstance(exc, TimeoutError)
+        with self._cond:
+            worker.in_flight -= 1
+            worker.running.remove(endpoint)
+            worker.failures += 1
+            worker.last_error = f"{endpoint}: {reason}"
+            if not app_error:  # connection lost, killed, hung: out until a probe finds it again
+                self._take_out(worker, f"{endpoint}: {reason}")
+            self._cond.notify_all()
+        if app_error:
+            log.warning("worker %s: %s failed: %s", worker.url, endpoint, reason)
+        else:
+            log.warning("worker %s taken out: %s failed: %s", worker.url, endpoint, reason)
+
+    # -- files -------------------------------------------------------------------------
+
+    def fetch(self, reply: Any, what: str = "file") -> Path:
+        """The first file in a reply (a path, a FileData dict, or a list/tuple/dict holding
+        one), downloaded into the pool's folder. The caller deletes it when done."""
+        found = _find_file(reply)
+        if found is None:
+            raise ValueError(f"the worker's reply holds no {what}: {_short(reply)}")
+        target = self.scratch() / f"{uuid.uuid4().hex}-{_safe_name(found)}"
+        if isinstance(found, dict) and not found.get("url"):
+            found = found["path"]  # a file on this machine (_find_file checked)
+        if isinstance(found, dict):
+            url = found["url"]
+            import httpx
+
+            with httpx.stream("GET", url, timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                              follow_redirects=True) as response:
+                response.raise_for_status()
+                with open(target, "wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
+        else:
+            shutil.copyfile(found, target)
+        return target
+
+    def scratch(self) -> Path:
+        """The pool's folder for files in transit (made on first use, removed with the pool)."""
+        with self._cond:
+            if self._files is None:
+                self._files = Path(tempfile.mkdtemp(prefix="webtv-workers-"))
+                self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._files), True)
+            return self._files
+
+
+SIMILAR_SPEED = 1.5  # mean job times within this factor count as a tie
+
+
+def _least_busy(candidates: list[_Worker], endpoint: str) -> _Worker:
+    """Fewest jobs in flight; then healthy before unchecked; then the faster (mean time of
+    this endpoint's jobs; means within SIMILAR_SPEED of the fastest, or none yet, count as
+    equal); then the one used least recently, so equal workers take turns."""
+    fewest = min(w.in_flight for w in candidates)
+    pool = [w for w in candidates if w.in_flight == fewest]
+    if any(w.state == "healthy" for w in pool):
+        pool = [w for w in pool if w.state == "healthy"]
+    means = [w.mean_for(endpoint) for w in pool if w.mean_for(endpoint) is not None]
+    if means:
+        fast = min(means) * SIMILAR_SPEED
+        pool = [w for w in pool if w.mean_for(endpoint) is None or w.mean_for(endpoint) <= fast]
+    return min(pool, key=lambda w: w.last_used)
+
+
+def _new_client(url: str):
+    import httpx
+    from gradio_client import Client
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request in the daemon's log
+    # Connecting (config and API info) must answer within a health check's time; jobs then
+    # allow a longer silence (uploads, downloads, the event stream between its beats).
+    client = Client(url, verbose=False, download_files=False, analytics_enabled=False,
+                    httpx_kwargs={"timeout": httpx.Timeout(HEALTH_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)})
+    client.httpx_kwargs["timeout"] = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+    return client
+
+
+def _close_client(client) -> None:
+    try:
+        client.close()
+        client.__del__()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
+
+
+def _endpoint_names(client) -> set[str]:
+    return {getattr(e, "api_name", None) for e in getattr(client, "endpoints", {}).values()}
+
+
+def _reason(exc: BaseException) -> str:
+    import concurrent.futures
+
+    if isinstance(exc, concurrent.futures.CancelledError):
+        return "connection to the worker lost (its event stream closed)"
+    text = str(exc).strip().splitlines()
+    name = type(exc).__name__
+    if not text:
+        return name
+    line = text[0] if len(text[0]) > 20 or len(text) == 1 else " ".join(t.strip() for t in text[:3])
+    return f"{name}: {line[:300]}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _find_file(reply: Any):
+    """A local path (str) or a FileData dict found in ``reply``, or None."""
+    if isinstance(reply, dict):
+        if isinstance(reply.get("path"), str) or isinstance(reply.get("url"), str):
+            if reply.get("url") or Path(reply["path"]).is_file():
+                return reply
+        for key in ("video", "audio", "file", "value", "data"):
+            if key in reply:
+                found = _find_file(reply[key])
+                if found is not None:
+                    return found
+        for value in reply.values():
+            found = _find_file(value)
+            if found is not None:
+                return found
+        return None
+    if isinstance(reply, (list, tuple)):
+        for item in reply:
+            found = _find_file(item)
+            if found is not None:
+                return found
+        return None
+    if isinstance(reply, (str, os.PathLike)) and Path(reply).is_file():
+        return str(reply)
+    return None
+
+
+def _safe_name(found) -> str:
+    name = (found.get("orig_name") or found.get("path") or "file") if isinstance(found, dict) else str(found)
+    name = Path(str(name).split("?", 1)[0]).name or "file"
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[-80:]
+
+
+# --------------------------------------------------------------------------- frames and sound on the wire
+
+
+def write_frames(frames: Frames, path: Path) -> Path:
+    """Frames into a lossless FFV1/Matroska file at their exact frame rate."""
+    array = np.ascontiguousarray(np.asarray(frames.array))
+    if array.ndim != 4 or array.shape[3] != 3 or len(array) == 0:
+        raise MediaError(f"frames must be a non-empty (count, height, width, 3) array, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    rate = Fraction(frames.fps).limit_denominator(100000)
+    count, height, width = array.shape[:3]
+    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+            "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
+            "-c:v", "ffv1", "-level", "3", "-pix_fmt", "gbrp", "-f", "matroska", str(path)]
+    done = subprocess.run(args, input=array.tobytes(), capture_output=True, timeout=300)
+    if done.returncode != 0:
+        raise MediaError(f"ffmpeg could not write {count} frames: {_tail(done.stderr)}")
+    return Path(path)
+
+
+def read_frames(path: Path, fps: float | None = None) -> Frames:
+    """Every frame of any video file ffmpeg reads, RGB uint8, at the file's frame rate
+    (or ``fps``)."""
+    info = probe(path)
+    video = info.video
+    if video is None or not video.width or not video.height:
+        raise MediaError(f"{Path(path).name}: no video stream")
+    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path),
+            "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    done = subprocess.run(args, capture_output=True, timeout=300)
+    frame_bytes = video.width * video.height * 3
+    if done.returncode != 0 or not done.stdout or len(done.stdout) % frame_bytes:
+        raise MediaError(f"{Path(path).name}: cannot decode its frames: {_tail(done.stderr)}")
+    array = np.frombuffer(done.stdout, dtype=np.uint8).reshape(-1, video.height, video.width, 3)
+    rate = fps or video.fps
+    if not rate or rate <= 0:
+        raise MediaError(f"{Path(path).name}: no frame rate")
+    return Frames(array, float(rate))
+
+
+def write_audio(samples: np.ndarray, sample_rate: int, path: Path) -> Path:
+    """Float samples (n, channels) into a 32-bit float WAV file."""
+    a = np.asarray(samples, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[:, None]
+    channels = a.shape[1]
+    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+            "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0",
+            "-c:a", "pcm_f32le", "-f", "wav", str(path)]
+    done = subprocess.run(args, input=np.ascontiguousarray(a).tobytes(), capture_output=True, timeout=300)
+    if done.returncode != 0:
+        raise MediaError(f"ffmpeg could not write audio: {_tail(done.stderr)}")
+    return Path(path)
+
+
+def read_audio(path: Path, sample_rate: int, channels: int, seconds: float | None = None) -> np.ndarray:
+    """Any audio file ffmpeg reads as float32 (n, channels) at ``sample_rate``; with
+    ``seconds``, padded with silence or trimmed to exactly round(seconds * sample_rate)."""
+    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path),
+            "-map", "0:a:0", "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "pipe:1"]
+    done = subprocess.run(args, capture_output=True, timeout=300)
+    if done.returncode != 0:
+        raise MediaError(f"{Path(path).name}: cannot decode its audio: {_tail(done.stderr)}")
+    a = np.frombuffer(done.stdout, dtype="<f4").astype(np.float32).reshape(-1, channels)
+    if seconds is not None:
+        n = round(seconds * sample_rate)
+        a = a[:n] if len(a) >= n else np.concatenate([a, np.zeros((n - len(a), channels), np.float32)])
+    return np.ascontiguousarray(np.clip(np.nan_to_num(a), -1.0, 1.0))
+
+
+def _tail(stderr: bytes) -> str:
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    return " / ".join(lines[-3:]) or "no error output"
+
+
+def shot_json(shot: Shot) -> str:
+    return json.dumps(dataclasses.asdict(shot))
+
+
+def shot_from_json(text: str | None, prompt: str = "", seed: int = 0) -> Shot:
+    if text:
+        data = json.loads(text)
+        data["tags"] = tuple(data.get("tags") or ())
+        return Shot(**{k: v for k, v in data.items() if k in Shot.__dataclass_fields__})
+    return Shot(prompt=prompt, seed=int(seed), theme="")
+
+
+def sequence_json(sequence: Sequence) -> str:
+    return json.dumps(dataclasses.asdict(sequence))
+
+
+def sequence_from_json(text: str | None, music_prompt: str = "", seed: int = 0) -> Sequence:
+    if text:
+        data = json.loads(text)
+        shots = tuple(
+            Shot(**{**{k: v for k, v in s.items() if k in Shot.__dataclass_fields__}, "tags": tuple(s.get("tags") or ())})
+            for s in data.get("shots") or ()
+        )
+        fields = {k: v for k, v in data.items() if k in Sequence.__dataclass_fields__ and k != "shots"}
+        fields["tags"] = tuple(fields.get("tags") or ())
+        return Sequence(**fields, shots=shots)
+    return Sequence(id="remote", theme=music_prompt, music_prompt=music_prompt, seed=int(seed))
+
+
+# --------------------------------------------------------------------------- the remote stages
+
+
+def adapter_args(adapter: "AdapterSection", values: dict[str, Any]) -> list:
+    """The adapter's argument list with "$name" placeholders replaced from ``values``."""
+    out = []
+    for arg in adapter.args:
+        if isinstance(arg, str) and arg.startswith("$"):
+            out.append(values[arg[1:]])
+        else:
+            out.append(arg)
+    return out
+
+
+class _Remote:
+    stage = "remote"
+
+    def __init__(self, pool: WorkerPool):
+        if pool is None:
+            raise ValueError("a remote stage needs the [workers] pool")
+        self.pool = pool
+
+    def _frames(self, fps: float | None = None, seconds: float | None = None) -> Callable[[Any, WorkerPool], Frames]:
+        """A decoder for a reply holding a video file; with ``seconds``, the frames are
+        retimed to span exactly that long (an adapted Space picks its own frame rate)."""
+
+        def decode(reply: Any, pool: WorkerPool) -> Frames:
+            path = pool.fetch(reply, "video file")
+            try:
+                frames = read_frames(path, fps)
+            finally:
+                path.unlink(missing_ok=True)
+            if seconds is not None:
+                frames = Frames(frames.array, len(frames.array) / seconds)
+            return frames
+
+        return decode
+
+    def _with_frames(self, frames: Frames, call: Callable[[Any], T]) -> T:
+        """``call(file)`` with ``frames`` written to a file to upload, removed afterwards."""
+        from gradio_client import handle_file
+
+        path = self.pool.scratch() / f"{uuid.uuid4().hex}.mkv"
+        try:
+            write_frames(frames, path)
+            return call(handle_file(str(path)))
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _progress(self, progress: Progress | None, fraction: float) -> None:
+        if progress is not None:
+            progress(self.stage, fraction)
+
+
+class RemoteVideo(_Remote):
+    """VideoBackend on the workers: ``/video`` of a webtv worker, or the adapter's endpoint."""
+
+    stage = "video"
+
+    def __init__(self, pool: WorkerPool, section: "VideoSection"):
+        super().__init__(pool)
+        self.section = section
+
+    def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
+        self._progress(progress, 0.0)
+        adapter = self.section.adapter
+        if adapter is not None:
+            s = self.section
+            values = {"prompt": shot.prompt, "negative_prompt": s.negative_prompt, "seed": shot.seed,
+                      "frames": max(2, s.frames // 2) if light else s.frames, "steps": s.steps,
+                      "guidance": s.guidance, "seconds": seconds, "width": s.width, "height": s.height}
+            frames = self.pool.submit(adapter.endpoint, *adapter_args(adapter, values),
+                                      decode=self._frames(seconds=seconds))
+        else:
+            frames = self.pool.submit("/video", shot.prompt, shot.seed, seconds, light, shot_json(shot),
+                                      decode=self._frames())
+        self._progress(progress, 1.0)
+        return frames
+
+
+class RemoteUpscaler(_Remote):
+    """Upscaler on the workers (``/upscale``): the frames go up, larger ones come back."""
+
+    stage = "upscale"
+
+    def __init__(self, pool: WorkerPool, section: "UpscaleSection"):
+        super().__init__(pool)
+        self.section = section
+
+    def upscale(self, frames: Frames, shot: Shot, progress: Progress | None = None, *, light: bool = False) -> Frames:
+        self._progress(progress, 0.0)
+        out = self._with_frames(frames, lambda file: self.pool.submit(
+            "/upscale", file, shot.prompt, shot.seed, light, shot_json(shot), decode=self._frames(fps=frames.fps)))
+        self._progress(progress, 1.0)
+        return out
+
+
+class RemoteInterpolator(_Remote):
+    """Interpolator on the workers (``/interpolate``)."""
+
+    stage = "interpolate"
+
+    def __init__(self, pool: WorkerPool, section: "InterpolationSection"):
+        super().__init__(pool)
+        self.section = section
+
+    def interpolate(self, frames: Frames, seconds: float, fps: int, progress: Progress | None = None,
+                    *, light: bool = False) -> Frames:
+        self._progress(progress, 0.0)
+        out = self._with_frames(frames, lambda file: self.pool.submit(
+            "/interpolate", file, seconds, fps, light, decode=self._frames(fps=fps)))
+        self._progress(progress, 1.0)
+        return out
+
+
+class RemoteAudio(_Remote):
+    """AudioBackend on the workers: ``/music`` of a webtv worker, or the adapter's endpoint
+    (whatever audio file it returns is decoded, resampled and fitted to the length)."""
+
+    stage = "music"
+
+    def __init__(self, pool: WorkerPool, section: "AudioSection"):
+        super().__init__(pool)
+        self.section = section
+
+    def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int,
+                *, light: bool = False) -> np.ndarray:
+        def decode(reply: Any, pool: WorkerPool) -> np.ndarray:
+            path = pool.fetch(reply, "audio file")
+            try:
+                return read_audio(path, sample_rate, channels, seconds)
+            finally:
+                path.unlink(missing_ok=True)
+
+        adapter = self.section.adapter
+        if adapter is not None:
+            values = {"prompt": sequence.music_prompt, "negative_prompt": "", "seed": sequence.seed,
+                      "frames": 0, "steps": 0, "guidance": self.section.guidance, "seconds": seconds,
+                      "width": 0, "height": 0}
+            return self.pool.submit(adapter.endpoint, *adapter_args(adapter, values), decode=decode)
+        return self.pool.submit("/music", sequence.music_prompt, sequence.seed, seconds, sample_rate, channels,
+                                light, sequence_json(sequence), decode=decode)
+
+
+# --------------------------------------------------------------------------- one whole clip
+
+
+def render_remote_clip(url: str, prompt: str, seed: int, out: Path, timeout: float = 600.0, *,
+                       seconds: float | None = None, house: "HouseSection | None" = None,
+                       theme: str = "") -> Path:
+    """Ask the worker at ``url`` for one whole house-format clip (``/clip``) and write it to
+    ``out`` (atomically). ``house`` and ``seconds`` ask for this channel's format and length
+    (default: the worker's own); the clip is validated against ``house`` when given."""
+    from webtv.config import WorkersSection
+
+    out = Path(out)
+    pool = WorkerPool(WorkersSection(urls=[url], timeout_s=timeout, retries=0), start=False)
+    house_json = ""
+    if house is not None:
+        data = house.model_dump(mode="json")
+        data.pop("font", None)
+        house_json = json.dumps(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial{out.suffix or '.mp4'}")
+
+    def decode(reply: Any, pool: WorkerPool) -> Path:
+        path = pool.fetch(reply, "clip")
+        shutil.move(str(path), tmp)
+        return tmp
+
+    try:
+        pool.submit("/clip", prompt, seed, float(seconds or 0.0), house_json, theme, decode=decode)
+        if house is not None:
+            from webtv.producer.house import validate_clip
+
+            validate_clip(tmp, house, seconds)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        pool.close()
+    return out
