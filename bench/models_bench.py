@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,28 +34,15 @@ PROMPT = "a lighthouse on a cliff in a storm, waves crashing, cinematic, slow do
 # ----------------------------------------------------------------------------- random models at the real sizes
 
 
-def write_clip_tokenizer(folder: Path) -> None:
-    """A byte-level BPE vocabulary with every byte and no merges: real CLIP tokenizer code,
-    77 tokens out like the real one (ids differ, shapes do not)."""
-    from transformers import CLIPTokenizer
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
-
-    folder.mkdir(parents=True, exist_ok=True)
-    symbols = list(bytes_to_unicode().values())
-    vocab = {s: i for i, s in enumerate(symbols)}
-    vocab.update({s + "</w>": len(symbols) + i for i, s in enumerate(symbols)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77).save_pretrained(folder)
-
-
-def zeroscope_components(tokenizer_folder: Path) -> dict:
-    """The zeroscope_v2 576w / XL architecture (both share it), random weights."""
+def zeroscope_components() -> dict:
+    """The zeroscope_v2 576w / XL architecture (both share it), random weights. The tokenizer
+    is the tests' byte-level CLIP tokenizer: 77 tokens out like the real one (ids differ,
+    shapes do not)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from tests.tiny_zeroscope import clip_tokenizer
 
     torch.manual_seed(0)
     unet = UNet3DConditionModel(
@@ -79,7 +63,7 @@ def zeroscope_components(tokenizer_folder: Path) -> dict:
     ))
     scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                               clip_sample=False, set_alpha_to_one=False)
-    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_folder)
+    tokenizer = clip_tokenizer()
     return dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
 
 
@@ -227,11 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     audio_section = AudioSection(**{**config.audio.model_dump(), "backend": "musicgen", "device": str(device)})
 
     work = Path(tempfile.mkdtemp(prefix="webtv-bench-"))
+    print(f"device {device}, {dtype}, {'random weights' if args.random_weights else 'configured models'}", flush=True)
+    if args.random_weights and "music" not in args.skip:
+        audio_section = audio_section.model_copy(update={"model": str(musicgen_small(work / "musicgen"))})
     video, upscaler = ZeroscopeVideo(video_section), ZeroscopeUpscaler(upscale_section)
     film, music = FilmInterpolator(film_section), MusicGenAudio(audio_section)
-    print(f"device {device}, {dtype}, {'random weights' if args.random_weights else 'configured models'}", flush=True)
     if args.random_weights:
-        load_random(video, upscaler, film, music, work, device, dtype, args)
+        load_random(video, upscaler, film, device, dtype, args)
+    if "music" not in args.skip:
+        music.load()  # loading is not part of a render: the daemon keeps models warm
     shot = Shot(prompt=PROMPT, seed=1, theme="bench")
     sequence = Sequence(id="bench", theme="bench", music_prompt="slow ambient strings, cinematic", seed=1, shots=(shot,))
 
@@ -262,16 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def load_random(video, upscaler, film, music, work: Path, device, dtype, args) -> None:
-    """Build every model at its real size with random weights and give it to its stage."""
+def load_random(video, upscaler, film, device, dtype, args) -> None:
+    """Build the video, upscale and FILM models at their real sizes with random weights and
+    give each to its stage (MusicGen is written to a folder and loaded the usual way)."""
     import torch
     from diffusers import TextToVideoSDPipeline, VideoToVideoSDPipeline
 
     from interpolation import FilmConfig, FilmNet
 
     started = time.perf_counter()
-    write_clip_tokenizer(work / "tokenizer")
-    parts = zeroscope_components(work / "tokenizer")
+    parts = zeroscope_components()
     params = sum(p.numel() for p in parts["unet"].parameters())
     print(f"UNet3D {params / 1e9:.2f} B parameters", flush=True)
     if "video" not in args.skip:
@@ -280,15 +268,13 @@ def load_random(video, upscaler, film, music, work: Path, device, dtype, args) -
         video.use_pipeline(pipe)
     if "upscale" not in args.skip:
         if "video" not in args.skip:  # the XL weights have the same architecture: build a second copy
-            parts = zeroscope_components(work / "tokenizer")
+            parts = zeroscope_components()
         pipe = VideoToVideoSDPipeline(**parts).to(device, dtype)
         tune(pipe, args)
         upscaler.use_pipeline(pipe)
     if "interpolate" not in args.skip:
         torch.manual_seed(0)
         film.use_model(FilmNet(FilmConfig()).to(device, dtype).eval())
-    if "music" not in args.skip:
-        music.use_model(musicgen_small(work / "musicgen"))
     print(f"models built in {time.perf_counter() - started:.1f} s", flush=True)
 
 

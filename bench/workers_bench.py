@@ -8,7 +8,7 @@ worker as FFV1, then the house encode and validation run here); one music job pe
 of 4 shots. Producer threads (2 per worker of the larger run, the same number in both runs)
 keep every worker busy, so the figure is what the pool delivers.
 
-Run: .venv/bin/python -m bench.workers_bench [--delay 2.0] [--clips 32] [--threads 4]
+Run: .venv/bin/python -m bench.workers_bench [--delay 2.0] [--clips 48] [--threads 4]
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def run(config_path: Path, urls: list[str], clips: int, threads: int, out: Path)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--delay", type=float, default=2.0, help="seconds per /video job on a worker")
-    parser.add_argument("--clips", type=int, default=32, help="clips per run")
+    parser.add_argument("--clips", type=int, default=48, help="clips per run")
     parser.add_argument("--threads", type=int, default=4, help="producer threads in both runs")
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length")
     args = parser.parse_args()

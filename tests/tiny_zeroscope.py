@@ -45,7 +45,7 @@ _SPECIALS = ("<|startoftext|>", "<|endoftext|>")
 _MERGES = ("t h", "a n", "i n", "o n", "e r", "a l", "o r", "th e</w>", "an d</w>", "in g</w>")
 
 
-def _tokenizer():
+def clip_tokenizer():
     """A CLIP BPE tokenizer over the 256 byte symbols (alone and word-final) and a few merges."""
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
@@ -67,7 +67,7 @@ def tiny_components(seed: int = 0) -> dict:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tokenizer = _tokenizer()
+    tokenizer = clip_tokenizer()
     torch.manual_seed(seed)
     unet = UNet3DConditionModel(
         sample_size=8,

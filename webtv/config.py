@@ -449,8 +449,12 @@ def summary(config: Config) -> str:
             f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
             f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
-            f"video:      {config.video.backend}, {config.video.clip_seconds:g} s clips",
-            f"audio:      {config.audio.backend}",
+            f"video:      {_stage(config.video)}, {config.video.clip_seconds:g} s clips",
+            f"upscale:    {_stage(config.upscale)}",
+            f"interpolate: {config.interpolation.backend}"
+            + (f" ({config.interpolation.model})" if config.interpolation.backend == "film" else ""),
+            f"audio:      {_stage(config.audio)}",
+            f"workers:    {', '.join(config.workers.urls) or 'none'}",
             f"programme:  blocks of {config.programme.block_seconds:g} s",
             f"outputs:    {', '.join(outputs) or 'none'}",
             f"library:    {p.library}",
@@ -459,3 +463,9 @@ def summary(config: Config) -> str:
             f"http:       http://{config.http.host}:{config.http.port}/",
         ]
     )
+
+
+def _stage(section: "VideoSection | UpscaleSection | AudioSection") -> str:
+    if section.backend in ("zeroscope", "musicgen"):
+        return f"{section.backend} ({section.model})"
+    return section.backend

@@ -99,6 +99,7 @@ class WorkerService:
         self._prune()
         with self._lock:
             self.running = name
+        log.info("%s started", name)
         started = time.monotonic()
         try:
             result = work()
