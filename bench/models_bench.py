@@ -68,19 +68,11 @@ def zeroscope_components() -> dict:
 
 
 def musicgen_small(folder: Path) -> Path:
-    """facebook/musicgen-small's architecture, random weights, with a processor built in code."""
+    """facebook/musicgen-small's architecture, random weights, with the tests' processor."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-        T5TokenizerFast,
-    )
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
+
+    from tests.tiny_musicgen import tiny_processor
 
     torch.manual_seed(0)
     text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)
@@ -99,13 +91,7 @@ def musicgen_small(folder: Path) -> Path:
     model.generation_config.decoder_start_token_id = 2048
     model.generation_config.pad_token_id = 2048
     model.save_pretrained(folder)
-    words = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>"] + PROMPT.replace(",", "").split())}
-    raw = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = T5TokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                extra_ids=0)
-    extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
-    MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    tiny_processor(32000).save_pretrained(folder)  # real processor code; short prompts, same shapes
     return folder
 
 

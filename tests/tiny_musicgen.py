@@ -45,16 +45,7 @@ def build_tiny_musicgen(
     many decoder codebooks, interleaved left/right, like facebook/musicgen-stereo-*.
     """
     import torch
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-        T5Tokenizer,
-    )
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
     from transformers.models.encodec.modeling_encodec import EncodecEuclideanCodebook
 
     hop = math.prod(upsampling_ratios)
@@ -92,12 +83,19 @@ def build_tiny_musicgen(
                     module.embed_avg.copy_(module.embed)
     model.generation_config.decoder_start_token_id = CODEBOOK_SIZE
 
+    return model, tiny_processor(sampling_rate)
+
+
+def tiny_processor(sampling_rate: int):
+    """A real MusicgenProcessor: Encodec's feature extractor and a T5 tokenizer that spells
+    prompts character by character (ids below TEXT_VOCAB_SIZE), built without a download."""
+    from transformers import EncodecFeatureExtractor, MusicgenProcessor, T5Tokenizer
+
     vocab = _SPECIALS + [(c, -3.0) for c in _CHARS]
     assert len(vocab) <= TEXT_VOCAB_SIZE
     tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=256)
     features = EncodecFeatureExtractor(feature_size=1, sampling_rate=sampling_rate, padding_value=0.0)
-    processor = MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
-    return model, processor
+    return MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
 
 
 def tiny_musicgen(folder: str | Path, **kwargs) -> Path:
