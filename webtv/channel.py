@@ -51,7 +51,7 @@ def filler_card(config: Config) -> Path:
 
 
 # Sections a running channel cannot change: they take effect at the next start.
-RESTART_SECTIONS = ("house", "video", "audio", "paths", "http")
+RESTART_SECTIONS = ("house", "video", "upscale", "interpolation", "audio", "workers", "paths", "http")
 
 
 class MutationsOff(Exception):
