@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -400,3 +401,15 @@ def test_interpolate_file(tmp_path, source_clip, film_pt, factor, use_film):
     assert (result.video.width, result.video.height) == (72, 40)
     assert frame_count(out) == frame_count(source_clip) * factor == 6 * factor
     assert result.audio is not None and result.audio.codec == "aac"
+
+
+def test_interpolate_command(tmp_path, source_clip, film_pt):
+    out = tmp_path / "out.mp4"
+    done = subprocess.run([sys.executable, "-m", "webtv", "interpolate", str(source_clip), str(out),
+                           "--factor", "2", "--film-model", str(film_pt)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert frame_count(out) == 12
+    missing = tmp_path / "missing.mp4"
+    done = subprocess.run([sys.executable, "-m", "webtv", "interpolate", str(missing), str(tmp_path / "x.mp4")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and str(missing) in done.stderr
