@@ -8,7 +8,8 @@ mid-job and the job completes on the other; both are killed and the library airs
 
 from __future__ import annotations
 
-import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -143,3 +144,21 @@ def test_a_worker_back_is_used_again(channel, workers):
         and s["producer"]["clips_made"] > made,
         timeout=30, message="the worker back in use")
     assert back["workers_summary"].startswith("1 of 2 workers up; down: " + workers[1].url)
+
+
+def test_sigterm_with_a_long_remote_job_in_flight_stops_within_5s(channel, workers):
+    slow = workers[1]  # back with a 30 s render: a real GPU job's length
+    slow.config.write_text(slow.config.read_text().replace(f"render_delay_s = {RENDER_DELAY}", "render_delay_s = 30"))
+    slow.start().wait_ready()
+    channel.wait_for(lambda s: by_url(s)[slow.url]["running"] == ["/video"], timeout=30,
+                     message="a 30 s job on the slow worker")
+    started = time.monotonic()
+    channel.proc.send_signal(signal.SIGTERM)
+    try:
+        channel.proc.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:
+        channel.proc.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to the log
+        channel.proc.wait(timeout=10)
+        pytest.fail(f"still running 5 s after SIGTERM with a remote job in flight:\n{channel.log_tail(20000)}")
+    assert channel.proc.returncode == 0, channel.log_tail()
+    assert time.monotonic() - started <= 5.0

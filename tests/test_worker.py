@@ -340,7 +340,8 @@ def test_adapters_call_spaces_with_other_signatures(fake_spaces):
         frames = RemoteVideo(pool, video).render(SHOT, 3.0)
         assert ("run", SHOT.prompt, SHOT.seed, 12, 5) in calls
         assert frames.array.shape == (12, 48, 64, 3) and abs(frames.seconds - 3.0) < 1e-9  # retimed to the shot
-        audio = AudioSection(backend="remote", adapter=AdapterSection(endpoint="/predict", args=["$prompt", "$seconds"]))
+        audio = AudioSection(backend="remote",
+                             adapter=AdapterSection(endpoint="/predict", args=["$prompt", "$seconds"]))
         sequence = Sequence(id="s", theme="t", music_prompt="slow strings", seed=1)
         track = RemoteAudio(pool, audio).compose(sequence, 2.5, 48000, 2)
         assert ("predict", "slow strings", 2.5) in calls

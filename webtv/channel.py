@@ -128,6 +128,8 @@ class Channel:
             for task in tasks:
                 task.cancel()
             self.schedule.stop()
+            if self.producer is not None and getattr(self.producer.stages, "workers", None) is not None:
+                await asyncio.to_thread(self.producer.stages.workers.close)  # cancel remote jobs in flight
             await self.playout.stop()
             await http.cleanup()
             self.library.close()

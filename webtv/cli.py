@@ -71,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "interpolate":
         return _interpolate(args.src, args.dst, args.factor, args.film_model)
     try:
-        config = load_config(args.config)
+        if (args.command == "render" and args.remote and args.config == DEFAULT_CONFIG
+                and not args.config.exists()):
+            config = Config()  # a remote render needs no channel file: the default house format
+        else:
+            config = load_config(args.config)
         if args.command == "render":
             config = with_model_flags(config, args)
     except ConfigError as exc:

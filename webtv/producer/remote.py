@@ -11,14 +11,17 @@ adapter (a public Zeroscope or MusicGen Space). ``WorkerPool`` keeps one gradio_
   past it is cancelled there and counts as a failure;
 - **retry**: a failed attempt (connection lost, worker killed, timeout, an error raised by
   the app, a reply that does not decode) is tried again on another worker, up to
-  ``[workers] retries`` others;
+  ``[workers] retries`` others. Lost connections and timeouts also take the worker out at
+  once; an error the app raised (bad input, out of memory) leaves it in;
 - **health**: a daemon thread started by the pool asks every worker's ``/health`` endpoint
   (or, for an app without one, its ``/config``) every ``health_interval_s``. A worker that
   fails a check, or loses its connection during a job, is taken out (``down``) and probed
   again after ``probe_after_s`` (``probing``); a good probe puts it back (``healthy``);
 - **all down**: a job waits up to ``health_interval_s`` for a worker to come back, then
   raises ``WorkersDown`` naming why each one is out; the producer skips the clip and the
-  channel airs its library. ``summary()`` says the same for ``/api/status``.
+  channel airs its library. ``summary()`` says the same for ``/api/status``;
+- **stop**: ``close()`` cancels the jobs in flight, and gradio_client's threads are daemon
+  threads here, so a stopping daemon never waits for a remote render.
 
 Frames travel as FFV1 in Matroska (lossless RGB, the exact frame rate in the stream), music
 as 32-bit float WAV; both written and read with ffmpeg, which also decodes whatever an
@@ -28,7 +31,9 @@ the producer calls the stages from its render threads.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -120,6 +125,7 @@ class WorkerPool:
         self._files: Path | None = None
         self._finalizer: weakref.finalize | None = None
         self._autostart = start
+        self._jobs: set = set()  # gradio_client Jobs in flight, cancelled by close()
         if start:
             self.start()
 
@@ -149,12 +155,22 @@ class WorkerPool:
             self.start()  # the first URLs may have come with this edit
 
     def close(self) -> None:
+        """Stop the health checks, cancel the jobs in flight (on the workers too, where they
+        are still queued) and let go of the clients: a stopping daemon does not wait for a
+        render it will not use (the interpreter joins gradio_client's threads at exit)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
             clients = [w.client for w in self._workers if w.client is not None]
             for worker in self._workers:
                 worker.client = None
+            jobs = list(self._jobs)
+        cancels = [threading.Thread(target=_cancel_job, args=(job,), daemon=True) for job in jobs]
+        for thread in cancels:
+            thread.start()
+        deadline = time.monotonic() + 2.0
+        for thread in cancels:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         for client in clients:
             _close_client(client)
         if self._finalizer is not None:
@@ -182,12 +198,18 @@ class WorkerPool:
                 for w in self._workers
             ]
 
+    def capacity(self) -> int:
+        """Workers that can take a job now (at least 1): how many shots a producer may render
+        at once to keep them all busy."""
+        with self._cond:
+            return max(1, sum(w.usable for w in self._workers))
+
     def summary(self) -> str:
         """One line for operators: how many workers are up, and why the others are not."""
         with self._cond:
             return self._summary()
 
-    def _summary(self) -> str:
+    def _summary(self, airing: bool = True) -> str:
         total = len(self._workers)
         if not total:
             return "no workers configured: set [workers] urls"
@@ -200,7 +222,8 @@ class WorkerPool:
         reasons = "; ".join(f"{w.url}: {w.last_error or w.state}" for w in down)
         if len(down) == total:
             which = f"all {total} workers are" if total > 1 else "the only worker is"
-            return f"{which} down ({reasons}); the channel airs its library until one is back"
+            tail = "; the channel airs its library until one is back" if airing else ""
+            return f"{which} down ({reasons}){tail}"
         return f"{total - len(down)} of {total} workers up; down: {reasons}"
 
     # -- health ------------------------------------------------------------------------
@@ -328,6 +351,8 @@ class WorkerPool:
         tried: set[str] = set()
         attempts: list[str] = []
         for _ in range(1 + self.section.retries):
+            if self._stop.is_set():
+                raise WorkersDown("the worker pool is closed")
             worker = self._acquire(tried, endpoint,
                                    wait_s=min(self.section.health_interval_s, timeout) if not attempts else 0)
             if worker is None:
@@ -345,9 +370,10 @@ class WorkerPool:
             return value
         if not attempts:
             with self._cond:
-                raise WorkersDown(self._summary())
+                raise WorkersDown(self._summary(airing=False))
         with self._cond:
-            others = "" if any(w.usable and w.url not in tried for w in self._workers) else "; " + self._summary()
+            untried = any(w.usable and w.url not in tried for w in self._workers)
+            others = "" if untried else "; " + self._summary(airing=False)
         raise JobFailed(f"{endpoint} failed on {len(attempts)} worker(s): " + "; ".join(attempts) + others)
 
     def _acquire(self, tried: set[str], endpoint: str = "", wait_s: float = 0.0) -> _Worker | None:
@@ -374,14 +400,16 @@ class WorkerPool:
         client = self._client(worker)
         started = time.monotonic()
         job = client.submit(*args, api_name=endpoint)
+        with self._cond:
+            self._jobs.add(job)
         try:
             return job.result(timeout=timeout), time.monotonic() - started
         except TimeoutError:
-            try:
-                job.cancel()
-            except Exception:  # noqa: BLE001 - best effort
-                pass
+            _cancel_job(job)
             raise TimeoutError(f"no result within {timeout:g} s") from None
+        finally:
+            with self._cond:
+                self._jobs.discard(job)
 
     def _done(self, worker: _Worker, endpoint: str, seconds: float) -> None:
         with self._cond:
@@ -403,6 +431,8 @@ class WorkerPool:
         with self._cond:
             worker.in_flight -= 1
             worker.running.remove(endpoint)
+            if self._stop.is_set():
+                return  # cancelled by close(): not the worker's fault
             worker.failures += 1
             worker.last_error = f"{endpoint}: {reason}"
             if not app_error:  # connection lost, killed, hung: out until a probe finds it again
@@ -473,10 +503,55 @@ def _new_client(url: str):
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request in the daemon's log
     # Connecting (config and API info) must answer within a health check's time; jobs then
     # allow a longer silence (uploads, downloads, the event stream between its beats).
-    client = Client(url, verbose=False, download_files=False, analytics_enabled=False,
-                    httpx_kwargs={"timeout": httpx.Timeout(HEALTH_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)})
+    options = {"verbose": False, "download_files": False,
+               "httpx_kwargs": {"timeout": httpx.Timeout(HEALTH_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)}}
+    if "analytics_enabled" in inspect.signature(Client.__init__).parameters:
+        options["analytics_enabled"] = False
+    client = Client(url, **options)
     client.httpx_kwargs["timeout"] = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+    for name in ("executor", "helper_executor", "stream_executor"):
+        pool = getattr(client, name, None)
+        if isinstance(pool, concurrent.futures.ThreadPoolExecutor):
+            setattr(client, name, _DaemonExecutor(f"gradio-{name}"))
+            pool.shutdown(wait=False)
     return client
+
+
+class _DaemonExecutor(concurrent.futures.Executor):
+    """Each task in a daemon thread of its own, for a gradio_client Client's executors.
+
+    The interpreter joins ThreadPoolExecutor threads at exit, and a cancelled job leaves
+    gradio_client's threads reading the worker's event stream until the worker finishes the
+    render it no longer needs (minutes on a GPU): a stopping daemon would wait for it."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - handed to the future
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
+
+
+def _cancel_job(job) -> None:
+    try:
+        job.cancel()
+    except Exception:  # noqa: BLE001 - best effort: the worker may be gone
+        pass
 
 
 def _close_client(client) -> None:
@@ -492,8 +567,6 @@ def _endpoint_names(client) -> set[str]:
 
 
 def _reason(exc: BaseException) -> str:
-    import concurrent.futures
-
     if isinstance(exc, concurrent.futures.CancelledError):
         return "connection to the worker lost (its event stream closed)"
     text = str(exc).strip().splitlines()
@@ -623,11 +696,14 @@ def shot_json(shot: Shot) -> str:
     return json.dumps(dataclasses.asdict(shot))
 
 
+def _shot(data: dict) -> Shot:
+    fields = {k: v for k, v in data.items() if k in Shot.__dataclass_fields__}
+    return Shot(**{**fields, "tags": tuple(fields.get("tags") or ())})
+
+
 def shot_from_json(text: str | None, prompt: str = "", seed: int = 0) -> Shot:
     if text:
-        data = json.loads(text)
-        data["tags"] = tuple(data.get("tags") or ())
-        return Shot(**{k: v for k, v in data.items() if k in Shot.__dataclass_fields__})
+        return _shot(json.loads(text))
     return Shot(prompt=prompt, seed=int(seed), theme="")
 
 
@@ -638,10 +714,7 @@ def sequence_json(sequence: Sequence) -> str:
 def sequence_from_json(text: str | None, music_prompt: str = "", seed: int = 0) -> Sequence:
     if text:
         data = json.loads(text)
-        shots = tuple(
-            Shot(**{**{k: v for k, v in s.items() if k in Shot.__dataclass_fields__}, "tags": tuple(s.get("tags") or ())})
-            for s in data.get("shots") or ()
-        )
+        shots = tuple(_shot(s) for s in data.get("shots") or ())
         fields = {k: v for k, v in data.items() if k in Sequence.__dataclass_fields__ and k != "shots"}
         fields["tags"] = tuple(fields.get("tags") or ())
         return Sequence(**fields, shots=shots)

@@ -227,7 +227,7 @@ def build_app(config: "Config", service: WorkerService | None = None):
     gpu = {"concurrency_id": "gpu", "concurrency_limit": 1}
     with gr.Blocks(title=f"webtv worker: {config.channel.name}", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as app:
-        gr.Markdown(f"## webtv render worker\nbackends: " + ", ".join(f"{k} **{v}**" for k, v in backends.items())
+        gr.Markdown("## webtv render worker\nbackends: " + ", ".join(f"{k} **{v}**" for k, v in backends.items())
                     + "\n\nOne job at a time; call the endpoints with gradio_client (see *Use via API*).")
         with gr.Tab("clip"):
             prompt = gr.Textbox(label="prompt", value="a lighthouse in a storm, slow pan left")
@@ -307,7 +307,7 @@ def serve(config: "Config", host: str = "127.0.0.1", port: int = 7860) -> int:
     log.info("worker starting: http://%s:%d/ backends=%s", host, port, service.backends())
     try:
         app.launch(server_name=host, server_port=port, show_error=True, quiet=True, ssr_mode=False,
-                   allowed_paths=[str(service.work)], prevent_thread_lock=True, footer_links=["api"])
+                   allowed_paths=[str(service.work)], prevent_thread_lock=True)
         log.info("worker ready: http://%s:%d/", host, port)
         while True:
             time.sleep(3600)
