@@ -23,10 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from webtv.config import AudioSection, Config, InterpolationSection, UpscaleSection, VideoSection, load_config  # noqa: E402
 from webtv.director import Sequence, Shot  # noqa: E402
+from webtv.producer.base import Frames  # noqa: E402
 
 PROMPT = "a lighthouse on a cliff in a storm, waves crashing, cinematic, slow dolly in"
 
@@ -214,12 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {run + 1}/{args.repeat}", flush=True)
         meter.rows.clear()
         chain_started = time.perf_counter()
-        frames = None
-        if "video" not in args.skip:
+        if "video" in args.skip:  # stand-in frames of the size the next stage gets
+            size = (height, width) if "upscale" not in args.skip else (up_height, up_width)
+            noise = np.random.default_rng(0).integers(0, 256, (args.frames, *size, 3), dtype=np.uint8)
+            frames = Frames(noise, args.frames / args.seconds)
+        else:
             frames = meter.stage("video", video.render, shot, args.seconds)
-        if "upscale" not in args.skip and frames is not None:
+        if "upscale" not in args.skip:
             frames = meter.stage("upscale", upscaler.upscale, frames, shot)
-        if "interpolate" not in args.skip and frames is not None:
+        if "interpolate" not in args.skip:
             frames = meter.stage("interpolate", film.interpolate, frames, args.seconds, args.fps)
         if "music" not in args.skip:
             meter.stage("music", music.compose, sequence, args.seconds, 48000, 2)
@@ -227,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     airtime = args.seconds / wall
     peak = max(row["peak_gb"] for row in meter.rows) if meter.rows else 0.0
     print(f"chain {wall:.2f} s for {args.seconds:g} s of airtime: {airtime:.3f}x real time; peak {peak:.2f} GB")
-    if frames is not None:
+    if meter.rows:
         print(f"frames out: {frames.array.shape} at {frames.fps:g} fps")
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json), "config": str(args.config)},

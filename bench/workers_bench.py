@@ -1,25 +1,24 @@
 """Clips per minute through remote workers: 1 worker, then 2 (issue #6).
 
 Starts two `webtv worker` processes on loopback (procedural video with a fixed render delay
-standing in for a GPU job, synth music), then renders the same clips twice through the
-WorkerPool, first with one worker, then with both. Each clip is made as the daemon makes it
-(`make_stages` with `[video]` and `[audio] backend = "remote"`: the frames come back from a
-worker as FFV1, then the house encode and validation run here); one music job per sequence
-of 4 shots. Producer threads (3 per worker of the larger run, the same number in both runs:
-a worker would idle while its only caller encodes) keep every worker busy, so the figure is
-what the pool delivers. The house format is the tests' small one (320x180, x264 ultrafast)
-so that the local encode on a 2-core machine does not cap the figure.
+standing in for a GPU job, synth music), then lets the daemon's own Producer fill a library
+through them twice, first with one worker, then with both: the offline director writes the
+sequences, each sequence's music is one remote job, each shot's frames come back from a
+worker as FFV1, and the house encode, validation and ingest run here, as in `webtv run`.
+The producer renders as many shots at once as there are healthy workers. The house format
+is the tests' small one (320x180, x264 ultrafast) so that the local encode on a 2-core
+machine does not cap the figure.
 
-Run: .venv/bin/python -m bench.workers_bench [--delay 2.0] [--clips 48] [--threads 6]
+Run: .venv/bin/python -m bench.workers_bench [--delay 3.0] [--clips 24]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,15 +26,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from tests.worker_harness import start_workers  # noqa: E402
 from webtv.config import load_config  # noqa: E402
-from webtv.director import Sequence, Shot  # noqa: E402
+from webtv.director import Shot  # noqa: E402
 
 SHOTS_PER_SEQUENCE = 4
 
 
-def run(config_path: Path, urls: list[str], clips: int, threads: int, out: Path) -> dict:
+def run(config_path: Path, urls: list[str], clips: int, library_folder: Path) -> dict:
+    from webtv.director.offline import OfflineDirector
+    from webtv.library import Library
     from webtv.producer import make_stages
-    from webtv.producer.producer import make_clip, track_slice
-    from webtv.producer.stages import sequence_track
+    from webtv.producer.producer import Producer
 
     base = load_config(config_path)
     config = base.model_copy(update={
@@ -46,64 +46,43 @@ def run(config_path: Path, urls: list[str], clips: int, threads: int, out: Path)
     })
     stages = make_stages(config)
     pool = stages.workers
-    house, seconds = config.house, config.video.clip_seconds
     pool.check()
     for _ in urls:  # warm up: a client per worker, one job each
-        stages.video.render(Shot("warm up", 0, "bench"), seconds)
+        stages.video.render(Shot("warm up", 0, "bench"), config.video.clip_seconds)
+    library = Library(library_folder)
+    producer = Producer(OfflineDirector(), stages, library, config.house, config.video.clip_seconds,
+                        SHOTS_PER_SEQUENCE, ahead=clips, seed=len(urls), theme=lambda: "bench")
 
-    sequences = -(-clips // SHOTS_PER_SEQUENCE)
-    todo = list(range(sequences))
-    lock = threading.Lock()
-    made: list[float] = []
-    errors: list[str] = []
+    async def fill() -> float:
+        started = time.monotonic()
+        task = asyncio.create_task(producer.run())
+        try:
+            while producer.state.clips_made < clips:
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return time.monotonic() - started
 
-    def producer() -> None:
-        while True:
-            with lock:
-                if not todo:
-                    return
-                n = todo.pop(0)
-            shots = tuple(Shot(f"bench shot {n}-{i}, slow pan left", n * 10 + i, "bench", index=i)
-                          for i in range(SHOTS_PER_SEQUENCE))
-            sequence = Sequence(id=f"s{n}", theme="bench", music_prompt=f"bench music {n}", seed=n, shots=shots)
-            try:
-                track = sequence_track(stages, sequence, seconds, house.sample_rate, house.channels)
-                for shot in shots:
-                    target = out / f"clip-{n}-{shot.index}.mp4"
-                    make_clip(shot, track_slice(track, shot.index, seconds, house.sample_rate), stages, house,
-                              seconds, target)
-                    target.unlink()
-                    with lock:
-                        made.append(time.monotonic())
-            except Exception as exc:  # noqa: BLE001 - counted, reported
-                errors.append(str(exc))
-
-    started = time.monotonic()
-    workers = [threading.Thread(target=producer) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    wall = time.monotonic() - started
+    wall = asyncio.run(fill())
     status = pool.status()
     pool.close()
     return {
         "workers": len(urls),
-        "clips": len(made),
-        "failed": len(errors),
+        "clips": producer.state.clips_made,
+        "failed": producer.state.clips_failed,
         "wall_s": round(wall, 2),
-        "clips_per_min": round(len(made) / wall * 60, 1),
+        "clips_per_min": round(producer.state.clips_made / wall * 60, 1),
         "jobs_per_worker": [w["jobs_done"] for w in status],
         "mean_job_s_per_worker": [w["mean_job_s"] for w in status],
-        "errors": errors[:3],
+        "last_error": producer.state.last_error,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--delay", type=float, default=2.0, help="seconds per /video job on a worker")
-    parser.add_argument("--clips", type=int, default=48, help="clips per run")
-    parser.add_argument("--threads", type=int, default=6, help="producer threads in both runs")
+    parser.add_argument("--delay", type=float, default=3.0, help="seconds per /video job on a worker")
+    parser.add_argument("--clips", type=int, default=24, help="clips per run")
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="webtv-workers-bench-") as tmp:
@@ -111,18 +90,15 @@ def main() -> None:
         procs = start_workers(folder / "workers", 2, video={"render_delay_s": args.delay,
                                                              "clip_seconds": args.seconds})
         try:
-            out = folder / "clips"
-            out.mkdir()
             config = procs[0].config  # the same small house format the tests use (320x180, ultrafast)
-            one = run(config, [procs[0].url], args.clips, args.threads, out)
-            two = run(config, [p.url for p in procs], args.clips, args.threads, out)
+            one = run(config, [procs[0].url], args.clips, folder / "library-1")
+            two = run(config, [p.url for p in procs], args.clips, folder / "library-2")
         finally:
             for proc in procs:
                 proc.kill()
     print(json.dumps({
         "render_delay_s": args.delay,
         "clip_seconds": args.seconds,
-        "threads": args.threads,
         "one_worker": one,
         "two_workers": two,
         "speedup": round(two["clips_per_min"] / one["clips_per_min"], 2),

@@ -96,6 +96,17 @@ async def off_loop(call: Callable[..., T], *args) -> T:
 
 
 @dataclass
+class _Rendered:
+    """A clip made in the library's incoming folder, not indexed yet."""
+
+    file: Path
+    duration: float
+    digest: str
+    timings: dict[str, float]
+    seconds: float
+
+
+@dataclass
 class ProducerState:
     clips_made: int = 0
     clips_failed: int = 0
@@ -208,33 +219,59 @@ class Producer:
             self._failed(f"music for sequence {sequence.id}", exc)
             await asyncio.sleep(1.0)
             return
-        for shot in sequence.shots:
-            if self.theme() != sequence.theme:
-                log.info("theme changed: dropping %d unrendered shots of %r", len(sequence.shots) - shot.index, sequence.theme)
-                return
-            audio = track_slice(track, shot.index, self.clip_seconds, self.house.sample_rate)
-            await self._produce_shot(shot, audio)
-
-    async def _produce_shot(self, shot: Shot, audio: np.ndarray) -> None:
-        out = self.library.incoming_path()
-        self.state.rendering = shot.prompt
-        started = time.monotonic()
-        timings: dict[str, float] = {}
+        # Shots render side by side while remote workers can take them (one at a time on a
+        # local GPU); they enter the library in shot order.
+        slots = asyncio.Semaphore(self._parallel())
+        renders = [asyncio.create_task(self._render_shot(shot, track, sequence.theme, slots)) for shot in sequence.shots]
         try:
-            duration = await off_loop(make_clip, shot, audio, self.stages, self.house, self.clip_seconds, out,
-                                      None, timings)
-            digest = await asyncio.to_thread(file_digest, out)
-            clip = self.library.ingest(out, shot, duration, digest)
+            for shot, render in zip(sequence.shots, renders):
+                rendered = await render
+                if rendered is not None:
+                    self._ingest(shot, rendered)
+        finally:
+            for render in renders:
+                render.cancel()
+
+    def _parallel(self) -> int:
+        workers = self.stages.workers
+        return workers.capacity() if workers is not None else 1
+
+    async def _render_shot(self, shot: Shot, track: np.ndarray, theme: str,
+                           slots: asyncio.Semaphore) -> "_Rendered | None":
+        async with slots:
+            if self.theme() != theme:
+                log.info("theme changed: shot %d of %r not rendered", shot.index, theme)
+                return None
+            audio = track_slice(track, shot.index, self.clip_seconds, self.house.sample_rate)
+            out = self.library.incoming_path()
+            self.state.rendering = shot.prompt
+            started = time.monotonic()
+            timings: dict[str, float] = {}
+            try:
+                duration = await off_loop(make_clip, shot, audio, self.stages, self.house, self.clip_seconds, out,
+                                          None, timings)
+                digest = await asyncio.to_thread(file_digest, out)
+            except Exception as exc:
+                out.unlink(missing_ok=True)
+                self._failed(f"shot {shot.prompt!r}", exc)
+                return None
+            finally:
+                if self.state.rendering == shot.prompt:
+                    self.state.rendering = None
+            return _Rendered(out, duration, digest, timings, time.monotonic() - started)
+
+    def _ingest(self, shot: Shot, rendered: "_Rendered") -> None:
+        try:
+            clip = self.library.ingest(rendered.file, shot, rendered.duration, rendered.digest)
         except Exception as exc:
-            out.unlink(missing_ok=True)
+            rendered.file.unlink(missing_ok=True)
             self._failed(f"shot {shot.prompt!r}", exc)
             return
-        finally:
-            self.state.rendering = None
         self.state.clips_made += 1
-        for stage, seconds in timings.items():
+        for stage, seconds in rendered.timings.items():
             self._stage(stage, seconds)
-        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, duration, time.monotonic() - started, shot.prompt)
+        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, rendered.duration,
+                 rendered.seconds, shot.prompt)
         if self.on_clip:
             self.on_clip(clip)
 
