@@ -134,7 +134,19 @@ class WorkersSection(Section):
     probe_after_s: float = Field(30.0, gt=0, le=86400, description="a worker taken out is probed again after this")
 
 
-class VideoSection(Section):
+class DiffusionPass(Section):
+    """What the two Zeroscope passes share: sampling and the memory switches."""
+
+    steps: int = Field(40, ge=1, le=500)
+    guidance: float = Field(9.0, ge=0, le=50)
+    negative_prompt: str = ""
+    device: Device = "auto"
+    cpu_offload: bool = False
+    vae_slicing: bool = True
+    forward_chunking: bool = False
+
+
+class VideoSection(DiffusionPass):
     """shot -> frames. ``procedural`` draws without models; ``zeroscope`` runs diffusers'
     TextToVideoSDPipeline (hub id or local folder in ``model``)."""
 
@@ -145,17 +157,12 @@ class VideoSection(Section):
     width: int = Field(576, ge=8, le=2048, multiple_of=8)
     height: int = Field(320, ge=8, le=2048, multiple_of=8)
     frames: int = Field(24, ge=2, le=256)
-    steps: int = Field(40, ge=1, le=500)
-    guidance: float = Field(9.0, ge=0, le=50)
-    negative_prompt: str = ""
-    device: Device = "auto"
-    cpu_offload: bool = False
-    vae_slicing: bool = True
-    forward_chunking: bool = False
-    render_delay_s: float = Field(0.0, ge=0, le=3600, description="procedural only: sleep this long per shot, to stand in for a GPU in tests and benchmarks")
+    render_delay_s: float = Field(
+        0.0, ge=0, le=3600, description="procedural only: at least this long per shot, standing in for a GPU in tests"
+    )
 
 
-class UpscaleSection(Section):
+class UpscaleSection(DiffusionPass):
     """frames -> larger frames: VideoToVideoSDPipeline with the Zeroscope XL weights, same prompt."""
 
     backend: Literal["none", "zeroscope", "remote"] = "none"
@@ -163,13 +170,7 @@ class UpscaleSection(Section):
     width: int = Field(1024, ge=8, le=4096, multiple_of=8)
     height: int = Field(576, ge=8, le=4096, multiple_of=8)
     strength: float = Field(0.6, gt=0, le=1)
-    steps: int = Field(40, ge=1, le=500)
-    guidance: float = Field(9.0, ge=0, le=50)
-    negative_prompt: str = ""
-    device: Device = "auto"
-    cpu_offload: bool = False
-    vae_slicing: bool = True
-    forward_chunking: bool = True
+    forward_chunking: bool = True  # the XL pass at 1024x576 is where memory runs out
 
 
 class InterpolationSection(Section):
