@@ -137,9 +137,10 @@ def tune(pipe, args) -> None:
     """Apply the speed switches under test to a loaded diffusers pipeline."""
     import torch
 
-    if args.channels_last:
-        pipe.unet.to(memory_format=torch.channels_last)
-        pipe.vae.to(memory_format=torch.channels_last)
+    if args.channels_last:  # the 2-D convolutions only: UNet3D's temporal convolutions are 5-D
+        for module in (*pipe.unet.modules(), *pipe.vae.modules()):
+            if isinstance(module, torch.nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
     if args.attention == "math":
         from diffusers.models.attention_processor import AttnProcessor
 
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attention", choices=("sdpa", "math"), default="sdpa")
     parser.add_argument("--repeat", type=int, default=1, help="runs of the chain; the last is reported")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--tiny", action="store_true", help="with --random-weights: the tests' tiny models "
+                        "(checks the bench itself; use with --size 32x24 --upscale-size 64x40)")
     args = parser.parse_args(argv)
     if not args.random_weights and args.config is None:
         parser.error("give --random-weights, or --config with the models to time")
@@ -202,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="webtv-bench-"))
     print(f"device {device}, {dtype}, {'random weights' if args.random_weights else 'configured models'}", flush=True)
     if args.random_weights and "music" not in args.skip:
-        audio_section = audio_section.model_copy(update={"model": str(musicgen_small(work / "musicgen"))})
+        from tests.tiny_musicgen import tiny_musicgen
+
+        build_music = tiny_musicgen if args.tiny else musicgen_small
+        audio_section = audio_section.model_copy(update={"model": str(build_music(work / "musicgen"))})
     video, upscaler = ZeroscopeVideo(video_section), ZeroscopeUpscaler(upscale_section)
     film, music = FilmInterpolator(film_section), MusicGenAudio(audio_section)
     if args.random_weights:
@@ -243,15 +249,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_random(video, upscaler, film, device, dtype, args) -> None:
-    """Build the video, upscale and FILM models at their real sizes with random weights and
-    give each to its stage (MusicGen is written to a folder and loaded the usual way)."""
+    """Build the video, upscale and FILM models at their real sizes (the tests' tiny ones with
+    --tiny) with random weights and give each to its stage (MusicGen is written to a folder
+    and loaded the usual way)."""
     import torch
     from diffusers import TextToVideoSDPipeline, VideoToVideoSDPipeline
 
     from interpolation import FilmConfig, FilmNet
 
+    from tests.tiny_film import TINY as TINY_FILM
+    from tests.tiny_zeroscope import tiny_components
+
+    build_parts = tiny_components if args.tiny else zeroscope_components
+    film_config = TINY_FILM if args.tiny else FilmConfig()
     started = time.perf_counter()
-    parts = zeroscope_components()
+    parts = build_parts()
     params = sum(p.numel() for p in parts["unet"].parameters())
     print(f"UNet3D {params / 1e9:.2f} B parameters", flush=True)
     if "video" not in args.skip:
@@ -260,13 +272,13 @@ def load_random(video, upscaler, film, device, dtype, args) -> None:
         video.use_pipeline(pipe)
     if "upscale" not in args.skip:
         if "video" not in args.skip:  # the XL weights have the same architecture: build a second copy
-            parts = zeroscope_components()
+            parts = build_parts()
         pipe = VideoToVideoSDPipeline(**parts).to(device, dtype)
         tune(pipe, args)
         upscaler.use_pipeline(pipe)
     if "interpolate" not in args.skip:
         torch.manual_seed(0)
-        film.use_model(FilmNet(FilmConfig()).to(device, dtype).eval())
+        film.use_model(FilmNet(film_config).to(device, dtype).eval())
     print(f"models built in {time.perf_counter() - started:.1f} s", flush=True)
 
 
