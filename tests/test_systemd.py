@@ -24,6 +24,7 @@ from webtv.log import JournalFormatter, is_journal, setup_logging, syslog_priori
 from webtv.notify import Notifier, PlayoutHealth, watch, watchdog_interval_s
 
 UNIT = REPO / "systemd" / "webtv.service"
+WORKER_UNIT = REPO / "systemd" / "webtv-worker.service"
 SHIPPED_EXEC = "/opt/webtv/.venv/bin/webtv"
 
 
@@ -46,27 +47,28 @@ def verify(unit: Path) -> subprocess.CompletedProcess:
     return subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60)
 
 
-def test_unit_file_passes_systemd_analyze_verify(tmp_path):
-    text = UNIT.read_text()
+@pytest.mark.parametrize("unit", [UNIT, WORKER_UNIT], ids=lambda unit: unit.name)
+def test_unit_file_passes_systemd_analyze_verify(tmp_path, unit):
+    text = unit.read_text()
     settings = unit_settings(text)
     assert settings["ExecStart"][0].split()[0] == SHIPPED_EXEC
     # The unit as shipped, with ExecStart pointing at this checkout's real entry point (the
     # shipped path exists only once installed). verify exits 0 even on unknown keys or bad
     # values, so its output must be empty too.
-    local = tmp_path / "webtv.service"
+    local = tmp_path / unit.name
     local.write_text(text.replace(SHIPPED_EXEC, str(REPO / ".venv" / "bin" / "webtv")))
     assert (REPO / ".venv" / "bin" / "webtv").exists()
     result = verify(local)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
     # Unchanged: the only complaint may be the not-yet-installed binary. User=webtv need not
     # exist for verify (it is checked at start).
-    shipped = tmp_path / "shipped" / "webtv.service"
+    shipped = tmp_path / "shipped" / unit.name
     shipped.parent.mkdir()
     shipped.write_text(text)
     result = verify(shipped)
     complaints = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     if not Path(SHIPPED_EXEC).exists():
-        assert complaints == [f"webtv.service: Command {SHIPPED_EXEC} is not executable: No such file or directory"]
+        assert complaints == [f"{unit.name}: Command {SHIPPED_EXEC} is not executable: No such file or directory"]
     else:
         assert complaints == [] and result.returncode == 0
 
