@@ -8,6 +8,8 @@ mid-job and the job completes on the other; both are killed and the library airs
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
 import time
@@ -144,6 +146,22 @@ def test_a_worker_back_is_used_again(channel, workers):
         and s["producer"]["clips_made"] > made,
         timeout=30, message="the worker back in use")
     assert back["workers_summary"].startswith("1 of 2 workers up; down: " + workers[1].url)
+
+
+def test_workers_edited_in_the_channel_file_apply_without_a_restart(channel, workers):
+    def set_urls(urls: list[str]) -> None:
+        text = channel.config.read_text()
+        text = re.sub(r"(?m)^urls = .*$", "urls = " + json.dumps(urls), text, count=1)
+        channel.config.write_text(text)
+
+    kept, removed = workers[0].url, workers[1].url
+    set_urls([kept])
+    status = channel.wait_for(lambda s: list(by_url(s)) == [kept], timeout=15, message="the worker removed")
+    assert "workers" not in status["config_pending_restart"]
+    assert status["workers_summary"] == "1 of 1 workers healthy"
+    set_urls([kept, removed])
+    status = channel.wait_for(lambda s: list(by_url(s)) == [kept, removed], timeout=15, message="the worker added")
+    assert "workers" not in status["config_pending_restart"]
 
 
 def test_sigterm_with_a_long_remote_job_in_flight_stops_within_5s(channel, workers):

@@ -152,12 +152,18 @@ class Channel:
     async def apply_config(self, new: Config) -> None:
         """Apply a valid edit of channel.toml to the running channel."""
         old = self.config
-        self.pending_restart = [name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
+        live = set()
+        pool = self.producer.stages.workers
+        if pool is not None and new.workers != old.workers:
+            pool.update(new.workers)  # workers added or removed while on air
+            live.add("workers")
+        self.pending_restart = [name for name in RESTART_SECTIONS
+                                if name not in live and getattr(new, name) != getattr(old, name)]
         if new.output.hls != old.output.hls or new.output.hls_list_size != old.output.hls_list_size:
             self.pending_restart.append("output.hls")
         if self.pending_restart:
             log.warning("config: %s change at the next restart", ", ".join(self.pending_restart))
-        kept = {name: getattr(old, name) for name in RESTART_SECTIONS}
+        kept = {name: getattr(old, name) for name in RESTART_SECTIONS if name not in live}
         applied = new.model_copy(update=kept)
         if new.moderation != old.moderation or new.director != old.director:
             retired, self.moderator = self.moderator, Moderator(new.moderation, new.director)
