@@ -206,10 +206,14 @@ def test_folder_without_a_pipeline_is_named(tmp_path):
     ("~/models/xl", True),
     ("models/zeroscope/xl", True),
 ])
-def test_hub_ids_and_folders_are_told_apart(model, local):
-    from webtv.producer.zeroscope import _looks_local
+def test_hub_ids_pass_and_folders_are_checked(model, local):
+    from webtv.producer.devices import model_source
 
-    assert _looks_local(model) is local
+    if local:  # none of these folders exists: named at once, not looked up on the hub
+        with pytest.raises(RuntimeError, match="no such folder"):
+            model_source(model, "video", "model_index.json")
+    else:
+        assert model_source(model, "video", "model_index.json") == model
 
 
 def test_a_pipeline_built_in_code_can_be_handed_in():

@@ -1,4 +1,5 @@
-"""Where model stages run: device and dtype from config, and what a failed render leaves behind.
+"""Where model stages run and what they load: device and dtype from config, the model folder
+or hub id, and what a failed render leaves behind.
 
 torch is imported here only when asked for, so the procedural channel never loads it.
 """
@@ -6,6 +7,23 @@ torch is imported here only when asked for, so the procedural channel never load
 from __future__ import annotations
 
 import gc
+from pathlib import Path
+
+
+def model_source(model: str, what: str, marker: str) -> str:
+    """What to hand ``from_pretrained``: a hub id ("owner/name") as it is, or a local folder,
+    checked first so that a wrong path fails at once with an error that names it rather than
+    as a hub lookup. ``marker`` is the file a save_pretrained folder of this kind holds."""
+    folder = Path(model).expanduser()
+    local = folder.exists() or model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or "\\" in model
+    if not local:
+        return model
+    if not folder.is_dir():
+        raise RuntimeError(f"cannot load {what} model {model!r}: no such folder")
+    if not (folder / marker).is_file():
+        raise RuntimeError(f"cannot load {what} model {model!r}: no {marker} in the folder "
+                           "(expected a folder written by save_pretrained, or a hub snapshot)")
+    return str(folder)
 
 
 def pick_device(name: str):

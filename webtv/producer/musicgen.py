@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -93,22 +92,17 @@ class MusicGenAudio:
     def _load(self) -> None:
         if self._model is not None:
             return
-        from webtv.producer.devices import pick_device, pick_dtype
+        from webtv.producer.devices import model_source, pick_device, pick_dtype
 
         name = self.section.model
-        path = Path(name).expanduser()
-        if (path.is_absolute() or name.startswith((".", "~"))) and not path.is_dir():
-            raise RuntimeError(f"cannot load MusicGen model {name!r}: no such folder")
-        if path.is_dir() and not (path / "config.json").is_file():
-            raise RuntimeError(f"cannot load MusicGen model {name!r}: no config.json in the folder "
-                               "(expected a save_pretrained / hub checkpoint)")
+        source = model_source(name, "MusicGen", "config.json")
         device = pick_device(self.section.device)
         dtype = pick_dtype(device)
         try:
             from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
-            processor = AutoProcessor.from_pretrained(name)
-            model = MusicgenForConditionalGeneration.from_pretrained(name, dtype=dtype)
+            processor = AutoProcessor.from_pretrained(source)
+            model = MusicgenForConditionalGeneration.from_pretrained(source, dtype=dtype)
         except Exception as exc:  # noqa: BLE001 - the hub and loaders raise many kinds
             raise RuntimeError(f"cannot load MusicGen model {name!r}: {exc}") from exc
         self._model = model.to(device).eval()

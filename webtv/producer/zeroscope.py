@@ -36,7 +36,6 @@ import importlib.util
 import inspect
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,7 @@ import numpy as np
 from webtv.config import UpscaleSection, VideoSection
 from webtv.director.base import Shot
 from webtv.producer.base import Frames, Progress
-from webtv.producer.devices import pick_device, pick_dtype
+from webtv.producer.devices import model_source, pick_device, pick_dtype
 
 log = logging.getLogger("webtv.producer")
 
@@ -55,13 +54,6 @@ def light_frame_count(frames: int) -> int:
     return min(frames, max(frames // 2, floor))
 
 
-def _looks_local(model: str) -> bool:
-    """A folder rather than a hub id ("owner/name")."""
-    if Path(model).expanduser().exists():
-        return True
-    return model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or "\\" in model
-
-
 def load_pipeline(class_name: str, model: str, what: str, dtype) -> Any:
     """``diffusers.<class_name>.from_pretrained(model)``, on the CPU, at ``dtype``.
 
@@ -70,16 +62,7 @@ def load_pipeline(class_name: str, model: str, what: str, dtype) -> Any:
     """
     import diffusers
 
-    if _looks_local(model):
-        folder = Path(model).expanduser()
-        if not folder.is_dir():
-            raise RuntimeError(f"cannot load {what} model {model!r}: no such folder")
-        if not (folder / "model_index.json").is_file():
-            raise RuntimeError(f"cannot load {what} model {model!r}: no model_index.json in the folder "
-                               "(not a diffusers pipeline written by save_pretrained)")
-        source = str(folder)
-    else:
-        source = model
+    source = model_source(model, what, "model_index.json")
     pipeline_class = getattr(diffusers, class_name)
     try:
         return pipeline_class.from_pretrained(source, dtype=dtype)
