@@ -14,7 +14,8 @@ from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video  # noqa
 from webtv.config import UpscaleSection, VideoSection  # noqa: E402
 from webtv.director.base import Shot  # noqa: E402
 from webtv.producer.base import Frames  # noqa: E402
-from webtv.producer.zeroscope import ZeroscopeUpscaler, ZeroscopeVideo, light_frame_count  # noqa: E402
+from webtv.producer.base import light_frame_count  # noqa: E402
+from webtv.producer.zeroscope import ZeroscopeUpscaler, ZeroscopeVideo  # noqa: E402
 
 SHOT = Shot(prompt="a red fox running through fresh snow, slow pan left", seed=7, theme="winter")
 

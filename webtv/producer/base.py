@@ -34,6 +34,12 @@ class Frames:
         return len(self.array) / self.fps
 
 
+def light_frame_count(frames: int) -> int:
+    """Frames rendered on a light retry: half, but at least 8 (at least 2 below 8 frames)."""
+    floor = 8 if frames >= 8 else 2
+    return min(frames, max(frames // 2, floor))
+
+
 class VideoBackend(Protocol):
     def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
         """Frames for ``seconds`` of airtime: ``Frames.seconds`` is the clip's length; the

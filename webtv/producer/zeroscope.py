@@ -42,16 +42,10 @@ import numpy as np
 
 from webtv.config import UpscaleSection, VideoSection
 from webtv.director.base import Shot
-from webtv.producer.base import Frames, Progress
+from webtv.producer.base import Frames, Progress, light_frame_count
 from webtv.producer.devices import model_source, pick_device, pick_dtype
 
 log = logging.getLogger("webtv.producer")
-
-
-def light_frame_count(frames: int) -> int:
-    """Frames rendered on a light retry: half, but at least 8 (at least 2 below 8 frames)."""
-    floor = 8 if frames >= 8 else 2
-    return min(frames, max(frames // 2, floor))
 
 
 def load_pipeline(class_name: str, model: str, what: str, dtype) -> Any:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 import numpy as np
 
 from webtv.director import Sequence, Shot
-from webtv.producer.base import Frames, Progress
+from webtv.producer.base import Frames, Progress, light_frame_count
 from webtv.producer.remote.pool import WorkerPool
 from webtv.producer.remote.wire import read_audio, read_frames, sequence_json, shot_json, write_frames
 
@@ -88,7 +88,7 @@ class RemoteVideo(_Remote):
         if adapter is not None:
             s = self.section
             values = {"prompt": shot.prompt, "negative_prompt": s.negative_prompt, "seed": shot.seed,
-                      "frames": max(2, s.frames // 2) if light else s.frames, "steps": s.steps,
+                      "frames": light_frame_count(s.frames) if light else s.frames, "steps": s.steps,
                       "guidance": s.guidance, "seconds": seconds, "width": s.width, "height": s.height}
             frames = self.pool.submit(adapter.endpoint, *adapter_args(adapter, values),
                                       decode=self._frames(seconds=seconds))
