@@ -6,7 +6,7 @@ APT_PACKAGES := ffmpeg nginx libnginx-mod-rtmp chromium fonts-dejavu-core python
 HLSJS := webtv/http/static/vendor/hls.min.js
 CONFIG ?= channel.toml
 
-.PHONY: setup setup-test run test check clean
+.PHONY: setup setup-test run test test-fast check clean
 
 setup: .setup-stamp-apt $(VENV)/.stamp $(HLSJS)
 
@@ -44,6 +44,10 @@ check: setup
 
 test: setup-test
 	$(PY) -m pytest -q -ra
+
+# the pure-logic tier for an edit-run loop
+test-fast: setup-test
+	$(PY) -m pytest -q -m fast
 
 clean:
 	rm -rf $(VENV) .npm .setup-stamp-apt webtv/http/static/vendor

@@ -8,6 +8,8 @@ import pytest
 
 from webtv.config import ConfigError, load_config, redact_url
 
+pytestmark = pytest.mark.fast
+
 REPO = Path(__file__).resolve().parents[1]
 
 

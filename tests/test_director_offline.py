@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from webtv.config import Config
 from webtv.director import make_director
 from webtv.director.offline import OfflineDirector
+
+pytestmark = pytest.mark.fast
 
 THEME = "a calm journey through imaginary landscapes"
 CAMERA = re.compile(

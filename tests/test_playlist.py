@@ -9,6 +9,8 @@ import pytest
 from webtv.media import ffmpeg_exe
 from webtv.programmer.playlist import render_ffconcat, slug, write_ffconcat
 
+pytestmark = pytest.mark.fast
+
 NASTY = ["plain", "with space", "it's quoted", "dollar $HOME", "new\nline", "back\\slash", "'; file 'x.wav"]
 
 

@@ -5,6 +5,8 @@ import pytest
 from tests.clips import add_to_library
 from webtv.programmer import Programmer
 
+pytestmark = pytest.mark.fast
+
 
 def add(library, clip_file, prompt, theme, tags=()):
     return add_to_library(library, clip_file, prompt, theme, tags)
