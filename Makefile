@@ -43,10 +43,12 @@ check: setup
 	$(VENV)/bin/webtv check --config $(CONFIG)
 
 test: setup-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -ra
 
 # the pure-logic tier for an edit-run loop
 test-fast: setup-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m fast
 
 clean:

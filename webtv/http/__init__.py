@@ -1,0 +1,1 @@
+"""HTTP: the viewer page, the HLS files and the control API."""
