@@ -231,6 +231,8 @@ class DiffusionPass(Sampling):
 
 
 class VideoBase(StageSection):
+    frames_at_house_rate: ClassVar[bool] = False
+    """True for a backend that draws at house.fps: a local interpolation stage is skipped."""
     clip_seconds: float = Field(3.0, gt=0.5, le=60)
 
 
@@ -245,6 +247,7 @@ class VideoDraw(Section):
 class ProceduralVideoSection(VideoBase):
     """Moving imagery drawn with numpy, no model, at the house rate."""
 
+    frames_at_house_rate: ClassVar[bool] = True
     backend: Literal["procedural"] = "procedural"
     render_delay_s: float = Field(
         0.0, ge=0, le=3600, description="at least this long per shot, standing in for a GPU in tests"
@@ -505,7 +508,8 @@ def cross_section_problems(config: Config) -> list[Problem]:
         problems.append((("programme", "block_seconds"),
                          f"must be at least video.clip_seconds ({config.video.clip_seconds:g}): a block holds whole clips"))
     if not config.workers.urls:
-        problems += [((name, "backend"), '"remote" needs [workers] urls') for name in config.remote_stages]
+        problems += [((name, "backend"), '"remote" needs workers.urls: the workers that take its jobs')
+                     for name in config.remote_stages]
     if config.moderation.openai and config.director.backend != "openai":
         problems.append((("moderation", "openai"),
                          'asks the [director] server, so it needs [director] backend = "openai"'))
@@ -689,6 +693,31 @@ def _backend_names(section: str) -> list[str]:
     return [cls.model_fields["backend"].default for cls in BACKENDS[section]]
 
 
+def backend_class(section: str, backend: str) -> type[Section]:
+    """The config class of ``backend`` for ``section`` ("video", "zeroscope": ZeroscopeVideoSection)."""
+    for name, cls in zip(_backend_names(section), BACKENDS[section]):
+        if name == backend:
+            return cls
+    raise ValueError(f"{backend!r} is not a {section} backend; one of {', '.join(map(repr, _backend_names(section)))}")
+
+
+def with_changes(config: Config, changes: dict[str, dict[str, Any]], origin: str) -> Config:
+    """``config`` with the keys in ``changes`` (section -> key -> value) set, validated like the
+    file (cross-section rules too). Setting ``backend`` drops the keys the old backend had and
+    the new one has not. ``origin`` says where the changes came from, for errors."""
+    raw = config.model_dump()
+    for name, values in changes.items():
+        section = getattr(config, name)
+        if name in BACKENDS and values.get("backend", section.backend) != section.backend:
+            fields = backend_class(name, values["backend"]).model_fields
+            raw[name] = {key: value for key, value in raw[name].items() if key in fields}
+        raw[name] = {**raw[name], **values}
+    try:
+        return Config.model_validate({**raw, "source": config.source})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, Path(origin), "")) from None
+
+
 def _misplaced(loc: tuple, backend: Any) -> str | None:
     """For a key of a union section that belongs to its other backends: which ones."""
     if len(loc) != 2 or loc[0] not in BACKENDS:
@@ -794,8 +823,8 @@ def _interpolation(config: Config) -> str:
             "film without weights (interpolation.model unset): falls back to minterpolate"
     else:
         line = section.backend
-    if config.video.backend == "procedural" and section.backend != "remote":
-        line += " (not run: procedural frames are drawn at the house rate)"
+    if config.video.frames_at_house_rate and section.backend != "remote":
+        line += f" (not run: {config.video.backend} frames are drawn at the house rate)"
     return line
 
 
