@@ -684,21 +684,21 @@ def _describe(exc: ValidationError, path: Path, text: str) -> str:
 def _without_tag(loc: tuple) -> tuple:
     """pydantic puts the backend of a union section into the error's path
     (video.zeroscope.steps); the file has no such table."""
-    if len(loc) > 1 and loc[0] in BACKENDS and loc[1] in _backend_names(loc[0]):
+    if len(loc) > 1 and loc[0] in BACKENDS and loc[1] in backend_names(loc[0]):
         return loc[:1] + loc[2:]
     return loc
 
 
-def _backend_names(section: str) -> list[str]:
+def backend_names(section: str) -> list[str]:
     return [cls.model_fields["backend"].default for cls in BACKENDS[section]]
 
 
 def backend_class(section: str, backend: str) -> type[Section]:
     """The config class of ``backend`` for ``section`` ("video", "zeroscope": ZeroscopeVideoSection)."""
-    for name, cls in zip(_backend_names(section), BACKENDS[section]):
+    for name, cls in zip(backend_names(section), BACKENDS[section]):
         if name == backend:
             return cls
-    raise ValueError(f"{backend!r} is not a {section} backend; one of {', '.join(map(repr, _backend_names(section)))}")
+    raise ValueError(f"{backend!r} is not a {section} backend; one of {', '.join(map(repr, backend_names(section)))}")
 
 
 def with_changes(config: Config, changes: dict[str, dict[str, Any]], origin: str) -> Config:
@@ -722,7 +722,7 @@ def _misplaced(loc: tuple, backend: Any) -> str | None:
     """For a key of a union section that belongs to its other backends: which ones."""
     if len(loc) != 2 or loc[0] not in BACKENDS:
         return None
-    owners = [name for name, cls in zip(_backend_names(loc[0]), BACKENDS[loc[0]]) if loc[1] in cls.model_fields]
+    owners = [name for name, cls in zip(backend_names(loc[0]), BACKENDS[loc[0]]) if loc[1] in cls.model_fields]
     if not owners:
         return None
     return f'belongs to backend {" or ".join(f"{o!r}" for o in owners)}, not {backend!r}'.replace("'", '"')
