@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from webtv.config import AudioSection, Config, InterpolationSection, UpscaleSection, VideoSection, load_config  # noqa: E402
+from webtv.config import Config, load_config, with_changes  # noqa: E402
 from webtv.director import Sequence, Shot  # noqa: E402
 from webtv.producer.base import Frames  # noqa: E402
 
@@ -192,15 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     width, height = map(int, args.size.lower().split("x"))
     up_width, up_height = map(int, args.upscale_size.lower().split("x"))
     config = load_config(args.config) if args.config else Config()
-    video_section = VideoSection(**{**config.video.model_dump(), "backend": "zeroscope", "width": width,
-                                    "height": height, "frames": args.frames, "steps": args.steps,
-                                    "guidance": args.guidance, "device": str(device)})
-    upscale_section = UpscaleSection(**{**config.upscale.model_dump(), "backend": "zeroscope", "width": up_width,
-                                        "height": up_height, "steps": args.upscale_steps, "strength": args.strength,
-                                        "guidance": args.guidance, "device": str(device)})
-    film_section = InterpolationSection(**{**config.interpolation.model_dump(), "backend": "film",
-                                           "batch": args.film_batch, "tile": args.film_tile, "device": str(device)})
-    audio_section = AudioSection(**{**config.audio.model_dump(), "backend": "musicgen", "device": str(device)})
+    config = with_changes(config, {
+        "video": {"backend": "zeroscope", "width": width, "height": height, "frames": args.frames,
+                  "steps": args.steps, "guidance": args.guidance, "device": str(device)},
+        "upscale": {"backend": "zeroscope", "width": up_width, "height": up_height, "steps": args.upscale_steps,
+                    "strength": args.strength, "guidance": args.guidance, "device": str(device)},
+        "interpolation": {"backend": "film", "batch": args.film_batch, "tile": args.film_tile, "device": str(device)},
+        "audio": {"backend": "musicgen", "device": str(device)},
+    }, "bench flags")
+    video_section, upscale_section, film_section, audio_section = (
+        config.video, config.upscale, config.interpolation, config.audio)
 
     work = Path(tempfile.mkdtemp(prefix="webtv-bench-"))
     print(f"device {device}, {dtype}, {'random weights' if args.random_weights else 'configured models'}", flush=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from tests.worker_harness import start_workers  # noqa: E402
-from webtv.config import load_config  # noqa: E402
+from webtv.config import load_config, with_changes  # noqa: E402
 from webtv.director import Shot  # noqa: E402
 
 SHOTS_PER_SEQUENCE = 4
@@ -36,22 +36,20 @@ def run(config_path: Path, urls: list[str], clips: int, library_folder: Path) ->
     from webtv.library import Library
     from webtv.producer import make_stages
     from webtv.producer.producer import Producer
+    from webtv.producer.remote import WorkerPool
 
-    base = load_config(config_path)
-    config = base.model_copy(update={
-        "video": base.video.model_copy(update={"backend": "remote"}),
-        "audio": base.audio.model_copy(update={"backend": "remote"}),
-        "interpolation": base.interpolation.model_copy(update={"backend": "none"}),
-        "workers": base.workers.model_copy(update={"urls": urls, "timeout_s": 600.0}),
-    })
-    stages = make_stages(config)
-    pool = stages.workers
+    config = with_changes(load_config(config_path), {
+        "video": {"backend": "remote"}, "audio": {"backend": "remote"}, "interpolation": {"backend": "none"},
+        "workers": {"urls": urls, "timeout_s": 600.0},
+    }, "the bench")
+    pool = WorkerPool(config.workers)
+    stages = make_stages(config, pool)
     pool.check()
     for _ in urls:  # warm up: a client per worker, one job each
         stages.video.render(Shot("warm up", 0, "bench"), config.video.clip_seconds)
     library = Library(library_folder)
     producer = Producer(OfflineDirector(), stages, library, config.house, config.video.clip_seconds,
-                        SHOTS_PER_SEQUENCE, ahead=clips, seed=len(urls), theme=lambda: "bench")
+                        SHOTS_PER_SEQUENCE, ahead=clips, seed=len(urls), theme=lambda: "bench", capacity=pool.capacity)
 
     async def fill() -> float:
         started = time.monotonic()

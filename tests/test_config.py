@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from webtv.config import ConfigError, load_config, redact_url
+from webtv.config import (Config, ConfigError, OutputSection, ScheduleEntry, Section, ZeroscopeVideoSection, check_worker,
+                          live_config, load_config, parse_config, pending_restart, redact_url, summary, with_changes,
+                          worker_problems)
 
 pytestmark = pytest.mark.fast
 
@@ -97,3 +99,207 @@ def test_invalid_value_error_is_a_config_error(tmp_path):
 )
 def test_redact_url(url, shown):
     assert redact_url(url) == shown
+
+
+# ----------------------------------------------------------------------------- backends as typed config
+
+
+def webtv(command: str, path: Path, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "webtv", command, "--config", str(path), *extra],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+WRONG_BACKEND_KEY = '[video]\nbackend = "zeroscope"\nclip_seconds = 2.0\nrender_delay_s = 1.0\n'
+BAD_CRON = '[[schedule]]\nat = "06:00"\ntheme = "dawn"\n\n[[schedule]]\ncron = "99 25 * * funday"\ntheme = "never"\n'
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (WRONG_BACKEND_KEY, [':4: video.render_delay_s: belongs to backend "procedural", not "zeroscope"']),
+        (BAD_CRON, [":6: schedule[1].cron:", "99 25 * * funday", "not a valid schedule"]),
+    ],
+)
+def test_check_and_run_refuse_with_exit_2_naming_key_and_line(tmp_path, command, text, expected):
+    path = tmp_path / "channel.toml"
+    path.write_text(text)
+    done = webtv(command, path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("webtv: config error:\n"), done.stderr
+    for fragment in expected:
+        assert fragment in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_worker_refuses_remote_stages_naming_the_line(tmp_path):
+    path = tmp_path / "worker.toml"
+    path.write_text('[workers]\nurls = ["http://gpu1:7860/"]\n\n[audio]\nbackend = "remote"\n')
+    done = webtv("worker", path, "--port", "1")
+    assert done.returncode == 2
+    assert ':5: audio.backend: "remote" cannot be used by a worker' in done.stderr, done.stderr
+
+
+def problems(text: str) -> list[str]:
+    try:
+        parse_config(text, Path("c.toml"), {})
+    except ConfigError as exc:
+        return str(exc).splitlines()
+    return []
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('[upscale]\nsteps = 3\n', 'c.toml:2: upscale.steps: belongs to backend "zeroscope", not "none"'),
+        ('[video]\nframes = 8\n', 'c.toml:2: video.frames: belongs to backend "zeroscope" or "remote", not "procedural"'),
+        ('[video]\nbackend = "procedural"\n\n[video.adapter]\nendpoint = "/run"\n',
+         'c.toml:4: video.adapter: belongs to backend "remote", not "procedural"'),
+        ('[director]\nbase_url = "http://x/v1"\n', 'c.toml:2: director.base_url: belongs to backend "openai", not "offline"'),
+        ('[interpolation]\nbackend = "none"\nbatch = 2\n', 'c.toml:3: interpolation.batch: belongs to backend "film", not "none"'),
+        ('[audio]\nbackend = "musicgen"\ncolour = 1\n', "c.toml:3: audio.colour: unknown key (check its spelling)"),
+        ('[video]\nbackend = "sora"\n', "c.toml:2: video.backend: 'sora' is not a video backend; one of "
+                                        "'procedural', 'zeroscope', 'remote'"),
+        ('[video]\nbackend = "zeroscope"\nsteps = 0\n', "c.toml:3: video.steps: Input should be greater than or equal to 1"),
+        ('[[schedule]]\ntheme = "x"\nat = "25:00"\n', "c.toml:3: schedule[0].at: at = '25:00' is not a time of day"),
+        ('[[schedule]]\ntheme = "x"\ncron = "0 20 * *"\n', "c.toml:3: schedule[0].cron: cron = '0 20 * *' needs 5 fields"),
+        ('[[schedule]]\ntheme = "x"\n', "c.toml:1: schedule[0]: give exactly one of cron or at"),
+    ],
+)
+def test_union_and_schedule_errors_name_key_line_and_owner(text, expected):
+    found = problems(text)
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_a_table_without_backend_keeps_the_default_and_its_keys():
+    config = parse_config('[video]\nclip_seconds = 2.0\nrender_delay_s = 0.5\n[interpolation]\n[audio]\n',
+                          Path("c.toml"), {})
+    assert (config.video.backend, config.video.render_delay_s) == ("procedural", 0.5)
+    assert (config.upscale.backend, config.interpolation.backend, config.audio.backend) == ("none", "minterpolate", "synth")
+    assert config.director.backend == "offline" and not config.needs_workers
+
+
+def test_cross_section_rules_name_each_key(tmp_path):
+    found = problems('[video]\nbackend = "remote"\nclip_seconds = 20\n\n[audio]\nbackend = "remote"\n\n'
+                     '[moderation]\nopenai = true\n')
+    assert found == [
+        "c.toml: programme.block_seconds: must be at least video.clip_seconds (20): a block holds whole clips",
+        'c.toml:2: video.backend: "remote" needs workers.urls: the workers that take its jobs',
+        'c.toml:6: audio.backend: "remote" needs workers.urls: the workers that take its jobs',
+        'c.toml:9: moderation.openai: asks the [director] server, so it needs [director] backend = "openai"',
+    ]
+
+
+def test_missing_weights_and_model_folders_fail_at_load(tmp_path):
+    folder = tmp_path / "t2v"
+    folder.mkdir()
+    path = tmp_path / "channel.toml"
+    path.write_text('[video]\nbackend = "zeroscope"\nmodel = "./t2v"\n\n[audio]\nbackend = "musicgen"\n'
+                    'model = "./nowhere"\n\n[interpolation]\nbackend = "film"\nmodel = "film.pt"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}:11: interpolation.model: file not found: {tmp_path / 'film.pt'}",
+        f"{path}:3: video.model: {folder}: no model_index.json in the folder "
+        "(expected a folder written by save_pretrained, or a hub snapshot)",
+        f"{path}:7: audio.model: {tmp_path / 'nowhere'}: no such folder",
+    ]
+    (folder / "model_index.json").write_text("{}")
+    (tmp_path / "nowhere").mkdir()
+    (tmp_path / "nowhere" / "config.json").write_text("{}")
+    (tmp_path / "film.pt").write_bytes(b"")
+    config = load_config(path)
+    assert config.video.model == str(folder) and config.interpolation.model == tmp_path / "film.pt"
+
+
+def test_film_without_weights_is_allowed_and_the_summary_says_it_falls_back():
+    config = parse_config('[video]\nbackend = "zeroscope"\n[interpolation]\nbackend = "film"\n', Path("c.toml"), {})
+    assert "interpolate: film without weights (interpolation.model unset): falls back to minterpolate" in summary(config)
+
+
+def test_worker_problems_and_check_worker(tmp_path):
+    path = tmp_path / "w.toml"
+    path.write_text('[workers]\nurls = ["http://a/"]\n[video]\nbackend = "remote"\n')
+    config = load_config(path)
+    assert worker_problems(config) == [(("video", "backend"), '"remote" cannot be used by a worker, '
+                                                               'which renders the stage itself')]
+    with pytest.raises(ConfigError, match=r"w\.toml:4: video\.backend"):
+        check_worker(config)
+    check_worker(load_config(REPO / "channel.toml"))  # a local config serves
+
+
+def test_schedule_entries_build_the_trigger_the_daemon_runs():
+    from apscheduler.triggers.cron import CronTrigger
+
+    from webtv.theme.schedule import trigger
+
+    entry = ScheduleEntry(theme="x", cron="0 20 * * fri")
+    assert isinstance(trigger(entry), CronTrigger) and str(trigger(entry)) == str(CronTrigger.from_crontab("0 20 * * fri"))
+    assert "hour='6'" in str(ScheduleEntry(theme="y", at="06:00").trigger())
+
+
+# ----------------------------------------------------------------------------- live or restart
+
+
+def edited(config: Config, **changes: dict) -> Config:
+    return with_changes(config, changes, "test")
+
+
+def test_pending_restart_names_sections_and_restart_keys():
+    old = Config()
+    new = edited(old, video={"backend": "zeroscope"}, house={"fps": 25}, output={"hls": False, "rtmp_urls": []},
+                 workers={"urls": ["http://a/"]}, programme={"block_seconds": 20.0}, channel={"theme": "owls"})
+    assert pending_restart(old, new) == ["house", "video", "output.hls"]
+    assert pending_restart(old, edited(old, output={"buffer_kb": 128, "hls_list_size": 9})) == [
+        "output.hls_list_size", "output.buffer_kb"]
+    assert pending_restart(old, old) == []
+
+
+def test_live_config_keeps_what_waits_for_a_restart():
+    old = Config()
+    new = edited(old, video={"backend": "zeroscope"}, house={"fps": 25},
+                 output={"hls": False, "rtmp_urls": ["rtmp://h/app/key"]},
+                 workers={"urls": ["http://a/"]}, programme={"block_seconds": 20.0}, channel={"theme": "owls"})
+    live = live_config(old, new)
+    assert live.video == old.video and live.house == old.house and live.output.hls is True
+    assert live.output.rtmp_urls == ["rtmp://h/app/key"] and live.workers.urls == ["http://a/"]
+    assert live.programme.block_seconds == 20.0 and live.channel.theme == "owls"
+
+
+def test_every_section_declares_live_or_restart():
+    restart = {name for name, field in Config.model_fields.items()
+               if isinstance(field.default, Section) and field.default.restart}
+    assert restart == {"house", "video", "upscale", "interpolation", "audio", "paths", "http"}
+    assert OutputSection.restart_keys == ("hls", "hls_list_size", "buffer_kb")
+
+
+# ----------------------------------------------------------------------------- webtv render's model flags
+
+
+def flags(**values) -> "argparse.Namespace":
+    import argparse
+
+    base = dict(video_model=None, upscale_model=None, music_model=None, film_model=None, steps=None, frames=None, size=None)
+    return argparse.Namespace(**{**base, **values})
+
+
+def test_a_model_flag_switches_the_backend_and_drops_the_old_ones_keys(tmp_path):
+    from webtv.cli import with_model_flags
+
+    config = parse_config('[video]\nrender_delay_s = 2.0\nclip_seconds = 2.0\n', Path("c.toml"), {})
+    switched = with_model_flags(config, flags(video_model="owner/t2v", steps=3, frames=8, size="64x32"))
+    assert isinstance(switched.video, ZeroscopeVideoSection)
+    assert (switched.video.model, switched.video.steps, switched.video.frames, switched.video.width) == ("owner/t2v", 3, 8, 64)
+    assert switched.video.clip_seconds == 2.0  # shared by every video backend: kept
+    assert switched.upscale.backend == "none"  # --steps reaches the upscale pass only when there is one
+    both = with_model_flags(config, flags(video_model="owner/t2v", upscale_model="owner/xl", steps=3))
+    assert both.upscale.steps == 3 and both.upscale.model == "owner/xl"
+
+
+def test_a_flag_the_backend_cannot_take_is_a_config_error():
+    from webtv.cli import with_model_flags
+
+    with pytest.raises(ConfigError, match=r'command-line flags: video\.frames: belongs to backend "zeroscope" or "remote"'):
+        with_model_flags(Config(), flags(frames=8))
+    with pytest.raises(ConfigError, match=r"video\.steps: Input should be greater than or equal to 1"):
+        with_model_flags(Config(), flags(video_model="owner/t2v", steps=0))

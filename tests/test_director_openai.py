@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.openai_server import shot_prompt
-from webtv.config import Config, DirectorSection
+from webtv.config import Config, OpenAIDirectorSection
 from webtv.director import make_director
 from webtv.director.offline import OfflineDirector
 from webtv.director.openai import OpenAIDirector, extract_json, load_system_prompt, parse_reply, ReplyError
@@ -37,10 +37,10 @@ BAD = {
 }
 
 
-def section(server, **overrides) -> DirectorSection:
+def section(server, **overrides) -> OpenAIDirectorSection:
     fields = dict(backend="openai", base_url=server.url, model="fake-model", api_key_env=KEY_ENV,
                   timeout_s=0.5, retries=1, shots_per_sequence=3)
-    return DirectorSection(**{**fields, **overrides})
+    return OpenAIDirectorSection(**{**fields, **overrides})
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ async def test_after_a_fallback_the_server_rests_for_the_cooldown(openai_server,
 
 async def test_an_unreachable_server_falls_back(key):
     director = OpenAIDirector(
-        DirectorSection(backend="openai", base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, timeout_s=0.5, retries=0)
+        OpenAIDirectorSection(backend="openai", base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, timeout_s=0.5, retries=0)
     )
     seq = await director.write_sequence(THEME, 2, 3)
     await director.aclose()

@@ -25,7 +25,7 @@ from interpolation import (
     unpad,
 )
 from tests.tiny_film import TINY, random_frames, save_scripted, tiny_film
-from webtv.config import HouseSection, InterpolationSection
+from webtv.config import FilmSection, HouseSection, MinterpolateSection, NoInterpolationSection, RemoteInterpolationSection
 from webtv.media import ffmpeg_exe, probe
 from webtv.producer.base import Frames
 from webtv.producer.interpolate import (
@@ -305,7 +305,7 @@ def test_retime_helpers():
 
 
 def test_film_interpolator_makes_exactly_the_target(film_pt):
-    section = InterpolationSection(backend="film", model=film_pt, device="cpu", batch=2)
+    section = FilmSection(model=film_pt, device="cpu", batch=2)
     stage = make_interpolator(section)
     assert isinstance(stage, FilmInterpolator)
     frames = Frames(random_frames(5, 24, 40, seed=8), fps=5.0)
@@ -322,7 +322,7 @@ def test_film_interpolator_makes_exactly_the_target(film_pt):
 
 
 def test_film_interpolator_takes_a_model_in_hand(model):
-    stage = FilmInterpolator(InterpolationSection(backend="film"))
+    stage = FilmInterpolator(FilmSection())
     with pytest.raises(ValueError, match="interpolation.model"):
         stage.interpolate(Frames(random_frames(2, 16, 16), fps=2.0), 1.0, 6)
     stage.use_model(model)
@@ -363,13 +363,13 @@ def test_no_interpolation_retimes_by_nearest_frame():
 
 def test_make_interpolator_falls_back_without_a_model(caplog):
     with caplog.at_level(logging.WARNING, logger="webtv.producer"):
-        stage = make_interpolator(InterpolationSection(backend="film"))
+        stage = make_interpolator(FilmSection())
     assert isinstance(stage, MinterpolateInterpolator)
     assert any("minterpolate" in r.getMessage() and r.name == "webtv.producer" for r in caplog.records)
-    assert isinstance(make_interpolator(InterpolationSection(backend="minterpolate")), MinterpolateInterpolator)
-    assert isinstance(make_interpolator(InterpolationSection(backend="none")), NoInterpolation)
+    assert isinstance(make_interpolator(MinterpolateSection()), MinterpolateInterpolator)
+    assert isinstance(make_interpolator(NoInterpolationSection()), NoInterpolation)
     with pytest.raises(ValueError, match="remote"):
-        make_interpolator(InterpolationSection(backend="remote"))
+        make_interpolator(RemoteInterpolationSection())
 
 
 # --- webtv interpolate IN OUT --------------------------------------------------------------

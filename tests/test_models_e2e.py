@@ -65,7 +65,7 @@ def assert_house_clip(path: Path, seconds: float) -> None:
 
 def test_render_command_runs_every_model_into_a_house_clip(models, tmp_path):
     config = write_config(tmp_path, 0, [], house=HOUSE, video={"clip_seconds": 1.0},
-                          upscale={"width": 64, "height": 40})  # the XL pass's real 1024x576 takes minutes on a CPU
+                          upscale={"backend": "zeroscope", "width": 64, "height": 40})  # the XL pass's real 1024x576 takes minutes on a CPU
     out = tmp_path / "clip.mp4"
     done = subprocess.run(
         [sys.executable, "-m", "webtv", "render", "a lighthouse in a storm", "--out", str(out),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from webtv.config import DirectorSection, HouseSection, ModerationSection
+from webtv.config import HouseSection, ModerationSection, OpenAIDirectorSection
 from webtv.director.base import Sequence, Shot
 from webtv.director.moderation import Moderator
 from webtv.director.openai import OpenAIDirector
@@ -26,10 +26,10 @@ SECRET = "sk-mod-51d2e-never-shown"
 TINY = HouseSection(width=160, height=90, fps=12, gop_seconds=1.0, video_kbps=150, audio_kbps=32)
 
 
-def director_section(server, **overrides) -> DirectorSection:
+def director_section(server, **overrides) -> OpenAIDirectorSection:
     fields = dict(backend="openai", base_url=server.url, model="fake-model", api_key_env=KEY_ENV,
                   timeout_s=2.0, retries=0, shots_per_sequence=3)
-    return DirectorSection(**{**fields, **overrides})
+    return OpenAIDirectorSection(**{**fields, **overrides})
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ async def test_a_failing_endpoint_blocks_nothing_and_is_logged(openai_server, ke
 
 
 async def test_an_unreachable_endpoint_blocks_nothing(key):
-    section = DirectorSection(backend="openai", base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, timeout_s=0.5)
+    section = OpenAIDirectorSection(backend="openai", base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, timeout_s=0.5)
     moderator = Moderator(ModerationSection(openai=True), section)
     assert await moderator.check("anything at all") is None
     await moderator.aclose()

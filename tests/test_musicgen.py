@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from tests.tiny_musicgen import tiny_musicgen  # noqa: E402
-from webtv.config import AudioSection  # noqa: E402
+from webtv.config import MusicGenAudioSection  # noqa: E402
 from webtv.director.base import Sequence  # noqa: E402
 from webtv.producer.musicgen import MusicGenAudio, Window, fit_length, plan_windows, resample  # noqa: E402
 
@@ -35,7 +35,7 @@ class Recorder:
 
 
 def _backend(folder, **section) -> tuple[MusicGenAudio, Recorder]:
-    backend = MusicGenAudio(AudioSection(backend="musicgen", model=str(folder), device="cpu", **section))
+    backend = MusicGenAudio(MusicGenAudioSection(model=str(folder), device="cpu", **section))
     return backend, Recorder(backend)
 
 
@@ -147,12 +147,12 @@ def test_stereo_model(tmp_path):
 
 def test_missing_folder_names_it(tmp_path):
     missing = tmp_path / "no such model"
-    backend = MusicGenAudio(AudioSection(backend="musicgen", model=str(missing), device="cpu"))
+    backend = MusicGenAudio(MusicGenAudioSection(model=str(missing), device="cpu"))
     with pytest.raises(RuntimeError, match="no such model"):
         backend.compose(_sequence(), 1.0, 48000, 2)
     empty = tmp_path / "empty-model"
     empty.mkdir()
-    backend = MusicGenAudio(AudioSection(backend="musicgen", model=str(empty), device="cpu"))
+    backend = MusicGenAudio(MusicGenAudioSection(model=str(empty), device="cpu"))
     with pytest.raises(RuntimeError, match="empty-model"):
         backend.load()
 

@@ -213,7 +213,7 @@ def test_the_default_stages_need_no_model():
     stages = make_stages(Config())
     assert isinstance(stages.video, ProceduralVideo)
     assert isinstance(stages.audio, SynthAudio)
-    assert stages.upscale is None and stages.interpolate is None and stages.workers is None
+    assert stages.upscale is None and stages.interpolate is None and not Config().needs_workers
     # the procedural channel never pays for importing torch
     check = "import sys; from webtv.config import Config; from webtv.producer import make_stages; " \
             "make_stages(Config()); print('torch' in sys.modules)"

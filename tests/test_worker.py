@@ -19,8 +19,8 @@ import pytest
 from tests.daemon import REPO
 from tests.rtmp_server import free_port
 from tests.worker_harness import QUIET_ENV, WorkerProcess
-from webtv.config import (AdapterSection, AudioSection, InterpolationSection, UpscaleSection, VideoSection,
-                          WorkersSection, load_config)
+from webtv.config import (AdapterSection, RemoteAudioSection, RemoteInterpolationSection, RemoteUpscaleSection,
+                          RemoteVideoSection, WorkersSection, load_config)
 from webtv.director import Sequence, Shot
 from webtv.producer.base import Frames
 from webtv.producer.remote import (JobFailed, RemoteAudio, RemoteInterpolator, RemoteUpscaler, RemoteVideo,
@@ -74,7 +74,7 @@ def test_video_frames_travel_losslessly(worker, worker_config):
 
     pool = pool_of(worker.url)
     try:
-        frames = RemoteVideo(pool, VideoSection()).render(SHOT, 2.0)
+        frames = RemoteVideo(pool, RemoteVideoSection()).render(SHOT, 2.0)
         local = ProceduralVideo(worker_config.house)._draw(SHOT, 2.0, None)
         assert frames.fps == 24.0 and frames.array.shape == local.array.shape == (48, 44, 80, 3)
         assert np.array_equal(frames.array, local.array), "the frames changed on the way"
@@ -88,9 +88,9 @@ def test_upscale_none_round_trips_noise_and_interpolate_retimes(worker, tmp_path
     pool = pool_of(worker.url)
     try:
         noise = np.random.default_rng(1).integers(0, 256, (5, 37, 51, 3), dtype=np.uint8)  # odd sizes too
-        back = RemoteUpscaler(pool, UpscaleSection(backend="remote")).upscale(Frames(noise, 7.5), SHOT)
+        back = RemoteUpscaler(pool, RemoteUpscaleSection()).upscale(Frames(noise, 7.5), SHOT)
         assert back.fps == 7.5 and np.array_equal(back.array, noise)
-        out = RemoteInterpolator(pool, InterpolationSection(backend="remote")).interpolate(
+        out = RemoteInterpolator(pool, RemoteInterpolationSection()).interpolate(
             Frames(noise[:, :36, :48], 2.5), 2.0, 24)
         assert out.fps == 24.0 and out.array.shape == (48, 36, 48, 3)
         # the file format itself: exact frame rate, exact pixels
@@ -107,7 +107,7 @@ def test_music_matches_the_local_synth(worker):
     sequence = Sequence(id="s1", theme="storms", music_prompt="calm piano, slow", seed=3, shots=(SHOT,))
     pool = pool_of(worker.url)
     try:
-        remote = RemoteAudio(pool, AudioSection(backend="remote")).compose(sequence, 4.0, 48000, 2)
+        remote = RemoteAudio(pool, RemoteAudioSection()).compose(sequence, 4.0, 48000, 2)
     finally:
         pool.close()
     local = SynthAudio().compose(sequence, 4.0, 48000, 2)
@@ -173,7 +173,7 @@ def test_failed_job_is_retried_on_another_worker(worker):
     dead = dead_url()
     pool = pool_of(dead, worker.url)  # neither checked yet: the dead one is tried first
     try:
-        frames = RemoteVideo(pool, VideoSection()).render(SHOT, 1.0)
+        frames = RemoteVideo(pool, RemoteVideoSection()).render(SHOT, 1.0)
         assert len(frames.array) == 24
         first, second = pool.status()
         assert first["url"] == dead and first["state"] == "down" and first["failures"] == 1
@@ -204,7 +204,7 @@ def test_job_past_its_timeout_fails_and_takes_the_worker_out(worker):
     try:
         started = time.monotonic()
         with pytest.raises(JobFailed, match="no result within"):
-            RemoteVideo(pool, VideoSection()).render(SHOT, 1.0)
+            RemoteVideo(pool, RemoteVideoSection()).render(SHOT, 1.0)
         assert time.monotonic() - started < DELAY + 1.0
         [status] = pool.status()
         assert status["state"] == "down" and "no result within" in status["last_error"]
@@ -262,12 +262,12 @@ def test_worker_serves_the_model_backends_its_config_names(tiny_worker, tmp_path
         [status] = pool.check()
         assert status["backends"] == {"video": "zeroscope", "upscale": "zeroscope", "interpolation": "minterpolate",
                                       "audio": "musicgen"}
-        frames = RemoteVideo(pool, VideoSection(backend="remote")).render(SHOT, 2.0)
+        frames = RemoteVideo(pool, RemoteVideoSection()).render(SHOT, 2.0)
         assert frames.array.shape == (4, 32, 40, 3) and frames.seconds == 2.0
-        bigger = RemoteUpscaler(pool, UpscaleSection(backend="remote")).upscale(frames, SHOT)
+        bigger = RemoteUpscaler(pool, RemoteUpscaleSection()).upscale(frames, SHOT)
         assert bigger.array.shape == (4, 48, 64, 3) and bigger.fps == frames.fps
         sequence = Sequence(id="s", theme="storms", music_prompt="calm strings", seed=2)
-        track = RemoteAudio(pool, AudioSection(backend="remote")).compose(sequence, 2.0, 48000, 2)
+        track = RemoteAudio(pool, RemoteAudioSection()).compose(sequence, 2.0, 48000, 2)
         assert track.shape == (96000, 2) and np.abs(track).max() > 0
     finally:
         pool.close()
@@ -335,13 +335,12 @@ def test_adapters_call_spaces_with_other_signatures(fake_spaces):
     pool = pool_of(url)
     try:
         assert pool.check()[0]["state"] == "healthy"  # no /health there: its config answers
-        video = VideoSection(backend="remote", frames=12, steps=5,
-                             adapter=AdapterSection(endpoint="/run", args=["$prompt", "$seed", "$frames", "$steps"]))
+        video = RemoteVideoSection(frames=12, steps=5,
+                                   adapter=AdapterSection(endpoint="/run", args=["$prompt", "$seed", "$frames", "$steps"]))
         frames = RemoteVideo(pool, video).render(SHOT, 3.0)
         assert ("run", SHOT.prompt, SHOT.seed, 12, 5) in calls
         assert frames.array.shape == (12, 48, 64, 3) and abs(frames.seconds - 3.0) < 1e-9  # retimed to the shot
-        audio = AudioSection(backend="remote",
-                             adapter=AdapterSection(endpoint="/predict", args=["$prompt", "$seconds"]))
+        audio = RemoteAudioSection(adapter=AdapterSection(endpoint="/predict", args=["$prompt", "$seconds"]))
         sequence = Sequence(id="s", theme="t", music_prompt="slow strings", seed=1)
         track = RemoteAudio(pool, audio).compose(sequence, 2.5, 48000, 2)
         assert ("predict", "slow strings", 2.5) in calls
@@ -355,7 +354,7 @@ def test_adapters_call_spaces_with_other_signatures(fake_spaces):
 
 def test_killed_worker_is_taken_out_then_probed_back(worker):
     pool = pool_of(worker.url, start=True, timeout_s=10, retries=0)
-    video = RemoteVideo(pool, VideoSection())
+    video = RemoteVideo(pool, RemoteVideoSection())
     try:
         deadline = time.monotonic() + 10
         while pool.status()[0]["state"] != "healthy" and time.monotonic() < deadline:

@@ -11,7 +11,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video  # noqa: E402
-from webtv.config import UpscaleSection, VideoSection  # noqa: E402
+from webtv.config import ZeroscopeUpscaleSection, ZeroscopeVideoSection  # noqa: E402
 from webtv.director.base import Shot  # noqa: E402
 from webtv.producer.base import Frames  # noqa: E402
 from webtv.producer.base import light_frame_count  # noqa: E402
@@ -38,18 +38,18 @@ def models(tmp_path_factory):
     return {"t2v": tiny_text_to_video(folder / "t2v"), "xl": tiny_video_to_video(folder / "xl")}
 
 
-def video_section(model, **overrides) -> VideoSection:
+def video_section(model, **overrides) -> ZeroscopeVideoSection:
     settings = dict(backend="zeroscope", model=str(model), width=40, height=32, frames=4, steps=2, guidance=7.5,
                     negative_prompt="blurry", device="cpu")
     settings.update(overrides)
-    return VideoSection(**settings)
+    return ZeroscopeVideoSection(**settings)
 
 
-def upscale_section(model, **overrides) -> UpscaleSection:
+def upscale_section(model, **overrides) -> ZeroscopeUpscaleSection:
     settings = dict(backend="zeroscope", model=str(model), width=64, height=48, strength=0.6, steps=4, guidance=7.5,
                     device="cpu")
     settings.update(overrides)
-    return UpscaleSection(**settings)
+    return ZeroscopeUpscaleSection(**settings)
 
 
 @pytest.fixture(scope="module")

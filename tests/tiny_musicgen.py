@@ -2,7 +2,7 @@
 
     from tests.tiny_musicgen import tiny_musicgen
     folder = tiny_musicgen(tmp_path / "musicgen")          # config.json, model.safetensors,
-    AudioSection(backend="musicgen", model=str(folder))     # tokenizer.json, processor_config.json ...
+    MusicGenAudioSection(model=str(folder))     # tokenizer.json, processor_config.json ...
 
 The model is transformers' own ``MusicgenForConditionalGeneration`` (T5 text encoder, Encodec
 audio codec, MusicGen decoder) at toy sizes with random weights, so it runs in milliseconds per

@@ -10,8 +10,7 @@ and with random weights, so ``from_pretrained(folder)`` loads them like the real
 
     model = tiny_text_to_video(tmp_path / "t2v")      # -> Path of a TextToVideoSDPipeline folder
     xl = tiny_video_to_video(tmp_path / "xl")         # -> Path of a VideoToVideoSDPipeline folder
-    config = VideoSection(backend="zeroscope", model=str(model), width=32, height=32,
-                          frames=4, steps=2)
+    config = ZeroscopeVideoSection(model=str(model), width=32, height=32, frames=4, steps=2)
 
 Both builders are deterministic (same weights every time, ``seed`` picks another set), write
 into ``folder`` (created if missing) and return it. A folder already holding a

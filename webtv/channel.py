@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from webtv.config import Config, ScheduleEntry
+from webtv.config import Config, ScheduleEntry, live_config, pending_restart
 from webtv.director import make_director
 from webtv.director.moderation import Moderator
 from webtv.library import Library
@@ -19,6 +19,7 @@ from webtv.metrics import ChannelMetrics
 from webtv.notify import PlayoutHealth, watch
 from webtv.playout.controller import Playout
 from webtv.producer import make_stages
+from webtv.producer.remote import WorkerPool
 from webtv.producer.house import make_card, validate_clip
 from webtv.producer.producer import Producer
 from webtv.programmer import Programmer
@@ -50,10 +51,6 @@ def filler_card(config: Config) -> Path:
     return card
 
 
-# Sections a running channel cannot change: they take effect at the next start.
-RESTART_SECTIONS = ("house", "video", "upscale", "interpolation", "audio", "workers", "paths", "http")
-
-
 class MutationsOff(Exception):
     """Mutating API calls are off: no token is configured."""
 
@@ -66,6 +63,7 @@ class Channel:
         self.library: Library | None = None
         self.programmer: Programmer | None = None
         self.producer: Producer | None = None
+        self.workers: WorkerPool | None = None  # the remote pool, when a stage is remote
         self.playout: Playout | None = None
         self.schedule = Schedule(self._schedule_slot)
         self.moderator = Moderator(config.moderation, config.director)
@@ -92,12 +90,14 @@ class Channel:
             self.library, config.paths.playlists, config.programme.block_seconds,
             filler, config.programme.filler_seconds, lambda: self.theme,
         )
+        self.workers = WorkerPool(config.workers) if config.needs_workers else None
         self.producer = Producer(
-            make_director(config), make_stages(config),
+            make_director(config), make_stages(config, self.workers),
             self.library, config.house, config.video.clip_seconds,
             config.director.shots_per_sequence, config.producer.ahead, config.director.seed,
             lambda: self.theme, on_clip=self._on_clip,
             moderator=self.moderator, on_stage=self.metrics.render_stage,
+            capacity=self.workers.capacity if self.workers is not None else lambda: 1,
         )
         self.theme_state.listeners.append(lambda theme: self.producer.wake())
         self.retention = Retention(self.library, lambda: self.config.library, self.programmer.protected_clip_ids,
@@ -128,8 +128,8 @@ class Channel:
             for task in tasks:
                 task.cancel()
             self.schedule.stop()
-            if self.producer is not None and getattr(self.producer.stages, "workers", None) is not None:
-                await asyncio.to_thread(self.producer.stages.workers.close)  # cancel remote jobs in flight
+            if self.workers is not None:
+                await asyncio.to_thread(self.workers.close)  # cancel remote jobs in flight
             await self.playout.stop()
             await http.cleanup()
             self.library.close()
@@ -152,19 +152,12 @@ class Channel:
     async def apply_config(self, new: Config) -> None:
         """Apply a valid edit of channel.toml to the running channel."""
         old = self.config
-        live = set()
-        pool = self.producer.stages.workers
-        if pool is not None and new.workers != old.workers:
-            pool.update(new.workers)  # workers added or removed while on air
-            live.add("workers")
-        self.pending_restart = [name for name in RESTART_SECTIONS
-                                if name not in live and getattr(new, name) != getattr(old, name)]
-        if new.output.hls != old.output.hls or new.output.hls_list_size != old.output.hls_list_size:
-            self.pending_restart.append("output.hls")
+        if self.workers is not None and new.workers != old.workers:
+            self.workers.update(new.workers)  # workers added or removed while on air
+        self.pending_restart = pending_restart(old, new)
         if self.pending_restart:
             log.warning("config: %s change at the next restart", ", ".join(self.pending_restart))
-        kept = {name: getattr(old, name) for name in RESTART_SECTIONS if name not in live}
-        applied = new.model_copy(update=kept)
+        applied = live_config(old, new)
         if new.moderation != old.moderation or new.director != old.director:
             retired, self.moderator = self.moderator, Moderator(new.moderation, new.director)
             self.producer.moderator = self.moderator
@@ -234,7 +227,7 @@ class Channel:
         clips, seconds = self.library.stats() if self.library else (0, 0.0)
         producer = self.producer.state if self.producer else None
         director = getattr(self.producer.director, "state", None) if self.producer else None
-        workers = getattr(self.producer.stages, "workers", None) if self.producer else None  # remote pool
+        workers = self.workers  # remote pool
         return {
             "channel": self.config.channel.name,
             "theme": self.theme,

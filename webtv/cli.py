@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from webtv.config import DEFAULT_CONFIG, Config, ConfigError, load_config, summary
+from webtv.config import DEFAULT_CONFIG, Config, ConfigError, check_worker, load_config, summary
 
 EXIT_CONFIG = 2
 
@@ -78,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config)
         if args.command == "render":
             config = with_model_flags(config, args)
+        if args.command == "worker":
+            check_worker(config)
     except ConfigError as exc:
-        print(f"webtv: config error:\n{exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(exc)
     if args.command == "check":
         print(summary(config))
         return 0
@@ -95,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prompts":
         return _prompts(config, args.theme, args.n, args.json)
     return _run(config)
+
+
+def _config_error(exc: ConfigError) -> int:
+    print(f"webtv: config error:\n{exc}", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def _run(config: Config) -> int:
@@ -118,6 +124,8 @@ def _run(config: Config) -> int:
 
     try:
         asyncio.run(air())
+    except ConfigError as exc:  # found while starting: the same words and exit code as `webtv check`
+        return _config_error(exc)
     except OSError as exc:
         log.error("cannot run: %s", exc)
         return 1
@@ -125,10 +133,10 @@ def _run(config: Config) -> int:
 
 
 def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
-    """``config`` with the render command's model flags applied (validated like the file)."""
-    from pydantic import ValidationError
-
-    from webtv.config import resolve_model
+    """``config`` with the render command's model flags applied, validated like the file. A
+    model flag picks its backend (--video-model: zeroscope), dropping the keys of the one the
+    file named; --steps goes to the upscale pass only when it has one."""
+    from webtv.config import resolve_model, with_changes
 
     changes: dict[str, dict] = {"video": {}, "upscale": {}, "interpolation": {}, "audio": {}}
     here = Path.cwd()  # a folder given on the command line is relative to where the command runs
@@ -141,7 +149,9 @@ def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
     if args.film_model:
         changes["interpolation"].update(backend="film", model=args.film_model.resolve())
     if args.steps is not None:
-        changes["video"]["steps"] = changes["upscale"]["steps"] = args.steps
+        changes["video"]["steps"] = args.steps
+        if changes["upscale"].get("backend", config.upscale.backend) == "zeroscope":
+            changes["upscale"]["steps"] = args.steps
     if args.frames is not None:
         changes["video"]["frames"] = args.frames
     if args.size:
@@ -149,22 +159,15 @@ def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
         if not (width.isdigit() and height.isdigit()):
             raise ConfigError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 576x320")
         changes["video"].update(width=int(width), height=int(height))
-    update = {}
-    for name, values in changes.items():
-        if values:
-            section = getattr(config, name)
-            try:
-                update[name] = type(section).model_validate({**section.model_dump(), **values})
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                raise ConfigError(f"command-line flags for [{name}]: {problems}") from None
-    return config.model_copy(update=update)
+    changes = {name: values for name, values in changes.items() if values}
+    return with_changes(config, changes, "command-line flags") if changes else config
 
 
 def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
     from webtv.director import Sequence, Shot
     from webtv.producer import make_stages
     from webtv.producer.producer import make_clip
+    from webtv.producer.remote import WorkerPool
     from webtv.producer.stages import sequence_track
 
     shot = Shot(prompt=prompt, seed=seed, theme=config.channel.theme, sequence_id="render")
@@ -174,8 +177,9 @@ def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
     started = time.monotonic()
     progress = _ProgressBar()
     timings: dict[str, float] = {}
+    workers = WorkerPool(config.workers) if config.needs_workers else None
     try:
-        stages = make_stages(config)
+        stages = make_stages(config, workers)
         progress("music", 0.0)
         track = sequence_track(stages, sequence, seconds, house.sample_rate, house.channels)
         timings["music"] = time.monotonic() - started
@@ -188,6 +192,9 @@ def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
         progress.done()
         print(f"webtv: render failed: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if workers is not None:
+            workers.close()
     progress.done()
     stages_line = ", ".join(f"{stage} {spent:.1f} s" for stage, spent in timings.items())
     print(f"{out}: {duration:.2f} s, {house.width}x{house.height}@{house.fps}, "

@@ -11,9 +11,10 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DEFAULT_CONFIG = Path("channel.toml")
 
@@ -23,7 +24,13 @@ class ConfigError(Exception):
 
 
 class Section(BaseModel):
+    """One table of channel.toml. Whether an edit of it applies while the channel airs is
+    declared here, once: ``restart`` (the whole section waits for the next start) or, for a
+    section that applies live, ``restart_keys`` (those keys wait)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    restart: ClassVar[bool] = False
+    restart_keys: ClassVar[tuple[str, ...]] = ()
 
 
 class ChannelSection(Section):
@@ -33,6 +40,8 @@ class ChannelSection(Section):
 
 class HouseSection(Section):
     """The one format every clip is encoded to once, so playout can copy it."""
+
+    restart: ClassVar[bool] = True
 
     width: int = Field(1024, ge=64, le=3840, multiple_of=2)
     height: int = Field(576, ge=64, le=2160, multiple_of=2)
@@ -51,11 +60,24 @@ class HouseSection(Section):
         return max(1, round(self.gop_seconds * self.fps))
 
 
-class DirectorSection(Section):
-    backend: Literal["offline", "openai"] = "offline"
+class DirectorBase(Section):
+    """theme -> shot prompts: what every director shares."""
+
+    backend: str
     shots_per_sequence: int = Field(4, ge=1, le=32)
     seed: int = 0
-    # openai: any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama)
+
+
+class OfflineDirectorSection(DirectorBase):
+    """Writes sequences from built-in templates: no network."""
+
+    backend: Literal["offline"] = "offline"
+
+
+class OpenAIDirectorSection(DirectorBase):
+    """Any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama)."""
+
+    backend: Literal["openai"] = "openai"
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
@@ -63,6 +85,10 @@ class DirectorSection(Section):
     retries: int = Field(2, ge=0, le=10)
     cooldown_s: float = Field(60.0, ge=0, le=3600, description="after a fallback, write offline this long")
     system_prompt: Path | None = Field(None, description="file replacing the packaged system prompt")
+
+
+DIRECTOR_BACKENDS = (OfflineDirectorSection, OpenAIDirectorSection)
+DirectorSection = Annotated[Union[DIRECTOR_BACKENDS], Field(discriminator="backend")]
 
 
 class ModerationSection(Section):
@@ -82,22 +108,62 @@ class ModerationSection(Section):
 
 
 class ScheduleEntry(Section):
-    """A programme slot: from ``cron`` (5 fields) or daily ``at`` ("HH:MM"), air ``theme``."""
+    """A programme slot: from ``cron`` (5 fields) or daily ``at`` ("HH:MM"), air ``theme``.
+    Both are checked by building the APScheduler trigger the daemon runs, so what
+    ``webtv check`` accepts is what ``webtv run`` can schedule."""
 
     theme: str
     cron: str | None = None
     at: str | None = None
     tags: list[str] = []
 
+    @field_validator("cron")
+    @classmethod
+    def _cron_triggers(cls, cron: str | None) -> str | None:
+        if cron is not None:
+            if len(cron.split()) != 5:
+                raise ValueError(f"cron = {cron!r} needs 5 fields: minute hour day month weekday")
+            _triggered(lambda: cron_trigger(cron), f"cron = {cron!r}")
+        return cron
+
+    @field_validator("at")
+    @classmethod
+    def _at_triggers(cls, at: str | None) -> str | None:
+        if at is not None:
+            if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?", at):
+                raise ValueError(f"at = {at!r} is not a time of day like \"18:30\"")
+            _triggered(lambda: at_trigger(at), f"at = {at!r}")
+        return at
+
     @model_validator(mode="after")
     def _one_trigger(self) -> "ScheduleEntry":
         if (self.cron is None) == (self.at is None):
             raise ValueError("give exactly one of cron or at")
-        if self.at is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?", self.at):
-            raise ValueError(f"at = {self.at!r} is not a time of day like \"18:30\"")
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"cron = {self.cron!r} needs 5 fields: minute hour day month weekday")
         return self
+
+    def trigger(self):
+        """The APScheduler CronTrigger for this slot."""
+        return cron_trigger(self.cron) if self.cron is not None else at_trigger(self.at)
+
+
+def cron_trigger(cron: str):
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger.from_crontab(cron)
+
+
+def at_trigger(at: str):
+    from apscheduler.triggers.cron import CronTrigger
+
+    hour, minute, *second = at.split(":")
+    return CronTrigger(hour=int(hour), minute=int(minute), second=int(second[0]) if second else 0)
+
+
+def _triggered(build, what: str) -> None:
+    try:
+        build()
+    except ValueError as exc:
+        raise ValueError(f"{what} is not a valid schedule: {exc}") from None
 
 
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$", description='"auto" (CUDA when present), "cpu", "cuda" or "cuda:N"')]
@@ -134,38 +200,92 @@ class WorkersSection(Section):
     probe_after_s: float = Field(30.0, gt=0, le=86400, description="a worker taken out is probed again after this")
 
 
-class DiffusionPass(Section):
-    """What the two Zeroscope passes share: sampling and the memory switches."""
+class StageSection(Section):
+    """A render stage: which backend runs it, and that backend's keys. A stage's backend is
+    chosen at start: its section applies at the next restart."""
+
+    restart: ClassVar[bool] = True
+    model_marker: ClassVar[str | None] = None
+    """For a backend whose ``model`` may be a local folder: the file such a folder holds."""
+    backend: str
+
+
+class Sampling(Section):
+    """What a diffusion model is asked: steps, guidance and what to avoid."""
 
     steps: int = Field(40, ge=1, le=500)
     guidance: float = Field(9.0, ge=0, le=50)
     negative_prompt: str = ""
+
+
+class DiffusionPass(Sampling):
+    """What the two Zeroscope passes share: sampling, the device and the memory switches."""
+
     device: Device = "auto"
     cpu_offload: bool = False
     vae_slicing: bool = True
     forward_chunking: bool = False
 
 
-class VideoSection(DiffusionPass):
-    """shot -> frames. ``procedural`` draws without models; ``zeroscope`` runs diffusers'
-    TextToVideoSDPipeline (hub id or local folder in ``model``)."""
+# ------------------------------------------------------------------------ [video]: shot -> frames
 
-    backend: Literal["procedural", "zeroscope", "remote"] = "procedural"
-    adapter: AdapterSection | None = None
+
+class VideoBase(StageSection):
+    frames_at_house_rate: ClassVar[bool] = False
+    """True for a backend that draws at house.fps: a local interpolation stage is skipped."""
     clip_seconds: float = Field(3.0, gt=0.5, le=60)
-    model: str = "cerspense/zeroscope_v2_576w"
+
+
+class VideoDraw(Section):
+    """The frames a text-to-video model draws (then interpolated to the house rate)."""
+
     width: int = Field(576, ge=8, le=2048, multiple_of=8)
     height: int = Field(320, ge=8, le=2048, multiple_of=8)
     frames: int = Field(24, ge=2, le=256)
+
+
+class ProceduralVideoSection(VideoBase):
+    """Moving imagery drawn with numpy, no model, at the house rate."""
+
+    frames_at_house_rate: ClassVar[bool] = True
+    backend: Literal["procedural"] = "procedural"
     render_delay_s: float = Field(
-        0.0, ge=0, le=3600, description="procedural only: at least this long per shot, standing in for a GPU in tests"
+        0.0, ge=0, le=3600, description="at least this long per shot, standing in for a GPU in tests"
     )
 
 
-class UpscaleSection(DiffusionPass):
-    """frames -> larger frames: VideoToVideoSDPipeline with the Zeroscope XL weights, same prompt."""
+class ZeroscopeVideoSection(VideoBase, VideoDraw, DiffusionPass):
+    """diffusers' TextToVideoSDPipeline; ``model`` a hub id or a local folder."""
 
-    backend: Literal["none", "zeroscope", "remote"] = "none"
+    model_marker: ClassVar[str | None] = "model_index.json"
+    backend: Literal["zeroscope"] = "zeroscope"
+    model: str = "cerspense/zeroscope_v2_576w"
+
+
+class RemoteVideoSection(VideoBase, VideoDraw, Sampling):
+    """``/video`` of a [workers] worker (which draws as its own config says), or, through
+    ``adapter``, another Gradio app asked for these frames and sampling settings."""
+
+    backend: Literal["remote"] = "remote"
+    adapter: AdapterSection | None = None
+
+
+VIDEO_BACKENDS = (ProceduralVideoSection, ZeroscopeVideoSection, RemoteVideoSection)
+VideoSection = Annotated[Union[VIDEO_BACKENDS], Field(discriminator="backend")]
+
+
+# ---------------------------------------------------------------------- [upscale]: frames -> larger
+
+
+class NoUpscaleSection(StageSection):
+    backend: Literal["none"] = "none"
+
+
+class ZeroscopeUpscaleSection(StageSection, DiffusionPass):
+    """VideoToVideoSDPipeline with the Zeroscope XL weights, same prompt."""
+
+    model_marker: ClassVar[str | None] = "model_index.json"
+    backend: Literal["zeroscope"] = "zeroscope"
     model: str = "cerspense/zeroscope_v2_XL"
     width: int = Field(1024, ge=8, le=4096, multiple_of=8)
     height: int = Field(576, ge=8, le=4096, multiple_of=8)
@@ -173,27 +293,93 @@ class UpscaleSection(DiffusionPass):
     forward_chunking: bool = True  # the XL pass at 1024x576 is where memory runs out
 
 
-class InterpolationSection(Section):
-    """frames -> exactly clip_seconds * house.fps frames. ``film`` needs ``model`` (a FILM
-    TorchScript .pt or .safetensors file); without it ``minterpolate`` (ffmpeg) is used."""
+class RemoteUpscaleSection(StageSection):
+    """``/upscale`` of a [workers] worker."""
 
-    backend: Literal["film", "minterpolate", "none", "remote"] = "minterpolate"
+    backend: Literal["remote"] = "remote"
+
+
+UPSCALE_BACKENDS = (NoUpscaleSection, ZeroscopeUpscaleSection, RemoteUpscaleSection)
+UpscaleSection = Annotated[Union[UPSCALE_BACKENDS], Field(discriminator="backend")]
+
+
+# ------------------------------------------------- [interpolation]: frames -> clip_seconds * house.fps
+
+
+class FilmSection(StageSection):
+    """The FILM network; ``model`` a FILM TorchScript .pt or .safetensors file. Without it
+    ffmpeg's minterpolate is used (``webtv check`` says so)."""
+
+    backend: Literal["film"] = "film"
     model: Path | None = None
     batch: int = Field(4, ge=1, le=256, description="frame pairs per FILM forward pass")
     tile: int | None = Field(None, ge=64, le=8192, multiple_of=64, description="split frames larger than this many pixels a side")
     device: Device = "auto"
 
 
-class AudioSection(Section):
-    """sequence -> one music track. ``synth`` needs no model; ``musicgen`` runs transformers'
-    MusicgenForConditionalGeneration (hub id or local folder in ``model``)."""
+class MinterpolateSection(StageSection):
+    """ffmpeg's motion-compensated minterpolate filter, no model."""
 
-    backend: Literal["synth", "musicgen", "remote"] = "synth"
-    adapter: AdapterSection | None = None
+    backend: Literal["minterpolate"] = "minterpolate"
+
+
+class NoInterpolationSection(StageSection):
+    """Nearest-frame retiming."""
+
+    backend: Literal["none"] = "none"
+
+
+class RemoteInterpolationSection(StageSection):
+    """``/interpolate`` of a [workers] worker."""
+
+    backend: Literal["remote"] = "remote"
+
+
+INTERPOLATION_BACKENDS = (FilmSection, MinterpolateSection, NoInterpolationSection, RemoteInterpolationSection)
+InterpolationSection = Annotated[Union[INTERPOLATION_BACKENDS], Field(discriminator="backend")]
+
+
+# ---------------------------------------------------------------------- [audio]: sequence -> music
+
+
+class SynthAudioSection(StageSection):
+    """Music drawn with numpy, seeded by the sequence: no model."""
+
+    backend: Literal["synth"] = "synth"
+
+
+class MusicGenAudioSection(StageSection):
+    """transformers' MusicgenForConditionalGeneration; ``model`` a hub id or a local folder."""
+
+    model_marker: ClassVar[str | None] = "config.json"
+    backend: Literal["musicgen"] = "musicgen"
     model: str = "facebook/musicgen-small"
     guidance: float = Field(3.0, ge=0, le=50)
     temperature: float = Field(1.0, gt=0, le=10)
     device: Device = "auto"
+
+
+class RemoteAudioSection(StageSection):
+    """``/music`` of a [workers] worker, or, through ``adapter``, another Gradio app."""
+
+    backend: Literal["remote"] = "remote"
+    adapter: AdapterSection | None = None
+    guidance: float = Field(3.0, ge=0, le=50)
+
+
+AUDIO_BACKENDS = (SynthAudioSection, MusicGenAudioSection, RemoteAudioSection)
+AudioSection = Annotated[Union[AUDIO_BACKENDS], Field(discriminator="backend")]
+
+BACKENDS: dict[str, tuple[type[Section], ...]] = {
+    "director": DIRECTOR_BACKENDS,
+    "video": VIDEO_BACKENDS,
+    "upscale": UPSCALE_BACKENDS,
+    "interpolation": INTERPOLATION_BACKENDS,
+    "audio": AUDIO_BACKENDS,
+}
+"""The sections whose keys depend on their ``backend``: section -> its backends' classes."""
+
+STAGES = ("video", "upscale", "interpolation", "audio")
 
 
 class ProducerSection(Section):
@@ -206,6 +392,7 @@ class ProgrammeSection(Section):
 
 
 class OutputSection(Section):
+    restart_keys: ClassVar[tuple[str, ...]] = ("hls", "hls_list_size", "buffer_kb")
     rtmp_urls: list[str] = []
     hls: bool = True
     hls_list_size: int = Field(6, ge=2, le=100)
@@ -246,25 +433,34 @@ class LibrarySection(Section):
 
 
 class PathsSection(Section):
+    restart: ClassVar[bool] = True
     library: Path = Path("library")
     playlists: Path = Path("playlists")
     hls: Path = Path("hls")
 
 
 class HttpSection(Section):
+    restart: ClassVar[bool] = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     token_env: str | None = Field(None, description="variable holding the bearer token for mutating calls")
 
 
+Problem = tuple[tuple, str]
+"""(where: the key's path, e.g. ("programme", "block_seconds"); what is wrong with it)."""
+
+
 class Config(Section):
+    """The whole channel file. Stage and director tables are unions on ``backend``: a table
+    without ``backend`` runs the default one, and a key of another backend is an error."""
+
     channel: ChannelSection = ChannelSection()
     house: HouseSection = HouseSection()
-    director: DirectorSection = DirectorSection()
-    video: VideoSection = VideoSection()
-    upscale: UpscaleSection = UpscaleSection()
-    interpolation: InterpolationSection = InterpolationSection()
-    audio: AudioSection = AudioSection()
+    director: DirectorSection = OfflineDirectorSection()
+    video: VideoSection = ProceduralVideoSection()
+    upscale: UpscaleSection = NoUpscaleSection()
+    interpolation: InterpolationSection = MinterpolateSection()
+    audio: AudioSection = SynthAudioSection()
     workers: WorkersSection = WorkersSection()
     producer: ProducerSection = ProducerSection()
     programme: ProgrammeSection = ProgrammeSection()
@@ -276,14 +472,100 @@ class Config(Section):
     schedule: list[ScheduleEntry] = []
     source: Path | None = Field(None, exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backends(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in BACKENDS:
+                table = data.get(name)
+                if isinstance(table, dict) and "backend" not in table:
+                    data = {**data, name: {**table, "backend": cls.model_fields[name].default.backend}}
+        return data
+
     @model_validator(mode="after")
-    def _block_holds_a_clip(self) -> "Config":
-        if self.programme.block_seconds < self.video.clip_seconds:
-            raise ValueError("programme.block_seconds must be at least video.clip_seconds")
-        remote = [name for name in ("video", "upscale", "interpolation", "audio") if getattr(self, name).backend == "remote"]
-        if remote and not self.workers.urls:
-            raise ValueError(f"{', '.join(name + '.backend' for name in remote)} = \"remote\" needs workers.urls")
+    def _cross_section_rules(self) -> "Config":
+        problems = cross_section_problems(self)
+        if problems:
+            text = "; ".join(f"{_dotted(loc)}: {message}" for loc, message in problems)
+            raise PydanticCustomError("cross_section", "{text}", {"text": text, "problems": problems})
         return self
+
+    @property
+    def remote_stages(self) -> list[str]:
+        """The stages whose backend is ``remote``, in render order."""
+        return [name for name in STAGES if getattr(self, name).backend == "remote"]
+
+    @property
+    def needs_workers(self) -> bool:
+        """Whether a stage runs on [workers]: the channel then builds the WorkerPool."""
+        return bool(self.remote_stages)
+
+
+def cross_section_problems(config: Config) -> list[Problem]:
+    """The rules that tie one section to another."""
+    problems: list[Problem] = []
+    if config.programme.block_seconds < config.video.clip_seconds:
+        problems.append((("programme", "block_seconds"),
+                         f"must be at least video.clip_seconds ({config.video.clip_seconds:g}): a block holds whole clips"))
+    if not config.workers.urls:
+        problems += [((name, "backend"), '"remote" needs workers.urls: the workers that take its jobs')
+                     for name in config.remote_stages]
+    if config.moderation.openai and config.director.backend != "openai":
+        problems.append((("moderation", "openai"),
+                         'asks the [director] server, so it needs [director] backend = "openai"'))
+    return problems
+
+
+def worker_problems(config: Config) -> list[Problem]:
+    """What makes ``config`` unfit for ``webtv worker``: a worker renders itself."""
+    return [((name, "backend"), '"remote" cannot be used by a worker, which renders the stage itself')
+            for name in config.remote_stages]
+
+
+def check_worker(config: Config) -> None:
+    """Raise ConfigError, naming the key and line, when ``config`` cannot serve as a worker."""
+    problems = worker_problems(config)
+    if problems:
+        text = config.source.read_text(encoding="utf-8") if config.source is not None and config.source.is_file() else ""
+        raise ConfigError(_problems(problems, config.source or Path("(config)"), text))
+
+
+def file_problems(config: Config) -> list[Problem]:
+    """Files and model folders the config names that are not there (checked at load, after
+    relative paths were resolved, so that a typo fails ``webtv check``, not the first render)."""
+    problems: list[Problem] = []
+    files = [(("house", "font"), config.house.font)]
+    if isinstance(config.director, OpenAIDirectorSection):
+        files.append((("director", "system_prompt"), config.director.system_prompt))
+    if isinstance(config.interpolation, FilmSection):
+        files.append((("interpolation", "model"), config.interpolation.model))
+    problems += [(loc, f"file not found: {file}") for loc, file in files if file is not None and not file.is_file()]
+    for name in STAGES:
+        section = getattr(config, name)
+        marker = section.model_marker
+        problem = marker and local_model_problem(section.model, marker)
+        if problem:
+            problems.append(((name, "model"), f"{section.model}: {problem}"))
+    return problems
+
+
+def local_model_problem(model: str, marker: str) -> str | None:
+    """Why ``model`` cannot load as a local folder, or None: a hub id ("owner/name"), or a
+    folder holding ``marker`` (the file a save_pretrained folder of its kind holds). A model
+    is local when the path exists, starts with ., /, ~ or \\, or has more than one /."""
+    if not is_local_model(model):
+        return None
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return "no such folder"
+    if not (folder / marker).is_file():
+        return f"no {marker} in the folder (expected a folder written by save_pretrained, or a hub snapshot)"
+    return None
+
+
+def is_local_model(model: str) -> bool:
+    return (Path(model).expanduser().exists() or model.startswith((".", "/", "~", "\\"))
+            or model.count("/") > 1 or "\\" in model)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -313,33 +595,34 @@ def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
     config = _resolve_paths(config, path.resolve().parent)
-    for key, file in ((("house", "font"), config.house.font),
-                      (("director", "system_prompt"), config.director.system_prompt)):
-        if file is not None and not file.is_file():
-            raise ConfigError(_where(path, text, key) + f"{'.'.join(key)}: file not found: {file}")
+    problems = file_problems(config)
+    if problems:
+        raise ConfigError(_problems(problems, path, text))
     return config
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
+    """Paths and local model folders made absolute against ``base``, the file's folder."""
+
     def resolve(p: Path) -> Path:
         return base / p.expanduser()
 
-    paths = config.paths.model_copy(update={k: resolve(v) for k, v in config.paths if isinstance(v, Path)})
-    house, director = config.house, config.director
-    if house.font is not None:
-        house = house.model_copy(update={"font": resolve(house.font)})
-    if director.system_prompt is not None:
-        director = director.model_copy(update={"system_prompt": resolve(director.system_prompt)})
-    interpolation = config.interpolation
-    if interpolation.model is not None:
-        interpolation = interpolation.model_copy(update={"model": resolve(interpolation.model)})
-    models = {
-        name: section.model_copy(update={"model": resolve_model(section.model, base)})
-        for name, section in (("video", config.video), ("upscale", config.upscale), ("audio", config.audio))
+    update: dict[str, Section] = {
+        "paths": config.paths.model_copy(update={k: resolve(v) for k, v in config.paths if isinstance(v, Path)})
     }
-    return config.model_copy(
-        update={"paths": paths, "house": house, "director": director, "interpolation": interpolation, **models}
-    )
+    for name in ("house", *BACKENDS):
+        section = getattr(config, name)
+        fields = type(section).model_fields
+        changes: dict[str, Any] = {}
+        for key in ("font", "system_prompt", "model"):
+            value = getattr(section, key) if key in fields else None
+            if isinstance(value, Path):
+                changes[key] = resolve(value)
+            elif isinstance(value, str):
+                changes[key] = resolve_model(value, base)
+        if changes:
+            update[name] = section.model_copy(update=changes)
+    return config.model_copy(update=update)
 
 
 def resolve_model(model: str, base: Path) -> str:
@@ -380,16 +663,73 @@ def _dotted(loc: tuple) -> str:
 def _describe(exc: ValidationError, path: Path, text: str) -> str:
     lines = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if p != "source")
-        key = _dotted(loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling)"
+        raw_loc = tuple(p for p in err["loc"] if p != "source")
+        loc = _without_tag(raw_loc)
+        if err["type"] == "cross_section":
+            lines.append(_problems(err["ctx"]["problems"], path, text))
+            continue
+        if err["type"] == "union_tag_invalid":
+            loc += ("backend",)
+            message = f"{err['ctx']['tag']!r} is not a {loc[0]} backend; one of {err['ctx']['expected_tags']}"
+        elif err["type"] == "extra_forbidden":
+            message = _misplaced(loc, raw_loc[1]) or "unknown key (check its spelling)"
         else:
             message = err["msg"].removeprefix("Value error, ")
             if "input" in err and err["type"] not in ("missing", "value_error") and not isinstance(err["input"], dict):
                 message += f" (got {_shown(loc, err['input'])})"
-        lines.append(_where(path, text, loc) + f"{key}: {message}")
+        lines.append(_where(path, text, loc) + f"{_dotted(loc) or '(top level)'}: {message}")
     return "\n".join(lines)
+
+
+def _without_tag(loc: tuple) -> tuple:
+    """pydantic puts the backend of a union section into the error's path
+    (video.zeroscope.steps); the file has no such table."""
+    if len(loc) > 1 and loc[0] in BACKENDS and loc[1] in backend_names(loc[0]):
+        return loc[:1] + loc[2:]
+    return loc
+
+
+def backend_names(section: str) -> list[str]:
+    return [cls.model_fields["backend"].default for cls in BACKENDS[section]]
+
+
+def backend_class(section: str, backend: str) -> type[Section]:
+    """The config class of ``backend`` for ``section`` ("video", "zeroscope": ZeroscopeVideoSection)."""
+    for name, cls in zip(backend_names(section), BACKENDS[section]):
+        if name == backend:
+            return cls
+    raise ValueError(f"{backend!r} is not a {section} backend; one of {', '.join(map(repr, backend_names(section)))}")
+
+
+def with_changes(config: Config, changes: dict[str, dict[str, Any]], origin: str) -> Config:
+    """``config`` with the keys in ``changes`` (section -> key -> value) set, validated like the
+    file (cross-section rules too). Setting ``backend`` drops the keys the old backend had and
+    the new one has not. ``origin`` says where the changes came from, for errors."""
+    raw = config.model_dump()
+    for name, values in changes.items():
+        section = getattr(config, name)
+        if name in BACKENDS and values.get("backend", section.backend) != section.backend:
+            fields = backend_class(name, values["backend"]).model_fields
+            raw[name] = {key: value for key, value in raw[name].items() if key in fields}
+        raw[name] = {**raw[name], **values}
+    try:
+        return Config.model_validate({**raw, "source": config.source})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, Path(origin), "")) from None
+
+
+def _misplaced(loc: tuple, backend: Any) -> str | None:
+    """For a key of a union section that belongs to its other backends: which ones."""
+    if len(loc) != 2 or loc[0] not in BACKENDS:
+        return None
+    owners = [name for name, cls in zip(backend_names(loc[0]), BACKENDS[loc[0]]) if loc[1] in cls.model_fields]
+    if not owners:
+        return None
+    return f'belongs to backend {" or ".join(f"{o!r}" for o in owners)}, not {backend!r}'.replace("'", '"')
+
+
+def _problems(problems: list[Problem], path: Path, text: str) -> str:
+    return "\n".join(_where(path, text, loc) + f"{_dotted(loc)}: {message}" for loc, message in problems)
 
 
 def _shown(loc: tuple, value: Any) -> str:
@@ -399,23 +739,30 @@ def _shown(loc: tuple, value: Any) -> str:
 
 
 def _where(path: Path, text: str, loc: tuple) -> str:
-    line = find_line(text, [p for p in loc if isinstance(p, str)])
+    line = find_line(text, list(loc))
     return f"{path}:{line}: " if line else f"{path}: "
 
 
-def find_line(text: str, keys: list[str]) -> int | None:
-    """Line number of the deepest key of ``keys`` found in the TOML text, or of its table."""
+def find_line(text: str, keys: list[str | int]) -> int | None:
+    """Line number of the deepest key of ``keys`` found in the TOML text, or of its table.
+    An int in ``keys`` counts the ``[[array]]`` tables of that name (0 is the first)."""
     if not keys:
         return None
-    table: list[str] = []
+    table: list[str | int] = []
+    seen: dict[tuple, int] = {}
     best = None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", stripped)
+        header = re.match(r"^(\[\[?)\s*([^\]]+?)\s*\]\]?", stripped)
         if header:
-            table = [part.strip().strip('"') for part in header.group(1).split(".")]
-            if table == keys[: len(table)] and best is None and len(table) == len(keys):
-                best = number
+            table = [part.strip().strip('"') for part in header.group(2).split(".")]
+            if header.group(1) == "[[":
+                count = seen[tuple(table)] = seen.get(tuple(table), -1) + 1
+                table.append(count)
+            if table == keys:
+                return number
+            if best is None and table == keys[:-1]:
+                best = number  # the key itself is not written: its table
             continue
         assignment = re.match(r"^([A-Za-z0-9_\-\".]+)\s*=", stripped)
         if assignment:
@@ -452,8 +799,7 @@ def summary(config: Config) -> str:
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
             f"video:      {_stage(config.video)}, {config.video.clip_seconds:g} s clips",
             f"upscale:    {_stage(config.upscale)}",
-            f"interpolate: {config.interpolation.backend}"
-            + (f" ({config.interpolation.model})" if config.interpolation.backend == "film" else ""),
+            f"interpolate: {_interpolation(config)}",
             f"audio:      {_stage(config.audio)}",
             f"workers:    {', '.join(config.workers.urls) or 'none'}",
             f"programme:  blocks of {config.programme.block_seconds:g} s",
@@ -466,7 +812,49 @@ def summary(config: Config) -> str:
     )
 
 
-def _stage(section: "VideoSection | UpscaleSection | AudioSection") -> str:
-    if section.backend in ("zeroscope", "musicgen"):
-        return f"{section.backend} ({section.model})"
-    return section.backend
+def _stage(section: StageSection) -> str:
+    return f"{section.backend} ({section.model})" if section.model_marker else section.backend
+
+
+def _interpolation(config: Config) -> str:
+    section = config.interpolation
+    if isinstance(section, FilmSection):
+        line = f"film ({section.model})" if section.model else \
+            "film without weights (interpolation.model unset): falls back to minterpolate"
+    else:
+        line = section.backend
+    if config.video.frames_at_house_rate and section.backend != "remote":
+        line += f" (not run: {config.video.backend} frames are drawn at the house rate)"
+    return line
+
+
+# ------------------------------------------------------------------- edits while the channel airs
+
+
+def pending_restart(old: Config, new: Config) -> list[str]:
+    """What changed from ``old`` to ``new`` that applies only at the next start: section
+    names ("video") or, for a section that applies live, its restart keys ("output.hls")."""
+    pending = []
+    for name in Config.model_fields:
+        before, after = getattr(old, name), getattr(new, name)
+        if name == "source" or before == after or not isinstance(after, Section):
+            continue
+        if after.restart:
+            pending.append(name)
+        else:
+            pending += [f"{name}.{key}" for key in after.restart_keys if getattr(before, key) != getattr(after, key)]
+    return pending
+
+
+def live_config(old: Config, new: Config) -> Config:
+    """``new`` as a running channel can apply it: what needs a restart is kept from ``old``."""
+    update: dict[str, Any] = {}
+    for name in Config.model_fields:
+        before, after = getattr(old, name), getattr(new, name)
+        if name == "source" or before == after or not isinstance(after, Section):
+            continue
+        if after.restart:
+            update[name] = before
+        elif after.restart_keys:
+            update[name] = after.model_copy(update={key: getattr(before, key) for key in after.restart_keys})
+    return new.model_copy(update=update)

@@ -3,7 +3,8 @@
 from webtv.producer.base import AudioBackend, Frames, Interpolator, Progress, Upscaler, VideoBackend
 from webtv.producer.house import caption_layout, encode_clip, find_font, make_card, validate_clip
 from webtv.producer.procedural import ProceduralVideo
-from webtv.producer.stages import Stages, StageError, make_stages
+from webtv.producer.registry import Stages, make_stages
+from webtv.producer.stages import StageError
 from webtv.producer.synth import SynthAudio
 
 __all__ = [

@@ -9,21 +9,18 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from webtv.config import is_local_model, local_model_problem
+
 
 def model_source(model: str, what: str, marker: str) -> str:
     """What to hand ``from_pretrained``: a hub id ("owner/name") as it is, or a local folder,
     checked first so that a wrong path fails at once with an error that names it rather than
-    as a hub lookup. ``marker`` is the file a save_pretrained folder of this kind holds."""
-    folder = Path(model).expanduser()
-    local = folder.exists() or model.startswith((".", "/", "~", "\\")) or model.count("/") > 1 or "\\" in model
-    if not local:
-        return model
-    if not folder.is_dir():
-        raise RuntimeError(f"cannot load {what} model {model!r}: no such folder")
-    if not (folder / marker).is_file():
-        raise RuntimeError(f"cannot load {what} model {model!r}: no {marker} in the folder "
-                           "(expected a folder written by save_pretrained, or a hub snapshot)")
-    return str(folder)
+    as a hub lookup. ``marker`` is the file a save_pretrained folder of this kind holds.
+    (``webtv check`` applies the same rule, ``webtv.config.local_model_problem``, at load.)"""
+    problem = local_model_problem(model, marker)
+    if problem:
+        raise RuntimeError(f"cannot load {what} model {model!r}: {problem}")
+    return str(Path(model).expanduser()) if is_local_model(model) else model
 
 
 def pick_device(name: str):

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from webtv.config import HouseSection, InterpolationSection
+from webtv.config import (FilmSection, HouseSection, InterpolationSection, MinterpolateSection,
+                          NoInterpolationSection)
 from webtv.media import MediaError, ProbeResult, ffmpeg_exe, probe
 from webtv.producer.base import Frames, Interpolator, Progress
 
@@ -63,6 +64,9 @@ def _rate(value: float | Fraction) -> str:
 class NoInterpolation:
     """Retime only: each output frame is the nearest input frame."""
 
+    def __init__(self, section: NoInterpolationSection = NoInterpolationSection()):
+        self.section = section
+
     def interpolate(self, frames: Frames, seconds: float, fps: int, progress: Progress | None = None,
                     *, light: bool = False) -> Frames:
         out = retime(frames.array, target_count(seconds, fps))
@@ -75,7 +79,7 @@ class FilmInterpolator:
     """FILM: recursive midpoints (2x, 4x or 8x, the least that reaches the target count), then
     an even pick of exactly the target count. The model loads on first use and stays loaded."""
 
-    def __init__(self, section: InterpolationSection):
+    def __init__(self, section: FilmSection):
         self.section = section
         self._model = None
         self._lock = threading.Lock()
@@ -121,7 +125,8 @@ class MinterpolateInterpolator:
     """ffmpeg's ``minterpolate`` (motion-compensated; ``light`` blends instead): exactly
     round(seconds * fps) frames at ``fps``, the first and last being the input's first and last."""
 
-    def __init__(self, timeout_s: float = 900.0):
+    def __init__(self, section: MinterpolateSection = MinterpolateSection(), timeout_s: float = 900.0):
+        self.section = section
         self.timeout_s = timeout_s
 
     def interpolate(self, frames: Frames, seconds: float, fps: float, progress: Progress | None = None,
@@ -167,18 +172,24 @@ class MinterpolateInterpolator:
         return Frames(result[:target].copy(), float(fps))
 
 
-def make_interpolator(section: InterpolationSection) -> Interpolator:
-    """The interpolator ``section`` names; ``film`` without a model falls back to minterpolate."""
-    if section.backend == "film":
-        if section.model is None:
-            log.warning("interpolation backend film has no model file set (interpolation.model); "
-                        "using ffmpeg minterpolate instead")
-            return MinterpolateInterpolator()
-        return FilmInterpolator(section)
-    if section.backend == "minterpolate":
+def film_interpolator(section: FilmSection) -> Interpolator:
+    """FILM with ``section.model``'s weights; without weights, ffmpeg's minterpolate (logged;
+    ``webtv check`` says so too)."""
+    if section.model is None:
+        log.warning("interpolation backend film has no model file set (interpolation.model); "
+                    "using ffmpeg minterpolate instead")
         return MinterpolateInterpolator()
-    if section.backend == "none":
-        return NoInterpolation()
+    return FilmInterpolator(section)
+
+
+def make_interpolator(section: InterpolationSection) -> Interpolator:
+    """The local interpolator ``section`` names; ``film`` without a model falls back to minterpolate."""
+    if isinstance(section, FilmSection):
+        return film_interpolator(section)
+    if isinstance(section, MinterpolateSection):
+        return MinterpolateInterpolator(section)
+    if isinstance(section, NoInterpolationSection):
+        return NoInterpolation(section)
     raise ValueError(f"interpolation backend {section.backend!r} is not made here "
                      "(remote interpolation lives in webtv.producer.remote)")
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from webtv.config import MusicGenAudioSection
 from webtv.director.base import Sequence
 
 MAX_WINDOW_SECONDS = 30.0
@@ -74,7 +75,7 @@ class MusicGenAudio:
     sequence gives the same track on the same device.
     """
 
-    def __init__(self, section) -> None:
+    def __init__(self, section: MusicGenAudioSection) -> None:
         self.section = section
         self._lock = threading.RLock()
         self._model = None
@@ -95,7 +96,7 @@ class MusicGenAudio:
         from webtv.producer.devices import model_source, pick_device, pick_dtype
 
         name = self.section.model
-        source = model_source(name, "MusicGen", "config.json")
+        source = model_source(name, "MusicGen", self.section.model_marker)
         device = pick_device(self.section.device)
         dtype = pick_dtype(device)
         try:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from webtv.config import HouseSection
+from webtv.config import HouseSection, ProceduralVideoSection
 from webtv.director.base import Shot
 from webtv.producer.base import Frames, Progress
 
@@ -89,12 +89,14 @@ def camera_motion(prompt: str) -> dict[str, float]:
 class ProceduralVideo:
     """VideoBackend drawing hashed patterns with numpy; cheap on two CPU cores.
 
-    ``delay_s`` makes each render take at least that long, standing in for a GPU model in
-    tests and benchmarks of the render path."""
+    ``section.render_delay_s`` makes each render take at least that long, standing in for a
+    GPU model in tests and benchmarks of the render path."""
 
-    def __init__(self, house: HouseSection, scale: float = 0.25, delay_s: float = 0.0):
+    def __init__(self, house: HouseSection, section: ProceduralVideoSection = ProceduralVideoSection(),
+                 scale: float = 0.25):
         self.house = house
-        self.delay_s = delay_s
+        self.section = section
+        self.delay_s = section.render_delay_s
         width = max(32, int(round(house.width * scale / 2)) * 2)
         height = max(18, int(round(width * house.height / house.width / 2)) * 2)
         self.size = (width, height)

@@ -130,6 +130,7 @@ class Producer:
         on_clip: Callable[[Clip], None] | None = None,
         moderator: "Moderator | None" = None,
         on_stage: Callable[[str, float], None] | None = None,
+        capacity: Callable[[], int] = lambda: 1,
     ):
         self.director, self.stages = director, stages
         self.library, self.house = library, house
@@ -141,6 +142,7 @@ class Producer:
         self.on_clip = on_clip
         self.moderator = moderator
         self.on_stage = on_stage  # on_stage(stage, seconds): a render stage finished (metrics)
+        self.capacity = capacity  # shots rendered at once: the remote pool's healthy workers
         self.state = ProducerState()
         self._wake = asyncio.Event()
         self._skipped = 0  # sequences or shots not made (moderated, already made): seeds move on
@@ -233,8 +235,7 @@ class Producer:
                 render.cancel()
 
     def _parallel(self) -> int:
-        workers = self.stages.workers
-        return workers.capacity() if workers is not None else 1
+        return self.capacity()
 
     async def _render_shot(self, shot: Shot, track: np.ndarray, theme: str,
                            slots: asyncio.Semaphore) -> "_Rendered | None":

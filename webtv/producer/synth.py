@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from webtv.config import SynthAudioSection
 from webtv.director.base import Sequence
 
 SCALES = {
@@ -98,6 +99,9 @@ def _hz(midi: float) -> float:
 
 class SynthAudio:
     """AudioBackend with no model: chords, bass, drums and an arpeggio from numpy."""
+
+    def __init__(self, section: SynthAudioSection = SynthAudioSection()):
+        self.section = section
 
     def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int, *,
                 light: bool = False) -> np.ndarray:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from webtv.config import UpscaleSection, VideoSection
+from webtv.config import ZeroscopeUpscaleSection, ZeroscopeVideoSection
 from webtv.director.base import Shot
 from webtv.producer.base import Frames, Progress, light_frame_count
 from webtv.producer.devices import model_source, pick_device, pick_dtype
@@ -48,7 +48,7 @@ from webtv.producer.devices import model_source, pick_device, pick_dtype
 log = logging.getLogger("webtv.producer")
 
 
-def load_pipeline(class_name: str, model: str, what: str, dtype) -> Any:
+def load_pipeline(class_name: str, model: str, what: str, dtype, marker: str) -> Any:
     """``diffusers.<class_name>.from_pretrained(model)``, on the CPU, at ``dtype``.
 
     Raises RuntimeError("cannot load <what> model '<model>': ...") when the folder is missing
@@ -56,7 +56,7 @@ def load_pipeline(class_name: str, model: str, what: str, dtype) -> Any:
     """
     import diffusers
 
-    source = model_source(model, what, "model_index.json")
+    source = model_source(model, what, marker)
     pipeline_class = getattr(diffusers, class_name)
     try:
         return pipeline_class.from_pretrained(source, dtype=dtype)
@@ -82,7 +82,7 @@ class _ZeroscopeStage:
     pipeline_class = ""
     what = ""  # the progress stage name, and the word in errors
 
-    def __init__(self, section: VideoSection | UpscaleSection):
+    def __init__(self, section: ZeroscopeVideoSection | ZeroscopeUpscaleSection):
         self.section = section
         self._lock = threading.Lock()
         self._pipe = None
@@ -110,7 +110,8 @@ class _ZeroscopeStage:
             return self._pipe
         device = pick_device(self.section.device)
         log.info("loading %s model %r on %s", self.what, self.section.model, device)
-        pipe = load_pipeline(self.pipeline_class, self.section.model, self.what, pick_dtype(device))
+        pipe = load_pipeline(self.pipeline_class, self.section.model, self.what, pick_dtype(device),
+                             self.section.model_marker)
         self._offloaded = False
         self._device = device
         if not (self.section.cpu_offload and device.type == "cuda"):
@@ -193,7 +194,7 @@ class ZeroscopeVideo(_ZeroscopeStage):
     pipeline_class = "TextToVideoSDPipeline"
     what = "video"
 
-    def __init__(self, section: VideoSection):
+    def __init__(self, section: ZeroscopeVideoSection):
         super().__init__(section)
 
     def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
@@ -230,7 +231,7 @@ class ZeroscopeUpscaler(_ZeroscopeStage):
     pipeline_class = "VideoToVideoSDPipeline"
     what = "upscale"
 
-    def __init__(self, section: UpscaleSection):
+    def __init__(self, section: ZeroscopeUpscaleSection):
         super().__init__(section)
 
     def upscale(self, frames: Frames, shot: Shot, progress: Progress | None = None, *, light: bool = False) -> Frames:

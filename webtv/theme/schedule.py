@@ -14,10 +14,7 @@ log = logging.getLogger("webtv.schedule")
 
 
 def trigger(entry: ScheduleEntry) -> CronTrigger:
-    if entry.cron is not None:
-        return CronTrigger.from_crontab(entry.cron)
-    hour, minute, *second = entry.at.split(":")
-    return CronTrigger(hour=int(hour), minute=int(minute), second=int(second[0]) if second else 0)
+    return entry.trigger()  # built where the config is checked, so check and run agree
 
 
 class Schedule:

@@ -58,10 +58,8 @@ class WorkerService:
     def __init__(self, config: "Config"):
         from webtv.producer import make_stages
 
-        remote = [name for name in ("video", "upscale", "interpolation", "audio")
-                  if getattr(config, name).backend == "remote"]
-        if remote:
-            raise ValueError(f"a worker renders itself: {', '.join(remote)} backend cannot be \"remote\" here")
+        if config.remote_stages:  # `webtv worker` says so earlier, naming the line (config.check_worker)
+            raise ValueError(f"a worker renders itself: {', '.join(config.remote_stages)} backend cannot be \"remote\" here")
         self.config = config
         self.stages = make_stages(config)
         self._interpolator = self.stages.interpolate

@@ -17,7 +17,8 @@ from webtv.producer.remote.pool import WorkerPool
 from webtv.producer.remote.wire import read_audio, read_frames, sequence_json, shot_json, write_frames
 
 if TYPE_CHECKING:
-    from webtv.config import AdapterSection, AudioSection, HouseSection, InterpolationSection, UpscaleSection, VideoSection
+    from webtv.config import (AdapterSection, HouseSection, RemoteAudioSection, RemoteInterpolationSection,
+                              RemoteUpscaleSection, RemoteVideoSection)
 
 T = TypeVar("T")
 
@@ -36,10 +37,10 @@ def adapter_args(adapter: "AdapterSection", values: dict[str, Any]) -> list:
 class _Remote:
     stage = "remote"
 
-    def __init__(self, pool: WorkerPool):
-        if pool is None:
+    def __init__(self, workers: WorkerPool):
+        if workers is None:
             raise ValueError("a remote stage needs the [workers] pool")
-        self.pool = pool
+        self.pool = workers
 
     def _frames(self, fps: float | None = None, seconds: float | None = None) -> Callable[[Any, WorkerPool], Frames]:
         """A decoder for a reply holding a video file; with ``seconds``, the frames are
@@ -78,8 +79,8 @@ class RemoteVideo(_Remote):
 
     stage = "video"
 
-    def __init__(self, pool: WorkerPool, section: "VideoSection"):
-        super().__init__(pool)
+    def __init__(self, workers: WorkerPool, section: "RemoteVideoSection"):
+        super().__init__(workers)
         self.section = section
 
     def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
@@ -104,8 +105,8 @@ class RemoteUpscaler(_Remote):
 
     stage = "upscale"
 
-    def __init__(self, pool: WorkerPool, section: "UpscaleSection"):
-        super().__init__(pool)
+    def __init__(self, workers: WorkerPool, section: "RemoteUpscaleSection"):
+        super().__init__(workers)
         self.section = section
 
     def upscale(self, frames: Frames, shot: Shot, progress: Progress | None = None, *, light: bool = False) -> Frames:
@@ -121,8 +122,8 @@ class RemoteInterpolator(_Remote):
 
     stage = "interpolate"
 
-    def __init__(self, pool: WorkerPool, section: "InterpolationSection"):
-        super().__init__(pool)
+    def __init__(self, workers: WorkerPool, section: "RemoteInterpolationSection"):
+        super().__init__(workers)
         self.section = section
 
     def interpolate(self, frames: Frames, seconds: float, fps: int, progress: Progress | None = None,
@@ -140,8 +141,8 @@ class RemoteAudio(_Remote):
 
     stage = "music"
 
-    def __init__(self, pool: WorkerPool, section: "AudioSection"):
-        super().__init__(pool)
+    def __init__(self, workers: WorkerPool, section: "RemoteAudioSection"):
+        super().__init__(workers)
         self.section = section
 
     def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int,
