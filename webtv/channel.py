@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from webtv.config import Config, ScheduleEntry
-from webtv.director import make_director
 from webtv.director.moderation import Moderator
 from webtv.library import Library
 from webtv.library.retention import Retention
@@ -20,7 +19,9 @@ from webtv.notify import PlayoutHealth, watch
 from webtv.playout.controller import Playout
 from webtv.producer import make_stages
 from webtv.producer.house import make_card, validate_clip
+from webtv.producer.pipeline import ClipPipeline
 from webtv.producer.producer import Producer
+from webtv.producer.sequences import SequenceSource
 from webtv.programmer import Programmer
 from webtv.theme import ThemeState
 from webtv.theme.edit import write_theme
@@ -92,13 +93,15 @@ class Channel:
             self.library, config.paths.playlists, config.programme.block_seconds,
             filler, config.programme.filler_seconds, lambda: self.theme,
         )
+        stages = make_stages(config)
         self.producer = Producer(
-            make_director(config), make_stages(config),
-            self.library, config.house, config.video.clip_seconds,
-            config.director.shots_per_sequence, config.producer.ahead, config.director.seed,
-            lambda: self.theme, on_clip=self._on_clip,
-            moderator=self.moderator, on_stage=self.metrics.render_stage,
+            ClipPipeline(stages, config.house, config.video.clip_seconds),
+            SequenceSource.from_config(config.director, config.moderation, self.library),
+            self.library, lambda: self.theme, config.producer.ahead,
+            capacity=stages.workers.capacity if stages.workers is not None else (lambda: 1),
+            on_clip=self._on_clip, on_stage=self.metrics.render_stage,
         )
+        self.moderator = self.producer.sequences.moderator
         self.theme_state.listeners.append(lambda theme: self.producer.wake())
         self.retention = Retention(self.library, lambda: self.config.library, self.programmer.protected_clip_ids,
                                    lambda: self.theme, on_deleted=lambda ids: self.programmer.write_catalogue())
@@ -128,8 +131,8 @@ class Channel:
             for task in tasks:
                 task.cancel()
             self.schedule.stop()
-            if self.producer is not None and getattr(self.producer.stages, "workers", None) is not None:
-                await asyncio.to_thread(self.producer.stages.workers.close)  # cancel remote jobs in flight
+            if self.producer is not None and self.producer.pipeline.stages.workers is not None:
+                await asyncio.to_thread(self.producer.pipeline.stages.workers.close)  # cancel remote jobs in flight
             await self.playout.stop()
             await http.cleanup()
             self.library.close()
@@ -153,7 +156,7 @@ class Channel:
         """Apply a valid edit of channel.toml to the running channel."""
         old = self.config
         live = set()
-        pool = self.producer.stages.workers
+        pool = self.producer.pipeline.stages.workers
         if pool is not None and new.workers != old.workers:
             pool.update(new.workers)  # workers added or removed while on air
             live.add("workers")
@@ -165,16 +168,9 @@ class Channel:
             log.warning("config: %s change at the next restart", ", ".join(self.pending_restart))
         kept = {name: getattr(old, name) for name in RESTART_SECTIONS if name not in live}
         applied = new.model_copy(update=kept)
-        if new.moderation != old.moderation or new.director != old.director:
-            retired, self.moderator = self.moderator, Moderator(new.moderation, new.director)
-            self.producer.moderator = self.moderator
-            await retired.aclose()
-        if new.director != old.director:
-            retired, self.producer.director = self.producer.director, make_director(new)
-            self.producer.shots_per_sequence = new.director.shots_per_sequence
-            if hasattr(retired, "aclose"):
-                await retired.aclose()
-        self.producer.ahead = new.producer.ahead
+        await self.producer.sequences.reconfigure(new.director, new.moderation)
+        self.moderator = self.producer.sequences.moderator
+        self.producer.reconfigure(new.producer)
         self.programmer.block_seconds = new.programme.block_seconds
         if new.output.rtmp_urls != old.output.rtmp_urls:
             await self.playout.set_rtmp_urls(new.output.rtmp_urls)
@@ -233,8 +229,8 @@ class Channel:
             }
         clips, seconds = self.library.stats() if self.library else (0, 0.0)
         producer = self.producer.state if self.producer else None
-        director = getattr(self.producer.director, "state", None) if self.producer else None
-        workers = getattr(self.producer.stages, "workers", None) if self.producer else None  # remote pool
+        director = self.producer.sequences.director.state if self.producer else None
+        workers = self.producer.pipeline.stages.workers if self.producer else None  # remote pool
         return {
             "channel": self.config.channel.name,
             "theme": self.theme,

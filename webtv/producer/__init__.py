@@ -2,12 +2,15 @@
 
 from webtv.producer.base import AudioBackend, Frames, Interpolator, Progress, Upscaler, VideoBackend
 from webtv.producer.house import caption_layout, encode_clip, find_font, make_card, validate_clip
+from webtv.producer.pipeline import ClipPipeline, ClipResult, StageError, Track
 from webtv.producer.procedural import ProceduralVideo
-from webtv.producer.stages import Stages, StageError, make_stages
+from webtv.producer.stages import Stages, make_stages
 from webtv.producer.synth import SynthAudio
 
 __all__ = [
     "AudioBackend",
+    "ClipPipeline",
+    "ClipResult",
     "Frames",
     "Interpolator",
     "ProceduralVideo",
@@ -15,6 +18,7 @@ __all__ = [
     "StageError",
     "Stages",
     "SynthAudio",
+    "Track",
     "Upscaler",
     "VideoBackend",
     "caption_layout",
