@@ -16,6 +16,7 @@ classifier-free guidance off, halving the UNet batch), --channels-last, --compil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import sys
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from webtv.config import Config, load_config, with_changes  # noqa: E402
 from webtv.director import Sequence, Shot  # noqa: E402
+from webtv.producer import ClipPipeline, Stages  # noqa: E402
 from webtv.producer.base import Frames  # noqa: E402
 
 PROMPT = "a lighthouse on a cliff in a storm, waves crashing, cinematic, slow dolly in"
@@ -102,20 +104,20 @@ def musicgen_small(folder: Path) -> Path:
 
 
 class Meter:
-    """Seconds and peak memory per stage: CUDA's allocator peak on a GPU, the process's
-    peak RSS otherwise (a high-water mark: it only grows from stage to stage)."""
+    """Seconds and peak memory per step of the clip pipeline: CUDA's allocator peak on a
+    GPU, the process's peak RSS otherwise (a high-water mark: it only grows from step to
+    step). Skipped steps (a stand-in ran instead) are not reported."""
 
-    def __init__(self, device) -> None:
+    def __init__(self, device, skip: list[str]) -> None:
         self.device = device
+        self.skip = set(skip)
         self.rows: list[dict] = []
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def stage(self, name: str, call, *args, **kwargs):
+    @contextlib.contextmanager
+    def step(self, name: str):
+        if name in self.skip:
+            yield
+            return
         import torch
 
         cuda = self.device.type == "cuda"
@@ -123,14 +125,23 @@ class Meter:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
-        result = call(*args, **kwargs)
+        yield
         if cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
         peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.rows.append({"stage": name, "seconds": round(seconds, 3), "peak_gb": round(peak / 1e9, 2)})
         print(f"  {name:<12} {seconds:8.2f} s   peak {'GPU' if cuda else 'RSS'} {peak / 1e9:6.2f} GB", flush=True)
-        return result
+
+
+class StandInVideo:
+    """--skip video: noise frames of the size the next step gets."""
+
+    def __init__(self, frames: Frames) -> None:
+        self.frames = frames
+
+    def render(self, shot, seconds, progress=None, *, light=False) -> Frames:
+        return self.frames
 
 
 def tune(pipe, args) -> None:
@@ -218,24 +229,25 @@ def main(argv: list[str] | None = None) -> int:
         music.load()  # loading is not part of a render: the daemon keeps models warm
     shot = Shot(prompt=PROMPT, seed=1, theme="bench")
     sequence = Sequence(id="bench", theme="bench", music_prompt="slow ambient strings, cinematic", seed=1, shots=(shot,))
+    if "video" in args.skip:
+        size = (height, width) if "upscale" not in args.skip else (up_height, up_width)
+        noise = np.random.default_rng(0).integers(0, 256, (args.frames, *size, 3), dtype=np.uint8)
+        video = StandInVideo(Frames(noise, args.frames / args.seconds))
+    stages = Stages(video=video, audio=music, upscale=None if "upscale" in args.skip else upscaler,
+                    interpolate=None if "interpolate" in args.skip else film)
 
-    meter = Meter(device)
+    meter = Meter(device, args.skip)
+    # The daemon's own recipe, timed step by step; a failed step raises instead of being
+    # retried lighter, so a row never times the lighter settings.
+    pipeline = ClipPipeline(stages, config.house.model_copy(update={"fps": args.fps}), args.seconds,
+                            lighter_retry=False, around_step=meter.step)
     for run in range(args.repeat):
         print(f"run {run + 1}/{args.repeat}", flush=True)
         meter.rows.clear()
         chain_started = time.perf_counter()
-        if "video" in args.skip:  # stand-in frames of the size the next stage gets
-            size = (height, width) if "upscale" not in args.skip else (up_height, up_width)
-            noise = np.random.default_rng(0).integers(0, 256, (args.frames, *size, 3), dtype=np.uint8)
-            frames = Frames(noise, args.frames / args.seconds)
-        else:
-            frames = meter.stage("video", video.render, shot, args.seconds)
-        if "upscale" not in args.skip:
-            frames = meter.stage("upscale", upscaler.upscale, frames, shot)
-        if "interpolate" not in args.skip:
-            frames = meter.stage("interpolate", film.interpolate, frames, args.seconds, args.fps)
+        frames = pipeline.frames(shot)
         if "music" not in args.skip:
-            meter.stage("music", music.compose, sequence, args.seconds, 48000, 2)
+            pipeline.compose(sequence)
         wall = time.perf_counter() - chain_started
     airtime = args.seconds / wall
     peak = max(row["peak_gb"] for row in meter.rows) if meter.rows else 0.0

@@ -59,17 +59,16 @@ def bench_cold_start(rtmp: RtmpServer, root: Path, starts: int) -> dict:
 
 def make_clips(folder: Path, count: int, seconds: float = 3.0) -> list[Path]:
     from webtv.config import Config
-    from webtv.producer.producer import make_clip, sequence_track, track_slice
+    from webtv.producer import ClipPipeline
 
-    stages = make_stages(Config())
+    pipeline = ClipPipeline(make_stages(Config()), HOUSE, seconds)
     shots = tuple(Shot(prompt=f"bench shot {i}: a lighthouse in a storm, slow pan left", seed=i, theme="bench",
                        index=i) for i in range(count))
-    sequence = Sequence(id="bench", theme="bench", music_prompt="calm", seed=0, shots=shots)
-    track = sequence_track(stages, sequence, seconds, HOUSE.sample_rate, HOUSE.channels)
+    track = pipeline.compose(Sequence(id="bench", theme="bench", music_prompt="calm", seed=0, shots=shots))
     clips = []
     for shot in shots:
         out = folder / f"clip{shot.index:02d}.mp4"
-        make_clip(shot, track_slice(track, shot.index, seconds, HOUSE.sample_rate), stages, HOUSE, seconds, out)
+        pipeline(shot, track, out)
         clips.append(out)
     return clips
 

@@ -34,9 +34,10 @@ SHOTS_PER_SEQUENCE = 4
 def run(config_path: Path, urls: list[str], clips: int, library_folder: Path) -> dict:
     from webtv.director.offline import OfflineDirector
     from webtv.library import Library
-    from webtv.producer import make_stages
+    from webtv.producer import ClipPipeline, make_stages
     from webtv.producer.producer import Producer
     from webtv.producer.remote import WorkerPool
+    from webtv.producer.sequences import SequenceSource
 
     config = with_changes(load_config(config_path), {
         "video": {"backend": "remote"}, "audio": {"backend": "remote"}, "interpolation": {"backend": "none"},
@@ -45,11 +46,12 @@ def run(config_path: Path, urls: list[str], clips: int, library_folder: Path) ->
     pool = WorkerPool(config.workers)
     stages = make_stages(config, pool)
     pool.check()
+    pipeline = ClipPipeline(stages, config.house, config.video.clip_seconds)
     for _ in urls:  # warm up: a client per worker, one job each
-        stages.video.render(Shot("warm up", 0, "bench"), config.video.clip_seconds)
+        pipeline.frames(Shot("warm up", 0, "bench"))
     library = Library(library_folder)
-    producer = Producer(OfflineDirector(), stages, library, config.house, config.video.clip_seconds,
-                        SHOTS_PER_SEQUENCE, ahead=clips, seed=len(urls), theme=lambda: "bench", capacity=pool.capacity)
+    sequences = SequenceSource(OfflineDirector(), None, library, seed=len(urls), shots_per_sequence=SHOTS_PER_SEQUENCE)
+    producer = Producer(pipeline, sequences, library, theme=lambda: "bench", ahead=clips, capacity=pool.capacity)
 
     async def fill() -> float:
         started = time.monotonic()

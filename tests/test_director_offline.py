@@ -98,4 +98,4 @@ def test_write_is_fast_and_needs_no_event_loop():
     director = OfflineDirector()
     seq = director.write("", 1, 0)
     assert len(seq.shots) == 1 and seq.shots[0].prompt
-    assert make_director(Config()).__class__ is OfflineDirector
+    assert make_director(Config().director).__class__ is OfflineDirector

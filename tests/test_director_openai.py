@@ -236,8 +236,8 @@ async def test_an_unset_key_variable_sends_a_placeholder_and_warns(openai_server
 
 
 def test_make_director_builds_the_configured_backend(openai_server):
-    assert isinstance(make_director(Config()), OfflineDirector)
-    director = make_director(Config(director=section(openai_server)))
+    assert isinstance(make_director(Config().director), OfflineDirector)
+    director = make_director(section(openai_server))
     assert isinstance(director, OpenAIDirector) and director.state.backend == "openai"
 
 

@@ -21,8 +21,9 @@ from webtv.director.offline import OfflineDirector
 from webtv.http.server import make_app
 from webtv.library import Library
 from webtv.playout.block import Block, Entry
-from webtv.producer import ProceduralVideo, Stages, SynthAudio
+from webtv.producer import ClipPipeline, ProceduralVideo, Stages, SynthAudio
 from webtv.producer.producer import Producer, ProducerState
+from webtv.producer.sequences import SequenceSource
 
 TINY = HouseSection(width=160, height=90, fps=12, gop_seconds=1.0, video_kbps=150, audio_kbps=32)
 SECRET_URL = "rtmp://live.example.com/app/sk-stream-key-never-shown"
@@ -74,7 +75,7 @@ def channel(tmp_path):
     ingest(channel.library, tmp_path, "c.mp4", 250, "bats")
     channel.producer = SimpleNamespace(
         state=ProducerState(clips_made=3, clips_failed=2, prompts_blocked=4, rendering="an owl"),
-        director=SimpleNamespace(state=SimpleNamespace(fallbacks=5, fallback_active=True)),
+        sequences=SimpleNamespace(director=SimpleNamespace(state=SimpleNamespace(fallbacks=5, fallback_active=True))),
     )
     channel.playout = FakePlayout([
         {"name": "hls", "kind": "hls", "target": "hls/index.m3u8", "state": "running", "restarts": 0},
@@ -170,9 +171,9 @@ async def test_producer_reports_each_render_stage(tmp_path):
     library = Library(tmp_path / "library")
     seen: list[tuple[str, float]] = []
     producer = Producer(
-        OfflineDirector(), Stages(video=ProceduralVideo(TINY), audio=SynthAudio()), library, TINY,
-        clip_seconds=1.0, shots_per_sequence=2, ahead=1, seed=0, theme=lambda: "owls",
-        on_stage=lambda stage, seconds: seen.append((stage, seconds)),
+        ClipPipeline(Stages(video=ProceduralVideo(TINY), audio=SynthAudio()), TINY, clip_seconds=1.0),
+        SequenceSource(OfflineDirector(), None, library, seed=0, shots_per_sequence=2), library,
+        theme=lambda: "owls", ahead=1, on_stage=lambda stage, seconds: seen.append((stage, seconds)),
     )
     task = asyncio.create_task(producer.run())
     try:

@@ -17,8 +17,9 @@ from webtv.director.base import Sequence, Shot
 from webtv.director.moderation import Moderator
 from webtv.director.openai import OpenAIDirector
 from webtv.library import Library
-from webtv.producer import ProceduralVideo, Stages, SynthAudio
+from webtv.producer import ClipPipeline, ProceduralVideo, Stages, SynthAudio
 from webtv.producer.producer import Producer
+from webtv.producer.sequences import SequenceSource
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "WEBTV_TEST_MODERATION_KEY"
@@ -165,8 +166,9 @@ async def run_producer(producer: Producer, until, seconds: float) -> None:
 
 def producer_for(director, moderator, library: Library, theme: str, ahead: int) -> Producer:
     return Producer(
-        director, Stages(video=ProceduralVideo(TINY), audio=SynthAudio()), library, TINY,
-        clip_seconds=1.0, shots_per_sequence=3, ahead=ahead, seed=0, theme=lambda: theme, moderator=moderator,
+        ClipPipeline(Stages(video=ProceduralVideo(TINY), audio=SynthAudio()), TINY, clip_seconds=1.0),
+        SequenceSource(director, moderator, library, seed=0, shots_per_sequence=3), library,
+        theme=lambda: theme, ahead=ahead,
     )
 
 

@@ -16,10 +16,10 @@ from webtv.config import Config, HouseSection
 from webtv.director.base import Sequence, Shot
 from webtv.director.offline import OfflineDirector
 from webtv.library import Library
-from webtv.producer import Frames, ProceduralVideo, StageError, Stages, SynthAudio, make_stages
+from webtv.producer import ClipPipeline, Frames, ProceduralVideo, StageError, Stages, SynthAudio, make_stages
 from webtv.producer.interpolate import NoInterpolation
 from webtv.producer.producer import Producer
-from webtv.producer.stages import render_frames, sequence_track
+from webtv.producer.sequences import SequenceSource
 
 TINY = HouseSection(width=128, height=72, fps=12, x264_preset="ultrafast", video_kbps=200, audio_kbps=48)
 
@@ -49,7 +49,7 @@ def test_a_failed_stage_is_retried_once_with_lighter_settings(caplog):
     video = OutOfMemoryUnlessLight()
     stages = Stages(video=video, audio=SynthAudio(), interpolate=NoInterpolation())
     with caplog.at_level(logging.WARNING, logger="webtv.producer"):
-        frames = render_frames(stages, shot(), 2.0, 12)
+        frames = ClipPipeline(stages, TINY, 2.0).frames(shot())
     assert video.calls == [False, True]
     assert len(frames.array) == 24 and frames.fps == 12, "the light render still fills the clip's airtime"
     assert "video failed, retrying once with lighter settings" in caplog.text
@@ -59,7 +59,7 @@ def test_a_failed_stage_is_retried_once_with_lighter_settings(caplog):
 def test_a_stage_failing_twice_names_the_stage():
     video = OutOfMemoryUnlessLight(fail_light=True)
     with pytest.raises(StageError, match="video failed twice") as caught:
-        render_frames(Stages(video=video, audio=SynthAudio()), shot(), 2.0, 12)
+        ClipPipeline(Stages(video=video, audio=SynthAudio()), TINY, 2.0).frames(shot())
     assert caught.value.stage == "video"
     assert video.calls == [False, True]
 
@@ -76,8 +76,8 @@ def test_music_gets_the_same_retry():
 
     music = FlakyMusic()
     sequence = Sequence(id="s", theme="t", music_prompt="calm", seed=0, shots=(shot(), shot("b")))
-    track = sequence_track(Stages(video=ProceduralVideo(TINY), audio=music), sequence, 1.5, 48000, 2)
-    assert track.shape == (144000, 2)
+    track = ClipPipeline(Stages(video=ProceduralVideo(TINY), audio=music), TINY, 1.5).compose(sequence)
+    assert track.samples.shape == (144000, 2)
     assert music.calls == [False, True]
 
 
@@ -87,8 +87,8 @@ async def test_the_producer_skips_a_shot_that_fails_twice_and_goes_on(tmp_path, 
     first = (await director.write_sequence("owls", 3, 0)).shots[0].prompt
     video = OutOfMemoryUnlessLight(fail_light=True, fail_prompts=(first,))
     producer = Producer(
-        director, Stages(video=video, audio=SynthAudio(), interpolate=NoInterpolation()), library, TINY,
-        clip_seconds=1.0, shots_per_sequence=3, ahead=2, seed=0, theme=lambda: "owls",
+        ClipPipeline(Stages(video=video, audio=SynthAudio(), interpolate=NoInterpolation()), TINY, clip_seconds=1.0),
+        SequenceSource(director, None, library, seed=0, shots_per_sequence=3), library, theme=lambda: "owls", ahead=2,
     )
     task = asyncio.create_task(producer.run())
     try:
@@ -120,3 +120,25 @@ def test_film_without_weights_falls_back_to_minterpolate(caplog):
         stages = make_stages(config)
     assert isinstance(stages.interpolate, MinterpolateInterpolator)
     assert "minterpolate" in caplog.text
+
+
+def test_a_clip_is_made_by_the_five_steps_in_order(tmp_path):
+    """webtv render and a worker's /clip: music, then video -> interpolate -> encode -> validate."""
+    pipeline = ClipPipeline(Stages(video=ProceduralVideo(TINY), audio=SynthAudio(), interpolate=NoInterpolation()),
+                            TINY, clip_seconds=1.5)
+    progress: list[tuple[str, float]] = []
+    out = tmp_path / "clip.mp4"
+    made = pipeline.single(shot(), out, lambda stage, fraction: progress.append((stage, fraction)))
+    assert list(made.timings) == ["music", "video", "interpolate", "encode", "validate"]
+    assert all(seconds >= 0 for seconds in made.timings.values())
+    assert made.duration == pytest.approx(1.5, abs=1 / TINY.fps)
+    assert [stage for stage, fraction in progress if fraction == 1.0] == list(made.timings)
+    assert out.stat().st_size > 0
+
+
+def test_a_failed_encode_names_its_step(tmp_path):
+    house = TINY.model_copy(update={"x264_preset": "warp9"})
+    pipeline = ClipPipeline(Stages(video=ProceduralVideo(house), audio=SynthAudio()), house, clip_seconds=1.0)
+    with pytest.raises(StageError, match="^encode failed: ffmpeg failed") as caught:
+        pipeline.single(shot(), tmp_path / "clip.mp4")
+    assert caught.value.stage == "encode"

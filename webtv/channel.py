@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from webtv.config import Config, ScheduleEntry, live_config, pending_restart
-from webtv.director import make_director
 from webtv.director.moderation import Moderator
 from webtv.library import Library
 from webtv.library.retention import Retention
@@ -21,7 +20,9 @@ from webtv.playout.controller import Playout
 from webtv.producer import make_stages
 from webtv.producer.remote import WorkerPool
 from webtv.producer.house import make_card, validate_clip
+from webtv.producer.pipeline import ClipPipeline
 from webtv.producer.producer import Producer
+from webtv.producer.sequences import SequenceSource
 from webtv.programmer import Programmer
 from webtv.theme import ThemeState
 from webtv.theme.edit import write_theme
@@ -92,13 +93,13 @@ class Channel:
         )
         self.workers = WorkerPool(config.workers) if config.needs_workers else None
         self.producer = Producer(
-            make_director(config), make_stages(config, self.workers),
-            self.library, config.house, config.video.clip_seconds,
-            config.director.shots_per_sequence, config.producer.ahead, config.director.seed,
-            lambda: self.theme, on_clip=self._on_clip,
-            moderator=self.moderator, on_stage=self.metrics.render_stage,
-            capacity=self.workers.capacity if self.workers is not None else lambda: 1,
+            ClipPipeline(make_stages(config, self.workers), config.house, config.video.clip_seconds),
+            SequenceSource.from_config(config.director, config.moderation, self.library),
+            self.library, lambda: self.theme, config.producer.ahead,
+            capacity=self.workers.capacity if self.workers is not None else (lambda: 1),
+            on_clip=self._on_clip, on_stage=self.metrics.render_stage,
         )
+        self.moderator = self.producer.sequences.moderator
         self.theme_state.listeners.append(lambda theme: self.producer.wake())
         self.retention = Retention(self.library, lambda: self.config.library, self.programmer.protected_clip_ids,
                                    lambda: self.theme, on_deleted=lambda ids: self.programmer.write_catalogue())
@@ -158,16 +159,9 @@ class Channel:
         if self.pending_restart:
             log.warning("config: %s change at the next restart", ", ".join(self.pending_restart))
         applied = live_config(old, new)
-        if new.moderation != old.moderation or new.director != old.director:
-            retired, self.moderator = self.moderator, Moderator(new.moderation, new.director)
-            self.producer.moderator = self.moderator
-            await retired.aclose()
-        if new.director != old.director:
-            retired, self.producer.director = self.producer.director, make_director(new)
-            self.producer.shots_per_sequence = new.director.shots_per_sequence
-            if hasattr(retired, "aclose"):
-                await retired.aclose()
-        self.producer.ahead = new.producer.ahead
+        await self.producer.sequences.reconfigure(new.director, new.moderation)
+        self.moderator = self.producer.sequences.moderator
+        self.producer.reconfigure(new.producer)
         self.programmer.block_seconds = new.programme.block_seconds
         if new.output.rtmp_urls != old.output.rtmp_urls:
             await self.playout.set_rtmp_urls(new.output.rtmp_urls)
@@ -226,7 +220,7 @@ class Channel:
             }
         clips, seconds = self.library.stats() if self.library else (0, 0.0)
         producer = self.producer.state if self.producer else None
-        director = getattr(self.producer.director, "state", None) if self.producer else None
+        director = self.producer.sequences.director.state if self.producer else None
         workers = self.workers  # remote pool
         return {
             "channel": self.config.channel.name,

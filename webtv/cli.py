@@ -164,40 +164,32 @@ def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
 
 
 def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
-    from webtv.director import Sequence, Shot
-    from webtv.producer import make_stages
-    from webtv.producer.producer import make_clip
+    from webtv.director import Shot
+    from webtv.producer import ClipPipeline, make_stages
     from webtv.producer.remote import WorkerPool
-    from webtv.producer.stages import sequence_track
 
     shot = Shot(prompt=prompt, seed=seed, theme=config.channel.theme, sequence_id="render")
-    sequence = Sequence(id="render", theme=shot.theme, music_prompt=prompt, seed=seed, shots=(shot,))
-    seconds = config.video.clip_seconds
     house = config.house
     started = time.monotonic()
     progress = _ProgressBar()
-    timings: dict[str, float] = {}
+    tmp = out.with_name(f".{out.name}.partial{out.suffix}")
     workers = WorkerPool(config.workers) if config.needs_workers else None
     try:
-        stages = make_stages(config, workers)
-        progress("music", 0.0)
-        track = sequence_track(stages, sequence, seconds, house.sample_rate, house.channels)
-        timings["music"] = time.monotonic() - started
-        progress("music", 1.0)
+        pipeline = ClipPipeline(make_stages(config, workers), house, config.video.clip_seconds)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.partial{out.suffix}")
-        duration = make_clip(shot, track, stages, house, seconds, tmp, progress, timings)
+        made = pipeline.single(shot, tmp, progress)
         tmp.replace(out)
     except Exception as exc:
         progress.done()
+        tmp.unlink(missing_ok=True)
         print(f"webtv: render failed: {exc}", file=sys.stderr)
         return 1
     finally:
         if workers is not None:
             workers.close()
     progress.done()
-    stages_line = ", ".join(f"{stage} {spent:.1f} s" for stage, spent in timings.items())
-    print(f"{out}: {duration:.2f} s, {house.width}x{house.height}@{house.fps}, "
+    stages_line = ", ".join(f"{stage} {spent:.1f} s" for stage, spent in made.timings.items())
+    print(f"{out}: {made.duration:.2f} s, {house.width}x{house.height}@{house.fps}, "
           f"made in {time.monotonic() - started:.1f} s ({stages_line})")
     return 0
 
@@ -231,11 +223,11 @@ def _interpolate(src: Path, dst: Path, factor: int, film_model: Path | None) -> 
 
 
 def _prompts(config: Config, theme: str, n: int | None, as_json: bool) -> int:
-    """Write sequences as the daemon does (director, moderation, offline fallback) until n shots."""
+    """Write sequences as the daemon does (director, moderation, offline fallback, seeds) until
+    n shots, as on an empty library."""
     import json
 
-    from webtv.director import make_director
-    from webtv.director.moderation import Moderator
+    from webtv.producer.sequences import SequenceSource
 
     per_sequence = config.director.shots_per_sequence
     wanted = per_sequence if n is None else n
@@ -244,25 +236,19 @@ def _prompts(config: Config, theme: str, n: int | None, as_json: bool) -> int:
         return EXIT_CONFIG
 
     async def write() -> tuple[list[dict], list[str], str | None]:
-        director = make_director(config)
-        moderator = Moderator(config.moderation, config.director)
+        source = SequenceSource.from_config(config.director, config.moderation, library=None)
         rows: list[dict] = []
         fallbacks: list[str] = []
         try:
-            rule = await moderator.check(theme)
+            rule = await source.theme_rule(theme)
             if rule is not None:
                 return rows, fallbacks, rule
-            base = config.director.seed * 1_000_003
-            for attempt in range(4 * -(-wanted // per_sequence) + 4):
+            for _ in range(4 * -(-wanted // per_sequence) + 4):
                 if len(rows) >= wanted:
                     break
-                sequence = await director.write_sequence(theme, per_sequence, base + attempt * per_sequence)
-                state = getattr(director, "state", None)
-                if state is not None and state.fallback_active:
-                    fallbacks.append(state.last_error or "the server failed")
-                sequence, blocked = await moderator.filter_sequence(sequence)
-                for prompt, rule in blocked:
-                    log.warning("prompt blocked: rule=%s prompt=%r", rule, prompt)
+                sequence = await source.next(theme)
+                if source.director.state.fallback_active:
+                    fallbacks.append(source.director.state.last_error or "the server failed")
                 for shot in sequence.shots if sequence else ():
                     rows.append({
                         "prompt": shot.prompt, "seed": shot.seed, "tags": list(shot.tags),
@@ -270,9 +256,7 @@ def _prompts(config: Config, theme: str, n: int | None, as_json: bool) -> int:
                         "music_prompt": sequence.music_prompt,
                     })
         finally:
-            for closer in (director, moderator):
-                if hasattr(closer, "aclose"):
-                    await closer.aclose()
+            await source.aclose()
         return rows[:wanted], fallbacks, None
 
     rows, fallbacks, theme_rule = asyncio.run(write())

@@ -162,9 +162,9 @@ class ChannelCollector(Collector):
 
     def _director(self) -> Iterable[Metric]:
         producer = self.channel.producer
-        state = getattr(producer.director, "state", None) if producer is not None else None
+        state = producer.sequences.director.state if producer is not None else None
         yield CounterMetricFamily("webtv_director_fallbacks",
                                   "Sequences the offline writer wrote because the LLM director failed",
-                                  value=getattr(state, "fallbacks", 0) or 0)
+                                  value=state.fallbacks if state is not None else 0)
         yield GaugeMetricFamily("webtv_director_fallback_active", "1 while the offline writer stands in",
-                                value=1 if getattr(state, "fallback_active", False) else 0)
+                                value=1 if state is not None and state.fallback_active else 0)

@@ -1,18 +1,25 @@
 """theme -> shots."""
 
-from webtv.director.base import Director, Sequence, Shot
+from __future__ import annotations
 
-__all__ = ["Director", "Sequence", "Shot", "make_director"]
+from typing import TYPE_CHECKING
+
+from webtv.director.base import Director, DirectorState, Sequence, Shot
+
+if TYPE_CHECKING:
+    from webtv.config import DirectorSection
+
+__all__ = ["Director", "DirectorState", "Sequence", "Shot", "make_director"]
 
 
-def make_director(config) -> Director:
-    """The director named by ``[director] backend``."""
-    if config.director.backend == "offline":
+def make_director(section: "DirectorSection") -> Director:
+    """The director ``[director] backend`` names."""
+    if section.backend == "offline":
         from webtv.director.offline import OfflineDirector
 
         return OfflineDirector()
-    if config.director.backend == "openai":
+    if section.backend == "openai":
         from webtv.director.openai import OpenAIDirector
 
-        return OpenAIDirector(config.director, cooldown_s=config.director.cooldown_s)
-    raise ValueError(f"unknown director backend {config.director.backend!r}")
+        return OpenAIDirector(section, cooldown_s=section.cooldown_s)
+    raise ValueError(f"unknown director backend {section.backend!r}")

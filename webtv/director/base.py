@@ -1,4 +1,5 @@
-"""What a director hands the producer: sequences of shots that belong together."""
+"""What a director hands the producer: sequences of shots that belong together, and what
+every director reports of itself (``state``) and how it is let go (``aclose``)."""
 
 from __future__ import annotations
 
@@ -28,5 +29,32 @@ class Sequence:
     shots: tuple[Shot, ...] = field(default_factory=tuple)
 
 
+@dataclass
+class DirectorState:
+    """What ``/api/status`` shows of the director. Times are Unix seconds; no secrets.
+
+    Every director fills ``backend``, ``sequences`` and ``last_ok_at``; the fields about a
+    server (``model``, ``base_url``, ``response_format``, fallbacks and errors) stay at their
+    defaults for a director that has none."""
+
+    backend: str
+    model: str = ""
+    base_url: str = ""
+    response_format: str = ""  # the one the server accepted last (json_schema, json_object, text)
+    fallback_active: bool = False  # the last sequence was written by the offline writer
+    fallbacks: int = 0  # sequences the offline writer wrote instead of the server
+    sequences: int = 0  # sequences the director itself wrote
+    last_error: str | None = None  # the last problem with the server, one line
+    last_error_at: float | None = None
+    last_ok_at: float | None = None  # when the director last wrote a sequence
+    retry_at: float | None = None  # while fallen back: when the server is asked again
+
+
 class Director(Protocol):
+    state: DirectorState
+
     async def write_sequence(self, theme: str, shots: int, seed: int) -> Sequence: ...
+
+    async def aclose(self) -> None:
+        """Let go of connections; the director is not used again."""
+        ...

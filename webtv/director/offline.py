@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import time
 
-from webtv.director.base import Sequence, Shot
+from webtv.director.base import DirectorState, Sequence, Shot
 
 # Settings and characters grouped by what a theme may ask for; "any" is always eligible.
 _SETTINGS: dict[str, list[str]] = {
@@ -198,6 +199,12 @@ def _categories(words: list[str], table: dict[str, tuple[str, ...]]) -> list[str
 class OfflineDirector:
     """Writes sequences from built-in vocabularies; no model, no network."""
 
+    def __init__(self) -> None:
+        self.state = DirectorState(backend="offline")
+
+    async def aclose(self) -> None:
+        """Nothing to let go of: the offline writer holds no connection."""
+
     @staticmethod
     def details(theme: str, seed: int) -> dict[str, str]:
         """What stays fixed across a sequence: character, setting, light, style and music mood."""
@@ -223,7 +230,10 @@ class OfflineDirector:
         }
 
     async def write_sequence(self, theme: str, shots: int, seed: int) -> Sequence:
-        return self.write(theme, shots, seed)
+        sequence = self.write(theme, shots, seed)
+        self.state.sequences += 1
+        self.state.last_ok_at = time.time()
+        return sequence
 
     def write(self, theme: str, shots: int, seed: int) -> Sequence:
         """The same as ``write_sequence``, callable without an event loop."""

@@ -2,13 +2,15 @@
 
 from webtv.producer.base import AudioBackend, Frames, Interpolator, Progress, Upscaler, VideoBackend
 from webtv.producer.house import caption_layout, encode_clip, find_font, make_card, validate_clip
+from webtv.producer.pipeline import ClipPipeline, ClipResult, StageError, Track
 from webtv.producer.procedural import ProceduralVideo
 from webtv.producer.registry import Stages, make_stages
-from webtv.producer.stages import StageError
 from webtv.producer.synth import SynthAudio
 
 __all__ = [
     "AudioBackend",
+    "ClipPipeline",
+    "ClipResult",
     "Frames",
     "Interpolator",
     "ProceduralVideo",
@@ -16,6 +18,7 @@ __all__ = [
     "StageError",
     "Stages",
     "SynthAudio",
+    "Track",
     "Upscaler",
     "VideoBackend",
     "caption_layout",

@@ -1,13 +1,10 @@
 """shot -> clip: the producer loop that keeps fresh clips of the current theme ready.
 
-Per sequence: the director writes the shots, the audio backend composes one track for the
-whole sequence, and each shot's clip carries its slice of that track, so the music runs on
-across cuts. Each clip is encoded once into the house format, validated, then moved into
-the library. Rendering runs in a daemon thread; the event loop stays free.
-
-With a moderator, nothing is made for a blocked theme, and every sequence is moderated
-before its music or any of its shots is rendered: blocked shots are dropped and logged with
-the rule that blocked them.
+Per sequence (from the SequenceSource: written, moderated, new to the library): the
+pipeline composes one music track for the whole sequence, then makes each shot's clip with
+its slice of that track, so the music runs on across cuts. Shots render side by side up to
+``capacity()`` (the healthy remote workers; one on a local GPU) and enter the library in
+shot order. Rendering runs in daemon threads; the event loop stays free.
 """
 
 from __future__ import annotations
@@ -16,58 +13,22 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-import numpy as np
-
-from webtv.config import HouseSection
-from webtv.director import Director, Sequence, Shot
+from webtv.director import Shot
 from webtv.library import Clip, Library, file_digest
-from webtv.producer.base import Progress
-from webtv.producer.house import encode_clip, validate_clip
-from webtv.producer.stages import Stages, render_frames, sequence_track
+from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
+from webtv.producer.sequences import SequenceSource
 
 if TYPE_CHECKING:
-    from webtv.director.moderation import Moderator
+    from webtv.config import ProducerSection
+    from webtv.director import Sequence
 
 log = logging.getLogger("webtv.producer")
 
 T = TypeVar("T")
-
-
-def make_clip(
-    shot: Shot,
-    audio: np.ndarray,
-    stages: Stages,
-    house: HouseSection,
-    seconds: float,
-    out: Path,
-    progress: Progress | None = None,
-    timings: dict[str, float] | None = None,
-) -> float:
-    """Render, encode and validate one clip into ``out``; returns its duration. Blocking.
-    ``timings``, when given, gets the seconds each stage took (video, upscale, interpolate,
-    encode, validate)."""
-    timings = {} if timings is None else timings
-    frames = render_frames(stages, shot, seconds, house.fps, progress, timings)
-    if progress:
-        progress("encode", 0.0)
-    started = time.monotonic()
-    encode_clip(frames, audio, shot.prompt, house, out)
-    timings["encode"] = time.monotonic() - started
-    if progress:
-        progress("encode", 1.0)
-    started = time.monotonic()
-    probed = validate_clip(out, house, frames.seconds)
-    timings["validate"] = time.monotonic() - started
-    return probed.duration
-
-
-def track_slice(track: np.ndarray, index: int, seconds: float, sample_rate: int) -> np.ndarray:
-    start = round(index * seconds * sample_rate)
-    return track[start : start + round(seconds * sample_rate)]
 
 
 async def off_loop(call: Callable[..., T], *args) -> T:
@@ -100,9 +61,8 @@ class _Rendered:
     """A clip made in the library's incoming folder, not indexed yet."""
 
     file: Path
-    duration: float
+    made: ClipResult
     digest: str
-    timings: dict[str, float]
     seconds: float
 
 
@@ -116,41 +76,42 @@ class ProducerState:
 
 
 class Producer:
+    """Keeps ``ahead`` fresh clips of ``theme()`` in the library.
+
+    ``on_clip(clip)``: a clip entered the library; ``on_stage(step, seconds)``: a step of
+    the recipe finished (metrics); music is reported when composed, a clip's steps when it
+    enters the library.
+    """
+
     def __init__(
         self,
-        director: Director,
-        stages: Stages,
+        pipeline: ClipPipeline,
+        sequences: SequenceSource,
         library: Library,
-        house: HouseSection,
-        clip_seconds: float,
-        shots_per_sequence: int,
-        ahead: int,
-        seed: int,
         theme: Callable[[], str],
-        on_clip: Callable[[Clip], None] | None = None,
-        moderator: "Moderator | None" = None,
-        on_stage: Callable[[str, float], None] | None = None,
+        ahead: int,
         capacity: Callable[[], int] = lambda: 1,
+        on_clip: Callable[[Clip], None] | None = None,
+        on_stage: Callable[[str, float], None] | None = None,
     ):
-        self.director, self.stages = director, stages
-        self.library, self.house = library, house
-        self.clip_seconds = clip_seconds
-        self.shots_per_sequence = shots_per_sequence
-        self.ahead = ahead
-        self.seed = seed
+        self.pipeline, self.sequences = pipeline, sequences
+        self.library = library
         self.theme = theme
+        self.ahead = ahead
+        self.capacity = capacity
         self.on_clip = on_clip
-        self.moderator = moderator
-        self.on_stage = on_stage  # on_stage(stage, seconds): a render stage finished (metrics)
-        self.capacity = capacity  # shots rendered at once: the remote pool's healthy workers
+        self.on_stage = on_stage
         self.state = ProducerState()
         self._wake = asyncio.Event()
-        self._skipped = 0  # sequences or shots not made (moderated, already made): seeds move on
-        self._theme_verdict: tuple[object, str, str | None] | None = None  # (moderator, theme, rule)
 
     def wake(self) -> None:
         """Look again now (a clip aired, or the theme changed)."""
         self._wake.set()
+
+    def reconfigure(self, section: "ProducerSection") -> None:
+        """Apply an edited ``[producer]`` section live."""
+        self.ahead = section.ahead
+        self.wake()
 
     async def run(self) -> None:
         for leftover in self.library.incoming_dir.glob("*"):
@@ -164,66 +125,27 @@ class Producer:
                 except TimeoutError:
                     pass
                 continue
-            # Seeds follow the library's size so a restart goes on to new prompts.
-            seed = self.seed * 1_000_003 + self.library.total_made() + self._skipped
-            sequence = await self.director.write_sequence(theme, self.shots_per_sequence, seed)
-            sequence = await self._moderate(sequence)
-            if sequence is not None:
-                sequence = self._new_shots(sequence)
+            sequence = await self.sequences.next(theme)
+            self.state.prompts_blocked = self.sequences.prompts_blocked
             if sequence is None:
-                self._skipped += 1  # the next sequence's seed moves on
                 await asyncio.sleep(1.0)
                 continue
             await self._produce(sequence)
 
-    def _new_shots(self, sequence: Sequence) -> Sequence | None:
-        """The shots not in the library yet (renumbered), or None: no shot is rendered twice."""
-        new = [shot for shot in sequence.shots if not self.library.has_prompt(shot.prompt, shot.theme)]
-        for shot in sequence.shots:
-            if shot not in new:
-                log.info("shot already in the library, not rendered again: prompt=%r", shot.prompt)
-        if not new:
-            return None
-        return replace(sequence, shots=tuple(replace(shot, index=i) for i, shot in enumerate(new)))
-
     async def _theme_blocked(self, theme: str) -> bool:
-        """Whether moderation blocks the theme; asked once per theme and moderator."""
-        moderator = self.moderator
-        if moderator is None:
-            return False
-        cached = self._theme_verdict
-        if cached is not None and cached[0] is moderator and cached[1] == theme:
-            return cached[2] is not None
-        rule = await moderator.check(theme)
-        self._theme_verdict = (moderator, theme, rule)
-        if rule is not None:
-            self.state.prompts_blocked += 1
-            log.warning("theme blocked: rule=%s theme=%r: nothing is made for it", rule, theme)
+        rule = await self.sequences.theme_rule(theme)
+        self.state.prompts_blocked = self.sequences.prompts_blocked
         return rule is not None
 
-    async def _moderate(self, sequence: Sequence) -> Sequence | None:
-        """The part of ``sequence`` moderation lets through, or None; blocked prompts are logged."""
-        if self.moderator is None:
-            return sequence
-        kept, blocked = await self.moderator.filter_sequence(sequence)
-        for prompt, rule in blocked:
-            self.state.prompts_blocked += 1
-            log.warning("prompt blocked: rule=%s prompt=%r", rule, prompt)
-        return kept
-
-    async def _produce(self, sequence: Sequence) -> None:
+    async def _produce(self, sequence: "Sequence") -> None:
         try:
-            started = time.monotonic()
-            track = await off_loop(sequence_track, self.stages, sequence, self.clip_seconds, self.house.sample_rate,
-                                   self.house.channels)
-            self._stage("music", time.monotonic() - started)
+            track = await off_loop(self.pipeline.compose, sequence)
         except Exception as exc:  # a failed backend must not stop the channel
             self._failed(f"music for sequence {sequence.id}", exc)
             await asyncio.sleep(1.0)
             return
-        # Shots render side by side while remote workers can take them (one at a time on a
-        # local GPU); they enter the library in shot order.
-        slots = asyncio.Semaphore(self._parallel())
+        self._report(track.timings)
+        slots = asyncio.Semaphore(max(1, self.capacity()))
         renders = [asyncio.create_task(self._render_shot(shot, track, sequence.theme, slots)) for shot in sequence.shots]
         try:
             for shot, render in zip(sequence.shots, renders):
@@ -234,23 +156,17 @@ class Producer:
             for render in renders:
                 render.cancel()
 
-    def _parallel(self) -> int:
-        return self.capacity()
-
-    async def _render_shot(self, shot: Shot, track: np.ndarray, theme: str,
+    async def _render_shot(self, shot: Shot, track: Track, theme: str,
                            slots: asyncio.Semaphore) -> "_Rendered | None":
         async with slots:
             if self.theme() != theme:
                 log.info("theme changed: shot %d of %r not rendered", shot.index, theme)
                 return None
-            audio = track_slice(track, shot.index, self.clip_seconds, self.house.sample_rate)
             out = self.library.incoming_path()
             self.state.rendering = shot.prompt
             started = time.monotonic()
-            timings: dict[str, float] = {}
             try:
-                duration = await off_loop(make_clip, shot, audio, self.stages, self.house, self.clip_seconds, out,
-                                          None, timings)
+                made = await off_loop(self.pipeline, shot, track, out)
                 digest = await asyncio.to_thread(file_digest, out)
             except Exception as exc:
                 out.unlink(missing_ok=True)
@@ -259,27 +175,28 @@ class Producer:
             finally:
                 if self.state.rendering == shot.prompt:
                     self.state.rendering = None
-            return _Rendered(out, duration, digest, timings, time.monotonic() - started)
+            return _Rendered(out, made, digest, time.monotonic() - started)
 
     def _ingest(self, shot: Shot, rendered: "_Rendered") -> None:
         try:
-            clip = self.library.ingest(rendered.file, shot, rendered.duration, rendered.digest)
+            clip = self.library.ingest(rendered.file, shot, rendered.made.duration, rendered.digest)
         except Exception as exc:
             rendered.file.unlink(missing_ok=True)
             self._failed(f"shot {shot.prompt!r}", exc)
             return
         self.state.clips_made += 1
-        for stage, seconds in rendered.timings.items():
-            self._stage(stage, seconds)
-        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, rendered.duration,
+        self._report(rendered.made.timings)
+        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, rendered.made.duration,
                  rendered.seconds, shot.prompt)
         if self.on_clip:
             self.on_clip(clip)
 
-    def _stage(self, stage: str, seconds: float) -> None:
-        if self.on_stage is not None:
+    def _report(self, timings: dict[str, float]) -> None:
+        if self.on_stage is None:
+            return
+        for step, seconds in timings.items():
             try:
-                self.on_stage(stage, seconds)
+                self.on_stage(step, seconds)
             except Exception:  # noqa: BLE001 - metrics must not stop production
                 log.exception("on_stage callback failed")
 

@@ -191,9 +191,8 @@ class WorkerService:
 
     def clip(self, prompt: str, seed, seconds, house: str, theme: str) -> str:
         from webtv.config import HouseSection
-        from webtv.director import Sequence, Shot
-        from webtv.producer.producer import make_clip
-        from webtv.producer.stages import sequence_track
+        from webtv.director import Shot
+        from webtv.producer import ClipPipeline
 
         def work() -> str:
             if not prompt:
@@ -203,13 +202,10 @@ class WorkerService:
                 data = json.loads(house)
                 data["font"] = str(fmt.font) if fmt.font is not None else None
                 fmt = HouseSection.model_validate(data)
-            length = self._seconds(seconds)
             shot = Shot(prompt=prompt, seed=int(seed or 0), theme=theme or self.config.channel.theme,
                         sequence_id="clip")
-            sequence = Sequence(id="clip", theme=shot.theme, music_prompt=prompt, seed=shot.seed, shots=(shot,))
-            track = sequence_track(self.stages, sequence, length, fmt.sample_rate, fmt.channels)
             out = self._out(".mp4")
-            make_clip(shot, track, self.stages, fmt, length, out)
+            ClipPipeline(self.stages, fmt, self._seconds(seconds)).single(shot, out)
             return str(out)
 
         return self._job("clip", work)

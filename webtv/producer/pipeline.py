@@ -1,0 +1,199 @@
+"""shot -> clip: the one recipe every clip is made by.
+
+    sequence --music--> one track for all its shots; each clip carries its slice
+    shot --1 video--> frames --2 upscale--> --3 interpolate--> frames at the house rate
+         --4 encode--> a house-format MP4 with its slice of the track --5 validate--> duration
+
+Like a diffusers pipeline, a ClipPipeline holds its components once (the Stages, the house
+format, the clip length) and ``__call__`` is the recipe, step by named step. The producer,
+``webtv render``, a worker's ``/clip`` and the benchmarks all make clips through it.
+
+Each model step (video, upscale, interpolate, music) that fails, CUDA out of memory say, is
+tried once more with ``light=True``; a step that fails for good raises StageError naming
+it. Every step is timed and reported to ``progress`` as (step, 0.0) when it starts and
+(step, 1.0) when it ends, with the stage's own fractions between. Blocking: the producer
+runs the pipeline off the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+import numpy as np
+
+from webtv.director import Sequence, Shot
+from webtv.producer.base import Frames, Progress
+from webtv.producer.house import encode_clip, validate_clip
+
+if TYPE_CHECKING:
+    from webtv.config import HouseSection
+    from webtv.producer.registry import Stages
+
+log = logging.getLogger("webtv.producer")
+
+T = TypeVar("T")
+
+StepMeter = Callable[[str], contextlib.AbstractContextManager[object]]
+"""around_step(step): a context entered around each step (a benchmark's memory meter)."""
+
+
+class StageError(RuntimeError):
+    """A step of the recipe failed: a model step twice (at its settings, then the lighter
+    ones), encode or validate once. ``stage`` names the step."""
+
+    def __init__(self, stage: str, error: BaseException, *, retried: bool = True):
+        how = "failed twice, the retry with lighter settings too" if retried else "failed"
+        super().__init__(f"{stage} {how}: {error}")
+        self.stage = stage
+
+
+def retry_lighter(stage: str, call: Callable[..., T], *args) -> T:
+    """``call(*args)``; after a failure (CUDA out of memory, a crashed worker...), once more
+    with ``light=True``. Raises StageError when both fail."""
+    from webtv.producer.devices import free_memory
+
+    try:
+        return call(*args)
+    except Exception as exc:  # noqa: BLE001 - any failure earns one lighter retry
+        log.warning("%s failed, retrying once with lighter settings: %s", stage, exc)
+        first = exc
+    free_memory()
+    try:
+        return call(*args, light=True)
+    except Exception as exc:  # noqa: BLE001
+        free_memory()
+        raise StageError(stage, exc) from first
+
+
+@dataclass(frozen=True)
+class Track:
+    """One sequence's music; shot ``i`` airs ``shot(i)``, so the music runs on across cuts."""
+
+    samples: np.ndarray  # float32, (shots x shot_seconds x sample_rate, channels)
+    shot_seconds: float
+    sample_rate: int
+    timings: dict[str, float] = field(default_factory=dict)  # {"music": seconds composing}
+
+    def shot(self, index: int) -> np.ndarray:
+        start = round(index * self.shot_seconds * self.sample_rate)
+        return self.samples[start : start + round(self.shot_seconds * self.sample_rate)]
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    duration: float  # seconds, as probed from the validated file
+    timings: dict[str, float]  # seconds per step, in the order the steps ran
+
+
+class Steps:
+    """One run through the recipe: the seconds each step took and progress per step."""
+
+    def __init__(self, progress: Progress | None = None, around_step: StepMeter | None = None):
+        self.progress = progress
+        self.around_step = around_step
+        self.timings: dict[str, float] = {}
+        self._finished: set[str] = set()
+
+    def report(self, stage: str, fraction: float) -> None:
+        """The progress callback handed to the stages."""
+        if fraction >= 1.0:
+            self._finished.add(stage)
+        if self.progress is not None:
+            self.progress(stage, fraction)
+
+    def timed(self, step: str, call: Callable[..., T], *args) -> T:
+        """``call(*args)`` as the step ``step``: timed, reported (0 at the start, 1 at the end
+        unless the stage said so itself), and named in the error when it fails."""
+        self._finished.discard(step)
+        self.report(step, 0.0)
+        meter = self.around_step(step) if self.around_step is not None else contextlib.nullcontext()
+        started = time.monotonic()
+        try:
+            with meter:
+                result = call(*args)
+        except StageError:
+            raise
+        except Exception as exc:
+            raise StageError(step, exc, retried=False) from exc
+        self.timings[step] = time.monotonic() - started
+        if step not in self._finished:
+            self.report(step, 1.0)
+        return result
+
+
+class ClipPipeline:
+    """The recipe of one clip, with its components held once.
+
+    ``lighter_retry=False`` makes a failed model step raise at once (a benchmark times the
+    configured settings, never the lighter ones); ``around_step`` wraps every step.
+    """
+
+    def __init__(
+        self,
+        stages: "Stages",
+        house: "HouseSection",
+        clip_seconds: float,
+        *,
+        lighter_retry: bool = True,
+        around_step: StepMeter | None = None,
+    ):
+        self.stages = stages
+        self.house = house
+        self.clip_seconds = clip_seconds
+        self.lighter_retry = lighter_retry
+        self.around_step = around_step
+
+    def __call__(self, shot: Shot, track: Track, out: Path, progress: Progress | None = None) -> ClipResult:
+        """Render, encode and validate ``shot`` into ``out`` with its slice of ``track``."""
+        steps = Steps(progress, self.around_step)
+        # 1-3. video, upscale, interpolate: the shot's frames at the house rate
+        frames = self._frames(shot, steps)
+        # 4. encode: once, into the house format, with the caption and the shot's music
+        steps.timed("encode", encode_clip, frames, track.shot(shot.index), shot.prompt, self.house, out)
+        # 5. validate: the file is what playout will copy (format, length, keyframes)
+        probed = steps.timed("validate", validate_clip, out, self.house, frames.seconds)
+        return ClipResult(duration=probed.duration, timings=steps.timings)
+
+    def frames(self, shot: Shot, progress: Progress | None = None) -> Frames:
+        """Steps 1-3 alone: the shot's frames at the house rate, not encoded."""
+        return self._frames(shot, Steps(progress, self.around_step))
+
+    def _frames(self, shot: Shot, steps: Steps) -> Frames:
+        stages, seconds = self.stages, self.clip_seconds
+        # 1. video: the shot drawn for the clip's airtime (at the model's own frame rate)
+        frames = steps.timed("video", self._model_step, "video", stages.video.render, shot, seconds, steps.report)
+        # 2. upscale: the same frames at a larger size
+        if stages.upscale is not None:
+            frames = steps.timed("upscale", self._model_step, "upscale", stages.upscale.upscale, frames, shot,
+                                 steps.report)
+        # 3. interpolate: exactly clip_seconds x house fps frames (None: already at the house rate)
+        if stages.interpolate is not None:
+            frames = steps.timed("interpolate", self._model_step, "interpolate", stages.interpolate.interpolate,
+                                 frames, seconds, self.house.fps, steps.report)
+        return frames
+
+    def compose(self, sequence: Sequence, progress: Progress | None = None) -> Track:
+        """The sequence's music: one track for all its shots, cut across their clips."""
+        steps = Steps(progress, self.around_step)
+        total = self.clip_seconds * len(sequence.shots)
+        samples = steps.timed("music", self._model_step, "music", self.stages.audio.compose, sequence, total,
+                              self.house.sample_rate, self.house.channels)
+        return Track(samples, self.clip_seconds, self.house.sample_rate, steps.timings)
+
+    def single(self, shot: Shot, out: Path, progress: Progress | None = None) -> ClipResult:
+        """A clip with music of its own (``webtv render``, a worker's ``/clip``): the shot as
+        a sequence of one, its prompt the music prompt."""
+        shot = replace(shot, index=0)
+        sequence = Sequence(id=shot.sequence_id, theme=shot.theme, music_prompt=shot.prompt, seed=shot.seed,
+                            shots=(shot,))
+        track = self.compose(sequence, progress)
+        made = self(shot, track, out, progress)
+        return ClipResult(made.duration, {**track.timings, **made.timings})
+
+    def _model_step(self, stage: str, call: Callable[..., T], *args) -> T:
+        return retry_lighter(stage, call, *args) if self.lighter_retry else call(*args)
