@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from tests.clips import add_to_library
-from webtv.config import DirectorSection, ModerationSection
+from webtv.config import ModerationSection, OfflineDirectorSection
 from webtv.director import Sequence, Shot
 from webtv.director.moderation import Moderator
 from webtv.director.offline import OfflineDirector
@@ -125,7 +125,7 @@ async def test_a_blocked_theme_is_asked_once_and_counted_once(caplog):
 
 
 async def test_reconfigure_swaps_what_changed_and_closes_what_it_retires(library):
-    director_section, moderation = DirectorSection(), ModerationSection()
+    director_section, moderation = OfflineDirectorSection(), ModerationSection()
     source = SequenceSource.from_config(director_section, moderation, library)
     director, moderator = source.director, source.moderator
     await source.reconfigure(director_section, moderation)
@@ -151,7 +151,7 @@ async def test_reconfigure_closes_the_retired_director_and_moderator():
 
     director, moderator = Recording(), Closing(ModerationSection())
     source = SequenceSource(director, moderator, None, seed=0, shots_per_sequence=2)
-    await source.reconfigure(DirectorSection(), ModerationSection())  # its sections are unknown: both made anew
+    await source.reconfigure(OfflineDirectorSection(), ModerationSection())  # its sections are unknown: both made anew
     assert director.closed and moderator.closed
     assert isinstance(source.director, OfflineDirector) and source.director.state.backend == "offline"
     await source.aclose()
