@@ -276,6 +276,11 @@ class Config(Section):
     schedule: list[ScheduleEntry] = []
     source: Path | None = Field(None, exclude=True)
 
+    @property
+    def needs_workers(self) -> bool:  # STAND-IN for config
+        """Whether any stage runs on remote workers (the channel then owns a WorkerPool)."""
+        return any(getattr(self, name).backend == "remote" for name in ("video", "upscale", "interpolation", "audio"))
+
     @model_validator(mode="after")
     def _block_holds_a_clip(self) -> "Config":
         if self.programme.block_seconds < self.video.clip_seconds:
@@ -284,6 +289,39 @@ class Config(Section):
         if remote and not self.workers.urls:
             raise ValueError(f"{', '.join(name + '.backend' for name in remote)} = \"remote\" needs workers.urls")
         return self
+
+
+# STAND-IN for config: which sections apply at the next start, declared beside each section in
+# the config helper's version. A section maps to None (all of it waits for a restart) or to the
+# keys of it that do.
+_RESTART: dict[str, tuple[str, ...] | None] = {
+    "house": None, "video": None, "upscale": None, "interpolation": None, "audio": None, "paths": None,
+    "http": None, "output": ("hls", "hls_list_size", "buffer_kb"), "programme": ("filler_seconds",),
+}
+
+
+def pending_restart(old: Config, new: Config) -> list[str]:  # STAND-IN for config
+    """What ``new`` changes that takes effect only at the next start ("house", "output.hls", ...)."""
+    pending = []
+    for name, keys in _RESTART.items():
+        before, after = getattr(old, name), getattr(new, name)
+        if keys is None:
+            pending += [name] if before != after else []
+        else:
+            pending += [f"{name}.{key}" for key in keys if getattr(before, key) != getattr(after, key)]
+    return pending
+
+
+def live_config(old: Config, new: Config) -> Config:  # STAND-IN for config
+    """``new`` with what needs a restart kept from ``old``: the config a running channel applies."""
+    update = {}
+    for name, keys in _RESTART.items():
+        if keys is None:
+            update[name] = getattr(old, name)
+        else:
+            kept = {key: getattr(getattr(old, name), key) for key in keys}
+            update[name] = getattr(new, name).model_copy(update=kept)
+    return new.model_copy(update=update)
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

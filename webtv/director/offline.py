@@ -12,7 +12,7 @@ import hashlib
 import random
 import re
 
-from webtv.director.base import Sequence, Shot
+from webtv.director.base import DirectorState, Sequence, Shot
 
 # Settings and characters grouped by what a theme may ask for; "any" is always eligible.
 _SETTINGS: dict[str, list[str]] = {
@@ -197,6 +197,12 @@ def _categories(words: list[str], table: dict[str, tuple[str, ...]]) -> list[str
 
 class OfflineDirector:
     """Writes sequences from built-in vocabularies; no model, no network."""
+
+    def __init__(self) -> None:
+        self.state = DirectorState("offline")  # STAND-IN for recipe: the Director protocol's state
+
+    async def aclose(self) -> None:  # STAND-IN for recipe: the Director protocol's aclose
+        pass
 
     @staticmethod
     def details(theme: str, seed: int) -> dict[str, str]:

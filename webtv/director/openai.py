@@ -19,7 +19,6 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +27,7 @@ import openai
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, ValidationError, field_validator
 
 from webtv.config import DirectorSection
-from webtv.director.base import Sequence, Shot
+from webtv.director.base import DirectorState, Sequence, Shot  # STAND-IN for recipe: DirectorState lives in base
 from webtv.director.offline import OfflineDirector, _clean
 
 log = logging.getLogger("webtv.director")
@@ -195,23 +194,6 @@ def parse_reply(content: str | None, shots: int) -> SequenceReply:
 # ----------------------------------------------------------------------------- the director
 
 
-@dataclass
-class DirectorState:
-    """What ``/api/status`` shows of the director. Times are Unix seconds; no secrets."""
-
-    backend: str = "openai"
-    model: str = ""
-    base_url: str = ""
-    response_format: str = "json_schema"  # the one the server accepted last (json_schema, json_object, text)
-    fallback_active: bool = False  # the last sequence was written by the offline writer
-    fallbacks: int = 0  # sequences the offline writer wrote instead of the server
-    sequences: int = 0  # sequences the server wrote
-    last_error: str | None = None  # the last problem with the server, one line
-    last_error_at: float | None = None
-    last_ok_at: float | None = None  # when the server last wrote a sequence
-    retry_at: float | None = None  # while fallen back: when the server is asked again
-
-
 class OpenAIDirector:
     """Writes sequences through an OpenAI-compatible chat-completions server.
 
@@ -239,7 +221,7 @@ class OpenAIDirector:
             log.warning("director: %s is not set; sending a placeholder key (fine for local servers)", director.api_key_env)
         self._format = 0  # index into FORMATS: the richest the server is known to accept
         self._client: openai.AsyncOpenAI | None = None
-        self.state = DirectorState(model=director.model, base_url=public_url(director.base_url))
+        self.state = DirectorState("openai", director.model, public_url(director.base_url), "json_schema")
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
-from webtv.config import HouseSection
+from webtv.config import HouseSection, ProducerSection
 from webtv.director import Director, Sequence, Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.producer.base import Progress
@@ -30,7 +30,8 @@ from webtv.producer.house import encode_clip, validate_clip
 from webtv.producer.stages import Stages, render_frames, sequence_track
 
 if TYPE_CHECKING:
-    from webtv.director.moderation import Moderator
+    from webtv.producer.pipeline import ClipPipeline
+    from webtv.producer.sequences import SequenceSource
 
 log = logging.getLogger("webtv.producer")
 
@@ -116,35 +117,41 @@ class ProducerState:
 
 
 class Producer:
+    # STAND-IN for recipe: the new constructor, mapped onto the loop below through properties.
     def __init__(
         self,
-        director: Director,
-        stages: Stages,
+        pipeline: "ClipPipeline",
+        sequences: "SequenceSource",
         library: Library,
-        house: HouseSection,
-        clip_seconds: float,
-        shots_per_sequence: int,
-        ahead: int,
-        seed: int,
         theme: Callable[[], str],
+        ahead: int,
+        capacity: Callable[[], int] = lambda: 1,
         on_clip: Callable[[Clip], None] | None = None,
-        moderator: "Moderator | None" = None,
         on_stage: Callable[[str, float], None] | None = None,
     ):
-        self.director, self.stages = director, stages
-        self.library, self.house = library, house
-        self.clip_seconds = clip_seconds
-        self.shots_per_sequence = shots_per_sequence
+        self.pipeline, self.sequences = pipeline, sequences
+        self.library = library
         self.ahead = ahead
-        self.seed = seed
+        self.capacity = capacity
         self.theme = theme
         self.on_clip = on_clip
-        self.moderator = moderator
         self.on_stage = on_stage  # on_stage(stage, seconds): a render stage finished (metrics)
         self.state = ProducerState()
         self._wake = asyncio.Event()
         self._skipped = 0  # sequences or shots not made (moderated, already made): seeds move on
         self._theme_verdict: tuple[object, str, str | None] | None = None  # (moderator, theme, rule)
+
+    def reconfigure(self, section: ProducerSection) -> None:
+        self.ahead = section.ahead
+        self.wake()
+
+    director = property(lambda self: self.sequences.director)
+    moderator = property(lambda self: self.sequences.moderator)
+    shots_per_sequence = property(lambda self: self.sequences.shots_per_sequence)
+    seed = property(lambda self: self.sequences.seed)
+    stages = property(lambda self: self.pipeline.stages)
+    house = property(lambda self: self.pipeline.house)
+    clip_seconds = property(lambda self: self.pipeline.clip_seconds)
 
     def wake(self) -> None:
         """Look again now (a clip aired, or the theme changed)."""
@@ -233,8 +240,7 @@ class Producer:
                 render.cancel()
 
     def _parallel(self) -> int:
-        workers = self.stages.workers
-        return workers.capacity() if workers is not None else 1
+        return self.capacity()
 
     async def _render_shot(self, shot: Shot, track: np.ndarray, theme: str,
                            slots: asyncio.Semaphore) -> "_Rendered | None":

@@ -42,10 +42,9 @@ class Stages:
     workers: object | None = None  # the remote WorkerPool when a stage runs remotely
 
 
-def make_stages(config: "Config") -> Stages:
+def make_stages(config: "Config", workers=None) -> Stages:  # STAND-IN for config: the caller's pool
     """The backends ``config`` names for each stage."""
-    workers = None
-    if "remote" in (config.video.backend, config.upscale.backend, config.interpolation.backend, config.audio.backend):
+    if workers is None and config.needs_workers:
         from webtv.producer.remote import WorkerPool
 
         workers = WorkerPool(config.workers)
