@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -98,30 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Config) -> int:
-    import faulthandler
+    from webtv.daemon import run
 
-    from webtv.channel import Channel
-    from webtv.process import kill_children
-
-    faulthandler.enable()  # a hung daemon killed by the systemd watchdog (SIGABRT) logs every thread's stack
-
-    async def air() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await Channel(config).run(stop)
-        finally:
-            # Encoders running in worker threads are not the playout's: end them too.
-            await asyncio.to_thread(kill_children, 1.0)
-
-    try:
-        asyncio.run(air())
-    except OSError as exc:
-        log.error("cannot run: %s", exc)
-        return 1
-    return 0
+    return run(config)
 
 
 def with_model_flags(config: Config, args: argparse.Namespace) -> Config:

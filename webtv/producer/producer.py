@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 import numpy as np
 
 from webtv.config import HouseSection, ProducerSection
-from webtv.director import Director, Sequence, Shot
+from webtv.director import Sequence, Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.producer.base import Progress
 from webtv.producer.house import encode_clip, validate_clip
