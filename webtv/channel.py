@@ -120,11 +120,8 @@ class Channel:
         self.watcher = ConfigWatcher(config.source, self.apply_config, self._config_error)
         self.theme_state.listeners.append(self._theme_changed)
 
-    @property
-    def theme(self) -> str:
-        return self.theme_state.theme
-
     def _theme(self) -> str:
+        """The theme on air (what the producer, programmer and retention ask)."""
         return self.theme_state.theme
 
     @property

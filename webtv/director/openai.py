@@ -221,7 +221,8 @@ class OpenAIDirector:
             log.warning("director: %s is not set; sending a placeholder key (fine for local servers)", director.api_key_env)
         self._format = 0  # index into FORMATS: the richest the server is known to accept
         self._client: openai.AsyncOpenAI | None = None
-        self.state = DirectorState("openai", director.model, public_url(director.base_url), "json_schema")
+        self.state = DirectorState(backend="openai", model=director.model, base_url=public_url(director.base_url),
+                                   response_format="json_schema")
 
     async def aclose(self) -> None:
         if self._client is not None:
