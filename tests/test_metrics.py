@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,14 +14,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon import Daemon
 from webtv.channel import Channel
-from webtv.config import Config, HouseSection
+from webtv.config import Config, HouseSection, ModerationSection
 from webtv.director import Shot
+from webtv.director.moderation import Moderator
 from webtv.director.offline import OfflineDirector
 from webtv.http.server import make_app
 from webtv.library import Library
+from webtv.metrics import ChannelMetrics
 from webtv.playout.block import Block, Entry
-from webtv.producer import ClipPipeline, ProceduralVideo, Stages, SynthAudio
-from webtv.producer.producer import Producer, ProducerState
+from webtv.producer import ProceduralVideo, Stages, SynthAudio
+from webtv.producer.pipeline import ClipPipeline
+from webtv.producer.producer import Producer
 from webtv.producer.sequences import SequenceSource
 
 TINY = HouseSection(width=160, height=90, fps=12, gop_seconds=1.0, video_kbps=150, audio_kbps=32)
@@ -42,8 +44,14 @@ def value(found: dict, name: str, **labels) -> float:
     return found[(name, tuple(sorted(labels.items())))]
 
 
-def scrape(channel: Channel) -> dict:
-    return samples(channel.metrics.exposition().decode())
+def scrape(metrics: ChannelMetrics) -> dict:
+    return samples(metrics.exposition().decode())
+
+
+def output(name: str, kind: str, target: str, state: str, restarts: int) -> dict:
+    """An output as Playout.outputs_status() reports it."""
+    return {"name": name, "kind": kind, "target": target, "state": state, "pid": None, "restarts": restarts,
+            "uptime_s": 0.0, "backoff_s": None, "retry_in_s": None, "lag_kb": 0, "last_exit": "", "stderr": []}
 
 
 class FakePlayout:
@@ -58,6 +66,12 @@ class FakePlayout:
     def healthy(self) -> bool:
         return True
 
+    def last_byte_age(self) -> float | None:
+        return 0.1
+
+    def now_playing(self):
+        return None
+
 
 def ingest(library: Library, folder: Path, name: str, size: int, theme: str) -> None:
     made = folder / name
@@ -65,23 +79,28 @@ def ingest(library: Library, folder: Path, name: str, size: int, theme: str) -> 
     library.ingest(made, Shot(prompt=f"prompt {name}", seed=1, theme=theme), duration=2.0)
 
 
+def idle_channel(folder: Path, **config) -> Channel:
+    """A Channel built but not running, in ``folder``."""
+    paths = {"library": folder / "library", "playlists": folder / "playlists", "hls": folder / "hls"}
+    return Channel(Config(paths=paths, **config), Library(folder / "library"), folder / "filler.mp4")
+
+
 @pytest.fixture
 def channel(tmp_path):
-    """A Channel that is not running, with its parts replaced by a small state."""
-    channel = Channel(Config(channel={"name": "t", "theme": "owls"}))
-    channel.library = Library(tmp_path / "library")
+    """A Channel that is not running, with a small state."""
+    channel = idle_channel(tmp_path, channel={"name": "t", "theme": "owls"})
     ingest(channel.library, tmp_path, "a.mp4", 1000, "owls")
     ingest(channel.library, tmp_path, "b.mp4", 500, "owls")
     ingest(channel.library, tmp_path, "c.mp4", 250, "bats")
-    channel.producer = SimpleNamespace(
-        state=ProducerState(clips_made=3, clips_failed=2, prompts_blocked=4, rendering="an owl"),
-        sequences=SimpleNamespace(director=SimpleNamespace(state=SimpleNamespace(fallbacks=5, fallback_active=True))),
-    )
+    producer = channel.producer.state
+    producer.clips_made, producer.clips_failed, producer.prompts_blocked, producer.rendering = 3, 2, 4, "an owl"
+    director = channel.sequences.director.state
+    director.fallbacks, director.fallback_active = 5, True
     channel.playout = FakePlayout([
-        {"name": "hls", "kind": "hls", "target": "hls/index.m3u8", "state": "running", "restarts": 0},
-        {"name": "rtmp-1", "kind": "rtmp", "target": SECRET_URL, "state": "backoff", "restarts": 6},
+        output("hls", "hls", "hls/index.m3u8", "running", 0),
+        output("rtmp-1", "rtmp", SECRET_URL, "backoff", 6),
     ])
-    channel.watcher = SimpleNamespace(reloads=2, errors=1)
+    channel.watcher.reloads, channel.watcher.errors = 2, 1
     channel.config_error = "programme.block_secs: unknown key"
     try:
         yield channel
@@ -90,7 +109,7 @@ def channel(tmp_path):
 
 
 def test_collector_reads_the_live_state(channel):
-    text = channel.metrics.exposition().decode()
+    text = ChannelMetrics(channel).exposition().decode()
     found = samples(text)
     assert value(found, "webtv_clips_rendered_total") == 3
     assert value(found, "webtv_clips_failed_total") == 2
@@ -122,18 +141,18 @@ def test_collector_reads_the_live_state(channel):
 
 
 def test_events_are_counted(channel):
-    metrics = channel.metrics
+    metrics = ChannelMetrics(channel)
     clip = Path("/nowhere/clip.mp4")
-    metrics.block_on_air(Block(1, Path("b1"), (
+    channel.events.block_on_air.publish(Block(1, Path("b1"), (
         Entry(clip, 2.0, "fresh", 1), Entry(clip, 2.5, "fresh", 2), Entry(clip, 3.0, "loop", 3))))
-    metrics.block_on_air(Block(2, Path("b2"), (Entry(clip, 4.0, "filler"),)))
+    channel.events.block_on_air.publish(Block(2, Path("b2"), (Entry(clip, 4.0, "filler"),)))
     for stage, seconds in (("music", 0.3), ("video", 1.5), ("video", 0.5), ("encode", 0.2), ("validate", 0.01)):
-        metrics.render_stage(stage, seconds)
+        channel.events.render_stage.publish(stage, seconds)
     channel.theme_state.set("bats", "api")
     channel.theme_state.set("bats", "api")  # already on: not a change
     channel.theme_state.set("moths", "schedule")
 
-    found = scrape(channel)
+    found = scrape(metrics)
     assert value(found, "webtv_aired_seconds_total", source="fresh") == 4.5
     assert value(found, "webtv_aired_seconds_total", source="loop") == 3.0
     assert value(found, "webtv_aired_seconds_total", source="filler") == 4.0
@@ -147,22 +166,27 @@ def test_events_are_counted(channel):
     assert value(found, "webtv_queue_depth") == 0  # nothing fresh of "moths"
 
 
-def test_each_channel_has_its_own_registry():
-    a, b = Channel(Config()), Channel(Config())
-    assert a.metrics.registry is not b.metrics.registry
-    a.metrics.render_stage("video", 1.0)
-    assert value(scrape(a), "webtv_render_seconds_count", stage="video") == 1
-    assert value(scrape(b), "webtv_render_seconds_count", stage="video") == 0
-    assert not any(name.startswith("webtv_") for name in REGISTRY._names_to_collectors)
-    # A channel that has not started yet scrapes fine: zeros, no outputs.
-    found = scrape(b)
-    assert value(found, "webtv_clips_rendered_total") == 0 and value(found, "webtv_library_clips") == 0
-    assert not any(name == "webtv_output_up" for name, _ in found)
+def test_each_channel_has_its_own_registry(tmp_path):
+    a, b = idle_channel(tmp_path / "a"), idle_channel(tmp_path / "b")
+    try:
+        metrics_a, metrics_b = ChannelMetrics(a), ChannelMetrics(b)
+        assert metrics_a.registry is not metrics_b.registry
+        a.events.render_stage.publish("video", 1.0)
+        assert value(scrape(metrics_a), "webtv_render_seconds_count", stage="video") == 1
+        assert value(scrape(metrics_b), "webtv_render_seconds_count", stage="video") == 0
+        assert not any(name.startswith("webtv_") for name in REGISTRY._names_to_collectors)
+        # A channel that has not started yet scrapes fine: zeros, no outputs.
+        found = scrape(metrics_b)
+        assert value(found, "webtv_clips_rendered_total") == 0 and value(found, "webtv_library_clips") == 0
+        assert not any(name == "webtv_output_up" for name, _ in found)
+    finally:
+        a.library.close()
+        b.library.close()
 
 
 def test_a_broken_part_does_not_fail_the_scrape(channel):
     channel.playout.outputs_status = lambda: 1 / 0
-    found = scrape(channel)
+    found = scrape(ChannelMetrics(channel))
     assert value(found, "webtv_clips_rendered_total") == 3
     assert not any(name.startswith("webtv_output_") for name, _ in found)
 
@@ -172,8 +196,9 @@ async def test_producer_reports_each_render_stage(tmp_path):
     seen: list[tuple[str, float]] = []
     producer = Producer(
         ClipPipeline(Stages(video=ProceduralVideo(TINY), audio=SynthAudio()), TINY, clip_seconds=1.0),
-        SequenceSource(OfflineDirector(), None, library, seed=0, shots_per_sequence=2), library,
-        theme=lambda: "owls", ahead=1, on_stage=lambda stage, seconds: seen.append((stage, seconds)),
+        SequenceSource(OfflineDirector(), Moderator(ModerationSection()), library, seed=0, shots_per_sequence=2),
+        library, theme=lambda: "owls", ahead=1,
+        on_stage=lambda stage, seconds: seen.append((stage, seconds)),
     )
     task = asyncio.create_task(producer.run())
     try:
@@ -192,7 +217,7 @@ async def test_producer_reports_each_render_stage(tmp_path):
 
 
 async def test_metrics_route(channel):
-    async with TestClient(TestServer(make_app(channel))) as client:
+    async with TestClient(TestServer(make_app(channel, ChannelMetrics(channel)))) as client:
         response = await client.get("/metrics")
         assert response.status == 200
         assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.clips import add_to_library
+from webtv.config import ProgrammeSection
 from webtv.programmer import Programmer
 
 pytestmark = pytest.mark.fast
@@ -14,7 +15,8 @@ def add(library, clip_file, prompt, theme, tags=()):
 
 def programmer(library, tmp_path, theme, block_seconds=3.0):
     filler = tmp_path / "filler.mp4"
-    return Programmer(library, tmp_path / "playlists", block_seconds, filler, 2.0, lambda: theme[0])
+    programme = ProgrammeSection(block_seconds=block_seconds, filler_seconds=2.0)
+    return Programmer(library, tmp_path / "playlists", programme, filler, lambda: theme[0])
 
 
 async def test_empty_library_airs_the_filler(library, tmp_path):

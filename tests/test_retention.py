@@ -10,11 +10,16 @@ import pytest
 
 from tests.clips import add_to_library
 from tests.daemon import Daemon
-from webtv.config import LibrarySection
+from webtv.config import LibrarySection, ProgrammeSection
 from webtv.director import Shot
 from webtv.library import Library
 from webtv.library.retention import Retention
 from webtv.programmer import Programmer
+
+
+def programme(block_seconds: float) -> ProgrammeSection:
+    """A programme of short blocks (shorter than the config allows: one test clip each)."""
+    return ProgrammeSection.model_construct(block_seconds=block_seconds, filler_seconds=1.0)
 
 
 def add(library, clip_file, prompt, theme="forest", aired=0, when=1.0):
@@ -40,7 +45,7 @@ async def test_quota_by_count_deletes_in_order_and_never_the_protected(library, 
     theme = ["sea"]
     a = add(library, clip_file, "a", aired=5, when=10.0)
     b = add(library, clip_file, "b", aired=5, when=20.0)
-    prog = Programmer(library, tmp_path / "playlists", 1.0, tmp_path / "filler.mp4", 1.0, lambda: theme[0])
+    prog = Programmer(library, tmp_path / "playlists", programme(1.0), tmp_path / "filler.mp4", lambda: theme[0])
     first = await prog.next_block()  # the least recently aired: a
     prog.on_air(first, time.time())
     second = await prog.next_block()  # then b: a on air, b next
@@ -59,9 +64,8 @@ async def test_quota_by_count_deletes_in_order_and_never_the_protected(library, 
     assert library.set_keep(k.id, True) and library.get(k.id).keep
     assert not library.set_keep(99999, True)
 
-    quota = [LibrarySection(max_clips=7)]
     deleted_events = []
-    retention = Retention(library, lambda: quota[0], prog.protected_clip_ids, lambda: theme[0],
+    retention = Retention(library, LibrarySection(max_clips=7), prog.protected_clip_ids, lambda: theme[0],
                           on_deleted=deleted_events.append)
     assert library.usage()[0] == 10
     # broken first, then most aired (a, b protected, k kept), then oldest
@@ -71,19 +75,19 @@ async def test_quota_by_count_deletes_in_order_and_never_the_protected(library, 
     assert consistent(library)
     assert await retention.enforce() == []
 
-    quota[0] = LibrarySection(max_clips=4)
+    retention.reconfigure(LibrarySection(max_clips=4))
     assert await retention.enforce() == [d.id, e.id]
     # left: a (on air), b (next), f and g (fresh of the theme), k (kept): over quota, reported
     assert {c.id for c in library.all_clips()} == {a.id, b.id, f.id, g.id, k.id}
-    assert retention.state.over_quota and retention.status()["over_quota"]
-    assert retention.status()["clips_total"] == 5 and retention.status()["kept"] == 1
+    assert retention.state.over_quota and retention.status().over_quota
+    assert retention.status().clips_total == 5 and retention.status().kept == 1
     assert consistent(library)
 
     prog.on_air(second, time.time())  # a is no longer on air: it goes
     assert prog.protected_clip_ids() == {b.id}
     assert await retention.enforce() == [a.id]
     assert not retention.state.over_quota and library.usage()[0] == 4
-    assert retention.status()["deleted"] == 6
+    assert retention.status().deleted == 6
     assert consistent(library) and not (library.clips_dir / f"{a.id:08d}.mp4").exists()
     assert "a" not in [c.prompt for c in library.all_clips()]
     all_playlist = (tmp_path / "playlists" / "all.ffconcat").read_text()
@@ -95,7 +99,7 @@ async def test_clips_of_a_block_being_chosen_are_not_deleted(library, clip_file,
     import threading
 
     clips = [add(library, clip_file, f"c{i}", aired=1, when=float(i)) for i in range(4)]
-    prog = Programmer(library, tmp_path / "playlists", 2.0, tmp_path / "filler.mp4", 1.0, lambda: "sea")
+    prog = Programmer(library, tmp_path / "playlists", programme(2.0), tmp_path / "filler.mp4", lambda: "sea")
     gate, checking = threading.Event(), threading.Event()
     real_check = library.check_intact
 
@@ -107,7 +111,7 @@ async def test_clips_of_a_block_being_chosen_are_not_deleted(library, clip_file,
     monkeypatch.setattr(library, "check_intact", slow_check)
     choosing = asyncio.create_task(prog.next_block())
     await asyncio.to_thread(checking.wait, 10)  # next_block is half-way, its candidates in hand
-    retention = Retention(library, lambda: LibrarySection(max_clips=1), prog.protected_clip_ids, lambda: "sea")
+    retention = Retention(library, LibrarySection(max_clips=1), prog.protected_clip_ids, lambda: "sea")
     assert await retention.enforce() == []  # every clip is a candidate of the block being chosen
     gate.set()
     block = await choosing
@@ -119,7 +123,7 @@ async def test_clips_of_a_block_being_chosen_are_not_deleted(library, clip_file,
 async def test_quota_by_bytes_and_after_ingest(library, clip_file, tmp_path):
     size = clip_file.stat().st_size
     old = [add(library, clip_file, f"old {i}", aired=3 - i) for i in range(3)]  # aired 3, 2, 1
-    retention = Retention(library, lambda: LibrarySection(max_bytes=int(2.5 * size)), set,
+    retention = Retention(library, LibrarySection(max_bytes=int(2.5 * size)), set,
                           lambda: "sea")
     assert await retention.enforce() == [old[0].id]
     assert library.usage() == (2, 2 * size)

@@ -4,6 +4,7 @@ wedged-playout rule shared by the watchdog and /healthz, and the journald log fo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -21,7 +22,10 @@ import pytest
 from tests.daemon import REPO, Daemon
 from tests.rtmp_server import RtmpServer
 from webtv.log import JournalFormatter, is_journal, setup_logging, syslog_priority
-from webtv.notify import Notifier, PlayoutHealth, watch, watchdog_interval_s
+from tests.snapshots import populated
+from webtv.notify import Notifier, watch, watchdog_interval_s
+from webtv.status import ChannelStatus, NowPlaying, OutputStatus, PlayoutHealth, PlayoutStatus
+from webtv.theme.state import ThemeStatus
 
 UNIT = REPO / "systemd" / "webtv.service"
 WORKER_UNIT = REPO / "systemd" / "webtv-worker.service"
@@ -173,11 +177,10 @@ def test_wedged_only_when_every_output_is_down_longer_than_wedged_after_s():
     assert health.wedged([out("hls", "backoff")], now=13) is None  # the clock starts again
     assert health.wedged([out("hls", "backoff")], now=23.5) is not None
     assert health.wedged([], now=100) is None  # no outputs: nothing a restart could bring back
-    live = {"limit": 5.0}
-    follows = PlayoutHealth(lambda: live["limit"])  # follows live config edits
+    follows = PlayoutHealth(5.0)
     follows.wedged([out("a", "stopped")], now=0)
     assert follows.wedged([out("a", "stopped")], now=6) is not None
-    live["limit"] = 60.0
+    follows.reconfigure(60.0)  # a live edit of [output] wedged_after_s
     assert follows.wedged([out("a", "stopped")], now=6) is None
 
 
@@ -205,11 +208,26 @@ class FakePlayout:
 
 
 class FakeChannel:
-    theme = "owls"
+    """The view ``watch()`` is given: a status snapshot over a fake playout."""
+
+    base = populated(ChannelStatus)
 
     def __init__(self, wedged_after_s: float):
         self.playout = FakePlayout()
-        self.health = PlayoutHealth(wedged_after_s)
+        self.playout_health = PlayoutHealth(wedged_after_s)
+
+    def health(self) -> str | None:
+        return self.playout_health.problem(self.playout)
+
+    def status(self) -> ChannelStatus:
+        playout, output = self.playout, populated(OutputStatus)
+        on_air = playout.now_playing()
+        return dataclasses.replace(
+            self.base, theme=ThemeStatus("owls", "config", 0.0),
+            now_playing=NowPlaying(None, None, "owls", "filler", 0.0, on_air[0].number) if on_air else None,
+            outputs=[dataclasses.replace(output, name=o["name"], state=o["state"]) for o in playout.outputs_status()],
+            playout=PlayoutStatus(self.health(), playout.last_byte_age(), 0, 0),
+        )
 
 
 class Recorder:
@@ -256,7 +274,7 @@ async def test_watch_ready_after_first_bytes_pings_while_healthy(monkeypatch):
     wedged = time.monotonic()
     await asyncio.sleep(0.4)
     assert notifier.count("WATCHDOG=1", since=wedged) == 0
-    assert channel.health.problem(channel.playout).startswith("all 2 outputs down")  # as /healthz says
+    assert channel.health().startswith("all 2 outputs down")  # as /healthz says
     channel.playout.states = ["running", "stopped"]
     back = time.monotonic()
     await asyncio.sleep(0.3)

@@ -1,4 +1,14 @@
-"""The daemon: wires director -> producer -> library -> programmer -> playout, plus HTTP."""
+"""The channel: director -> producer -> library -> programmer -> playout, built once from the config.
+
+``build_channel()`` makes every component up front; ``Channel.run()`` airs until asked to
+stop; ``Channel.aclose()`` lets go of what is left (the library, the director's connections).
+HTTP, metrics and systemd notify are not the channel's: ``webtv.daemon`` runs them around it
+and they see it through ``webtv.status.ChannelView``.
+
+Live edits: ``apply_config`` hands each edited section to the component that owns it
+(``reconfigure``); what takes effect only at the next start is declared beside each section
+in ``webtv.config`` and shown in the status as ``config_pending_restart``.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +19,31 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from webtv.config import Config, ScheduleEntry, live_config, pending_restart
-from webtv.director.moderation import Moderator
 from webtv.library import Library
 from webtv.library.retention import Retention
-from webtv.metrics import ChannelMetrics
-from webtv.notify import PlayoutHealth, watch
 from webtv.playout.controller import Playout
 from webtv.producer import make_stages
-from webtv.producer.remote import WorkerPool
 from webtv.producer.house import make_card, validate_clip
 from webtv.producer.pipeline import ClipPipeline
 from webtv.producer.producer import Producer
+from webtv.producer.remote import WorkerPool
 from webtv.producer.sequences import SequenceSource
 from webtv.programmer import Programmer
+from webtv.status import (
+    ChannelEvents, ChannelStatus, ConfigStatus, MutationsOff, NowPlaying, OutputStatus, PlayoutHealth, PlayoutStatus,
+    WorkerStatus,
+)
 from webtv.theme import ThemeState
 from webtv.theme.edit import write_theme
 from webtv.theme.live import ConfigWatcher
 from webtv.theme.schedule import Schedule
 
 log = logging.getLogger("webtv.channel")
+
+T = TypeVar("T")
 
 
 def filler_card(config: Config) -> Path:
@@ -52,73 +66,79 @@ def filler_card(config: Config) -> Path:
     return card
 
 
-class MutationsOff(Exception):
-    """Mutating API calls are off: no token is configured."""
+async def build_channel(config: Config) -> Channel:
+    """Make the channel's folders, open its library, make its filler card (off the loop) and
+    every component. Nothing airs before ``Channel.run()``."""
+    for folder in (config.paths.library, config.paths.playlists, config.paths.hls):
+        folder.mkdir(parents=True, exist_ok=True)
+    library = Library(config.paths.library)
+    try:
+        filler = await asyncio.to_thread(filler_card, config)
+    except BaseException:
+        library.close()
+        raise
+    return Channel(config, library, filler)
 
 
 class Channel:
-    def __init__(self, config: Config):
+    """Every component of one channel, wired together; a ``webtv.status.ChannelView``.
+
+    Made by ``build_channel()`` (or directly, with an open library and a filler card that
+    lasts ``[programme] filler_seconds``)."""
+
+    def __init__(self, config: Config, library: Library, filler: Path):
         self.config = config
         self.started = time.time()
-        self.theme_state = ThemeState(config.channel.theme)
-        self.library: Library | None = None
-        self.programmer: Programmer | None = None
-        self.producer: Producer | None = None
-        self.workers: WorkerPool | None = None  # the remote pool, when a stage is remote
-        self.playout: Playout | None = None
-        self.schedule = Schedule(self._schedule_slot)
-        self.moderator = Moderator(config.moderation, config.director)
-        self.watcher: ConfigWatcher | None = None
+        self.events = ChannelEvents()
         self.config_error: str | None = None
         self.pending_restart: list[str] = []
-        self.retention: Retention | None = None  # [library] quotas
-        self.health = PlayoutHealth(lambda: self.config.output.wedged_after_s)  # watchdog and /healthz
-        self.metrics = ChannelMetrics(self)  # this channel's own registry, served at /metrics
-
-    @property
-    def theme(self) -> str:
-        return self.theme_state.theme
-
-    async def run(self, stop: asyncio.Event) -> None:
-        from webtv.http.server import start_http
-
-        config = self.config
-        for folder in (config.paths.library, config.paths.playlists, config.paths.hls):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.library = Library(config.paths.library)
-        filler = await asyncio.to_thread(filler_card, config)
-        self.programmer = Programmer(
-            self.library, config.paths.playlists, config.programme.block_seconds,
-            filler, config.programme.filler_seconds, lambda: self.theme,
-        )
-        self.workers = WorkerPool(config.workers) if config.needs_workers else None
+        self._failing: set[str] = set()  # status parts whose last read failed
+        self.library = library
+        self.theme_state = ThemeState(config.channel.theme)
+        self.workers = WorkerPool(config.workers) if config.needs_workers else None  # remote render stages
+        self.sequences = SequenceSource.from_config(config.director, config.moderation, library)
+        self.programmer = Programmer(library, config.paths.playlists, config.programme, filler, self._theme)
+        self.retention = Retention(library, config.library, self.programmer.protected_clip_ids, self._theme,
+                                   on_deleted=lambda ids: self.programmer.write_catalogue())
         self.producer = Producer(
             ClipPipeline(make_stages(config, self.workers), config.house, config.video.clip_seconds),
-            SequenceSource.from_config(config.director, config.moderation, self.library),
-            self.library, lambda: self.theme, config.producer.ahead,
+            self.sequences, library, self._theme, config.producer.ahead,
             capacity=self.workers.capacity if self.workers is not None else (lambda: 1),
-            on_clip=self._on_clip, on_stage=self.metrics.render_stage,
+            on_clip=self._on_clip, on_stage=self.events.render_stage.publish,
         )
-        self.moderator = self.producer.sequences.moderator
-        self.theme_state.listeners.append(lambda theme: self.producer.wake())
-        self.retention = Retention(self.library, lambda: self.config.library, self.programmer.protected_clip_ids,
-                                   lambda: self.theme, on_deleted=lambda ids: self.programmer.write_catalogue())
-        self.programmer.write_catalogue()
         self.playout = Playout(
             config.output, config.house, config.paths.hls,
             next_block=self.programmer.next_block, on_air=self._on_air, on_failed=self.programmer.recheck,
         )
-        http = await start_http(self, config.http.host, config.http.port)
-        tasks = [asyncio.create_task(_supervised("producer", self.producer.run), name="producer")]
-        tasks.append(asyncio.create_task(_supervised("retention", self.retention.run), name="retention"))
-        if config.source is not None:
-            self.watcher = ConfigWatcher(config.source, self.apply_config, self._config_error)
-            tasks.append(asyncio.create_task(self.watcher.run(stop), name="config-watch"))
-        tasks.append(asyncio.create_task(watch(self, stop), name="systemd-notify"))  # READY, WATCHDOG, STOPPING
-        self.schedule.start(config.schedule)
+        self.playout_health = PlayoutHealth(config.output.wedged_after_s)  # the watchdog's and /healthz's verdict
+        self.schedule = Schedule(config.schedule, self._schedule_slot)
+        self.watcher = ConfigWatcher(config.source, self.apply_config, self._config_error)
+        self.theme_state.listeners.append(self._theme_changed)
+
+    def _theme(self) -> str:
+        """The theme on air (what the producer, programmer and retention ask)."""
+        return self.theme_state.theme
+
+    @property
+    def hls_dir(self) -> Path:
+        return self.config.paths.hls
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Air until ``stop`` is set; production, retention and the config watcher run beside
+        playout (a crash of one is logged, it does not end the channel). On the way out remote
+        jobs are cancelled and playout stops; ``aclose()`` then releases the rest."""
+        self.programmer.write_catalogue()
+        tasks = [
+            asyncio.create_task(_supervised("producer", self.producer.run), name="producer"),
+            asyncio.create_task(_supervised("retention", self.retention.run), name="retention"),
+            asyncio.create_task(self.watcher.run(stop), name="config-watch"),
+        ]
+        self.schedule.start()
         try:
             await self.playout.start()
-            log.info("on air: channel=%r outputs=%d", config.channel.name, len(self.playout.outputs_status()))
+            log.info("on air: channel=%r outputs=%d", self.config.channel.name, len(self.playout.outputs_status()))
             stopping = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             for task in done - {stopping}:
@@ -132,7 +152,12 @@ class Channel:
             if self.workers is not None:
                 await asyncio.to_thread(self.workers.close)  # cancel remote jobs in flight
             await self.playout.stop()
-            await http.cleanup()
+
+    async def aclose(self) -> None:
+        """Close the director's and moderator's connections and the library."""
+        try:
+            await self.sequences.aclose()
+        finally:
             self.library.close()
             log.info("stopped")
 
@@ -141,9 +166,13 @@ class Channel:
             self.programmer.write_catalogue()
 
     def _on_air(self, block, started_at: float) -> None:
-        self.metrics.block_on_air(block)
+        self.events.block_on_air.publish(block)
         self.programmer.on_air(block, started_at)
         self.producer.wake()
+
+    def _theme_changed(self, theme: str) -> None:
+        self.producer.wake()
+        self.events.theme_changed.publish(theme, self.theme_state.source)
 
     # -- live programming ----------------------------------------------------------------
 
@@ -151,36 +180,42 @@ class Channel:
         self.config_error = message
 
     async def apply_config(self, new: Config) -> None:
-        """Apply a valid edit of channel.toml to the running channel."""
+        """Apply a valid edit of channel.toml to the running channel: each edited section goes
+        to its owner; what needs a restart is kept as it is and listed."""
         old = self.config
-        if self.workers is not None and new.workers != old.workers:
-            self.workers.update(new.workers)  # workers added or removed while on air
         self.pending_restart = pending_restart(old, new)
         if self.pending_restart:
             log.warning("config: %s change at the next restart", ", ".join(self.pending_restart))
         applied = live_config(old, new)
-        await self.producer.sequences.reconfigure(new.director, new.moderation)
-        self.moderator = self.producer.sequences.moderator
-        self.producer.reconfigure(new.producer)
-        self.programmer.block_seconds = new.programme.block_seconds
-        if new.output.rtmp_urls != old.output.rtmp_urls:
-            await self.playout.set_rtmp_urls(new.output.rtmp_urls)
-        if new.schedule != old.schedule:
-            self.schedule.replace(new.schedule)
+        if self.workers is not None and applied.workers != old.workers:
+            self.workers.update(applied.workers)  # workers added or removed while on air
+        if applied.director != old.director or applied.moderation != old.moderation:
+            await self.sequences.reconfigure(applied.director, applied.moderation)
+        if applied.producer != old.producer:
+            self.producer.reconfigure(applied.producer)
+        if applied.programme != old.programme:
+            self.programmer.reconfigure(applied.programme)
+        if applied.output != old.output:
+            await self.playout.reconfigure(applied.output)
+            self.playout_health.reconfigure(applied.output.wedged_after_s)
+        if applied.library != old.library:
+            self.retention.reconfigure(applied.library)
+        if applied.schedule != old.schedule:
+            self.schedule.reconfigure(applied.schedule)
         self.config = applied
         if new.channel.theme != old.channel.theme:
-            rule = await self.moderator.check(new.channel.theme)
+            rule = await self.sequences.moderator.check(new.channel.theme)
             if rule:
                 self.config_error = f"channel.theme: blocked by moderation rule {rule}; the theme on air stays"
                 log.warning("theme blocked: rule=%s theme=%r", rule, new.channel.theme)
                 return
             self.theme_state.set(new.channel.theme, "config")
-        log.info("config applied: reloads=%d", self.watcher.reloads if self.watcher else 0)
+        log.info("config applied: reloads=%d", self.watcher.reloads)
 
     async def set_theme(self, theme: str) -> str | None:
         """Control API: put ``theme`` on air and write it back to the file. Returns the
         moderation rule that blocked it, or None."""
-        rule = await self.moderator.check(theme)
+        rule = await self.sequences.moderator.check(theme)
         if rule:
             log.warning("theme blocked: rule=%s theme=%r", rule, theme)
             return rule
@@ -192,8 +227,11 @@ class Channel:
             await asyncio.to_thread(write_theme, self.config.source, theme)
         return None
 
+    def set_keep(self, clip_id: int, keep: bool) -> bool:
+        return self.library.set_keep(clip_id, keep)
+
     async def _schedule_slot(self, entry: ScheduleEntry) -> None:
-        rule = await self.moderator.check(entry.theme)
+        rule = await self.sequences.moderator.check(entry.theme)
         if rule:
             log.warning("scheduled theme blocked: rule=%s theme=%r", rule, entry.theme)
             return
@@ -209,43 +247,57 @@ class Channel:
 
     # -- status ----------------------------------------------------------------------------
 
-    def status(self) -> dict:
-        now = self.playout.now_playing() if self.playout else None
-        now_playing = None
-        if now:
-            block, entry, started_at = now
-            now_playing = {
-                "clip_id": entry.clip_id, "prompt": entry.prompt, "theme": entry.theme,
-                "source": entry.source, "started_at": started_at, "block": block.number,
-            }
-        clips, seconds = self.library.stats() if self.library else (0, 0.0)
-        producer = self.producer.state if self.producer else None
-        director = self.producer.sequences.director.state if self.producer else None
-        workers = self.workers  # remote pool
-        return {
-            "channel": self.config.channel.name,
-            "theme": self.theme,
-            "theme_source": self.theme_state.source,
-            "theme_since": self.theme_state.since,
-            "now_playing": now_playing,
-            "queue_depth": self.library.count_fresh(self.theme) if self.library else 0,
-            "library": {"clips": clips, "seconds": round(seconds, 3),
-                        **(self.retention.status() if self.retention else {})},
-            "producer": producer and {
-                "clips_made": producer.clips_made, "clips_failed": producer.clips_failed,
-                "prompts_blocked": getattr(producer, "prompts_blocked", 0),
-                "rendering": producer.rendering, "last_error": producer.last_error,
-            },
-            "director": _plain(director) if director is not None else {"backend": self.config.director.backend},
-            "moderation": _plain(self.moderator.state),
-            "schedule": {"current": self.schedule.current, "next": self.schedule.next()},
-            "outputs": self.playout.outputs_status() if self.playout else [],
-            "workers": workers.status() if workers is not None else [],
-            "workers_summary": workers.summary() if workers is not None else None,
-            "config_error": self.config_error,
-            "config_pending_restart": self.pending_restart,
-            "uptime_s": round(time.time() - self.started, 1),
-        }
+    def health(self) -> str | None:
+        """None while playout is healthy, else why not: the watchdog's and /healthz's verdict."""
+        return self.playout_health.problem(self.playout)
+
+    def status(self) -> ChannelStatus:
+        """One snapshot of the whole channel, from each component's own. On the event loop."""
+        theme = self.theme_state.status()
+        return ChannelStatus(
+            channel=self.config.channel.name,
+            theme=theme,
+            now_playing=self._now_playing(),
+            queue_depth=self.library.count_fresh(theme.theme),
+            library=self.retention.status(),
+            producer=dataclasses.replace(self.producer.state),
+            director=dataclasses.replace(self.sequences.director.state),
+            moderation=dataclasses.replace(self.sequences.moderator.state),
+            schedule=self.schedule.status(),
+            outputs=self._part("outputs", lambda: [OutputStatus.of(r) for r in self.playout.outputs_status()], []),
+            workers=self._part("workers", lambda: [WorkerStatus.of(r) for r in self.workers.status()], [])
+            if self.workers else [],
+            workers_summary=self.workers.summary() if self.workers else None,
+            config=ConfigStatus(self.config_error, list(self.pending_restart), self.watcher.reloads,
+                                self.watcher.errors),
+            playout=PlayoutStatus(
+                problem=self._part("health", self.health, "the health check failed (see the log)"),
+                last_byte_age_s=self.playout.last_byte_age(),
+                blocks_aired=self.playout.blocks_aired, decoder_failures=self.playout.decoder_failures,
+            ),
+            started=self.started,
+            uptime_s=round(time.time() - self.started, 1),
+        )
+
+    def _part(self, name: str, read: Callable[[], T], failed: T) -> T:
+        """``read()``, or ``failed`` when it raises: one broken part must not take the whole
+        status (and /metrics, and the watchdog's STATUS line) down. Logged once until it recovers."""
+        try:
+            value = read()
+        except Exception:  # noqa: BLE001
+            if name not in self._failing:
+                log.exception("status: %s failed", name)
+            self._failing.add(name)
+            return failed
+        self._failing.discard(name)
+        return value
+
+    def _now_playing(self) -> NowPlaying | None:
+        now = self.playout.now_playing()
+        if now is None:
+            return None
+        block, entry, started_at = now
+        return NowPlaying(entry.clip_id, entry.prompt, entry.theme, entry.source, started_at, block.number)
 
 
 async def _supervised(name: str, run, pause_s: float = 5.0) -> None:
@@ -259,9 +311,3 @@ async def _supervised(name: str, run, pause_s: float = 5.0) -> None:
         except Exception:
             log.exception("%s failed; starting it again in %.0f s", name, pause_s)
             await asyncio.sleep(pause_s)
-
-
-def _plain(state) -> dict:
-    if dataclasses.is_dataclass(state):
-        return dataclasses.asdict(state)
-    return dict(vars(state))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -104,32 +103,12 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def _run(config: Config) -> int:
-    import faulthandler
-
-    from webtv.channel import Channel
-    from webtv.process import kill_children
-
-    faulthandler.enable()  # a hung daemon killed by the systemd watchdog (SIGABRT) logs every thread's stack
-
-    async def air() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await Channel(config).run(stop)
-        finally:
-            # Encoders running in worker threads are not the playout's: end them too.
-            await asyncio.to_thread(kill_children, 1.0)
+    from webtv.daemon import run
 
     try:
-        asyncio.run(air())
+        return run(config)
     except ConfigError as exc:  # found while starting: the same words and exit code as `webtv check`
         return _config_error(exc)
-    except OSError as exc:
-        log.error("cannot run: %s", exc)
-        return 1
-    return 0
 
 
 def with_model_flags(config: Config, args: argparse.Namespace) -> Config:

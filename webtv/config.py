@@ -387,6 +387,7 @@ class ProducerSection(Section):
 
 
 class ProgrammeSection(Section):
+    restart_keys: ClassVar[tuple[str, ...]] = ("filler_seconds",)  # the filler card is made at start
     block_seconds: float = Field(10.0, ge=2, le=3600)
     filler_seconds: float = Field(4.0, ge=1, le=60)
 

@@ -1,43 +1,46 @@
 """Prometheus metrics of one channel, served at ``GET /metrics``.
 
-Nothing here is global: each ``Channel`` owns a ``ChannelMetrics`` with its own
-``CollectorRegistry``. Events that leave no trace in the channel's state (render stage
-timings, seconds aired per source, theme changes) are recorded into metric objects as they
-happen; everything else (producer counts, queue depth, library, outputs, config, director,
-uptime) is read from the live channel when it is scraped, so it can never drift from
-``/api/status``. Labels carry output names and kinds, never RTMP URLs or stream keys.
+Nothing here is global: each channel gets a ``ChannelMetrics`` with its own
+``CollectorRegistry``. Two kinds of series:
 
-Scrapes run on the event loop: the library's SQLite connection belongs to that thread.
+- **state**, rendered at scrape time from the channel's ``ChannelStatus`` snapshot, the same
+  one ``/api/status`` shows, so the two can never drift; every numeric field of the snapshot
+  has a series here (``tests/test_status.py`` checks it);
+- **events** that leave no trace in the state (render stage timings, seconds aired per
+  source, theme changes), counted as the channel publishes them (``ChannelEvents``).
+
+Labels carry output names and kinds and redacted worker URLs, never RTMP URLs or stream keys.
+Scrapes run on the event loop: the snapshot reads the library's SQLite connection, owned by it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from webtv.channel import Channel
-    from webtv.playout.block import Block
+from webtv.config import redact_url
+from webtv.playout.block import Block
+from webtv.status import ChannelStatus, ChannelView
 
 log = logging.getLogger("webtv.metrics")
 
 STAGES = ("music", "video", "encode", "validate")
 SOURCES = ("fresh", "loop", "filler")
+THEME_SOURCES = ("config", "api", "schedule")
 OUTPUT_STATES = ("starting", "running", "backoff", "stopped")
+WORKER_STATES = ("unknown", "healthy", "down", "probing")
 # Seconds: a stage of a 2 s clip on a CPU up to a long sequence on a slow model.
 RENDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf"))
 
 
 class ChannelMetrics:
-    """The registry of one channel and the metric objects fed by its events."""
+    """The registry of one channel: its status at scrape time, and counters of its events."""
 
-    def __init__(self, channel: "Channel"):
-        self.channel = channel
+    def __init__(self, channel: ChannelView):
         self.registry = CollectorRegistry()
         self.render_seconds = Histogram(
             "webtv_render_seconds", "Seconds one render stage took for one clip (music: per sequence)",
@@ -55,116 +58,190 @@ class ChannelMetrics:
             self.render_seconds.labels(stage)
         for source in SOURCES:
             self.aired_seconds.labels(source)
-        for source in ("config", "api", "schedule"):
+        for source in THEME_SOURCES:
             self.theme_changes.labels(source)
-        channel.theme_state.listeners.append(self._theme_changed)
-        self.registry.register(ChannelCollector(channel))
+        channel.events.render_stage.subscribe(self.render_stage)
+        channel.events.block_on_air.subscribe(self.block_on_air)
+        channel.events.theme_changed.subscribe(self.theme_changed)
+        self.registry.register(StatusCollector(channel.status))
 
     def render_stage(self, stage: str, seconds: float) -> None:
-        """Producer hook: one render stage finished in ``seconds``."""
+        """One render stage finished in ``seconds``."""
         self.render_seconds.labels(stage).observe(max(0.0, seconds))
 
-    def block_on_air(self, block: "Block") -> None:
-        """Playout hook: ``block`` went on air; its entries' durations count by source."""
+    def block_on_air(self, block: Block) -> None:
+        """``block`` went on air; its entries' durations count by source."""
         for entry in block.entries:
             self.aired_seconds.labels(entry.source).inc(max(0.0, entry.duration))
 
-    def _theme_changed(self, theme: str) -> None:
-        self.theme_changes.labels(self.channel.theme_state.source).inc()
+    def theme_changed(self, theme: str, source: str) -> None:
+        self.theme_changes.labels(source).inc()
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
 
 
-class ChannelCollector(Collector):
-    """Reads the channel's live state at scrape time."""
+class StatusCollector(Collector):
+    """Renders one ``ChannelStatus`` snapshot, taken at scrape time, as metric families."""
 
-    def __init__(self, channel: "Channel"):
-        self.channel = channel
+    def __init__(self, snapshot: Callable[[], ChannelStatus]):
+        self.snapshot = snapshot
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are checked at scrape time; describing would need a running channel
 
     def collect(self) -> Iterable[Metric]:
-        for part in (self._process, self._producer, self._library, self._outputs, self._config, self._director):
+        status = self.snapshot()
+        for part in PARTS:
             try:
-                yield from part()
+                yield from part(status)
             except Exception:  # noqa: BLE001 - one broken part must not fail the whole scrape
                 log.exception("metrics: %s failed", part.__name__)
 
-    # -- parts -----------------------------------------------------------------------------
 
-    def _process(self) -> Iterable[Metric]:
-        channel = self.channel
-        yield GaugeMetricFamily("webtv_uptime_seconds", "Seconds since the channel started",
-                                value=time.time() - channel.started)
-        yield GaugeMetricFamily("webtv_start_time_seconds", "When the channel started (Unix time)",
-                                value=channel.started)
+def gauge(name: str, documentation: str, value: float | None) -> list[Metric]:
+    """One unlabelled gauge; none when the value is unknown (None)."""
+    return [] if value is None else [GaugeMetricFamily(name, documentation, value=float(value))]
 
-    def _producer(self) -> Iterable[Metric]:
-        producer = self.channel.producer
-        state = producer.state if producer is not None else None
-        yield CounterMetricFamily("webtv_clips_rendered", "Clips rendered, validated and added to the library",
-                                  value=state.clips_made if state else 0)
-        yield CounterMetricFamily("webtv_clips_failed", "Clips (or sequence music) whose render failed",
-                                  value=state.clips_failed if state else 0)
-        yield CounterMetricFamily("webtv_prompts_blocked", "Themes and prompts blocked by moderation",
-                                  value=getattr(state, "prompts_blocked", 0) if state else 0)
-        yield GaugeMetricFamily("webtv_producer_rendering", "1 while a clip is being rendered",
-                                value=1 if state and state.rendering else 0)
-        library = self.channel.library
-        yield GaugeMetricFamily("webtv_queue_depth", "Fresh clips of the current theme not yet aired",
-                                value=library.count_fresh(self.channel.theme) if library is not None else 0)
 
-    def _library(self) -> Iterable[Metric]:
-        library = self.channel.library
-        clips, seconds = library.stats() if library is not None else (0, 0.0)
-        size = library.total_bytes() if library is not None else 0
-        yield GaugeMetricFamily("webtv_library_clips", "Airable clips in the library", value=clips)
-        yield GaugeMetricFamily("webtv_library_seconds", "Seconds of airable clips in the library", value=seconds)
-        yield GaugeMetricFamily("webtv_library_bytes", "Bytes of airable clips in the library", value=size)
+def counter(name: str, documentation: str, value: float) -> list[Metric]:
+    return [CounterMetricFamily(name, documentation, value=value)]
 
-    def _outputs(self) -> Iterable[Metric]:
-        playout = self.channel.playout
-        outputs = playout.outputs_status() if playout is not None else []
-        labels = ["output", "kind"]
-        restarts = CounterMetricFamily("webtv_output_restarts", "Restarts of an output's ffmpeg", labels=labels)
-        up = GaugeMetricFamily("webtv_output_up", "1 while the output's ffmpeg is running", labels=labels)
-        states = GaugeMetricFamily("webtv_output_state", "1 for the output's current state",
-                                   labels=[*labels, "state"])
-        for out in outputs:
-            key = [out["name"], out["kind"]]
-            restarts.add_metric(key, out["restarts"])
-            up.add_metric(key, 1 if out["state"] == "running" else 0)
-            for state in OUTPUT_STATES:
-                states.add_metric([*key, state], 1 if out["state"] == state else 0)
-        yield from (restarts, up, states)
-        if playout is not None:
-            yield GaugeMetricFamily("webtv_playout_healthy", "1 while playout is healthy (as /healthz)",
-                                    value=1 if self.channel.health.problem(playout) is None else 0)
-            yield CounterMetricFamily("webtv_blocks_aired", "Blocks put on air", value=playout.blocks_aired)
-            yield CounterMetricFamily("webtv_decoder_failures", "Blocks whose decoder failed or ended early",
-                                      value=playout.decoder_failures)
 
-    def _config(self) -> Iterable[Metric]:
-        channel = self.channel
-        watcher = channel.watcher
-        yield CounterMetricFamily("webtv_config_reloads", "Valid edits of the config file applied",
-                                  value=watcher.reloads if watcher is not None else 0)
-        yield CounterMetricFamily("webtv_config_errors", "Edits of the config file rejected as invalid",
-                                  value=getattr(watcher, "errors", 0) if watcher is not None else 0)
-        yield GaugeMetricFamily("webtv_config_error", "1 while the last config edit is not in force",
-                                value=1 if channel.config_error else 0)
-        yield GaugeMetricFamily("webtv_config_pending_restart",
-                                "Config sections changed that take effect at the next start",
-                                value=len(channel.pending_restart))
+# -- parts: each renders one part of the snapshot -----------------------------------------------
 
-    def _director(self) -> Iterable[Metric]:
-        producer = self.channel.producer
-        state = producer.sequences.director.state if producer is not None else None
-        yield CounterMetricFamily("webtv_director_fallbacks",
-                                  "Sequences the offline writer wrote because the LLM director failed",
-                                  value=state.fallbacks if state is not None else 0)
-        yield GaugeMetricFamily("webtv_director_fallback_active", "1 while the offline writer stands in",
-                                value=1 if state is not None and state.fallback_active else 0)
+
+def channel_part(status: ChannelStatus) -> Iterable[Metric]:
+    yield from gauge("webtv_uptime_seconds", "Seconds since the channel started", status.uptime_s)
+    yield from gauge("webtv_start_time_seconds", "When the channel started (Unix time)", status.started)
+    yield from gauge("webtv_theme_since_seconds", "When the theme on air was put on (Unix time)", status.theme.since)
+    yield from gauge("webtv_queue_depth", "Fresh clips of the current theme not yet aired", status.queue_depth)
+    now = status.now_playing
+    if now is not None:
+        yield from gauge("webtv_now_playing_block", "Number of the block on air", now.block)
+        yield from gauge("webtv_now_playing_clip_id", "Library id of the clip on air (none for the filler)",
+                         now.clip_id)
+        yield from gauge("webtv_now_playing_started_seconds", "When the entry on air went on air (Unix time)",
+                         now.started_at)
+
+
+def producer_part(status: ChannelStatus) -> Iterable[Metric]:
+    state = status.producer
+    yield from counter("webtv_clips_rendered", "Clips rendered, validated and added to the library",
+                       state.clips_made)
+    yield from counter("webtv_clips_failed", "Clips (or sequence music) whose render failed", state.clips_failed)
+    yield from counter("webtv_prompts_blocked", "Themes and prompts blocked by moderation", state.prompts_blocked)
+    yield from gauge("webtv_producer_rendering", "1 while a clip is being rendered", 1 if state.rendering else 0)
+
+
+def library_part(status: ChannelStatus) -> Iterable[Metric]:
+    library = status.library
+    yield from gauge("webtv_library_clips", "Airable clips in the library", library.clips)
+    yield from gauge("webtv_library_seconds", "Seconds of airable clips in the library", library.seconds)
+    yield from gauge("webtv_library_bytes", "Bytes of airable clips in the library", library.airable_bytes)
+    yield from gauge("webtv_library_indexed_clips", "Clips the library holds, broken ones included (the quota's count)",
+                     library.clips_total)
+    yield from gauge("webtv_library_indexed_bytes", "Bytes the library holds, broken clips included (the quota's count)",
+                     library.bytes)
+    yield from gauge("webtv_library_max_clips", "[library] max_clips", library.max_clips)
+    yield from gauge("webtv_library_max_bytes", "[library] max_bytes", library.max_bytes)
+    yield from gauge("webtv_library_over_quota", "1 while the library cannot be kept under its quota",
+                     library.over_quota)
+    yield from gauge("webtv_library_kept_clips", "Clips marked keep (never deleted)", library.kept)
+    yield from counter("webtv_library_deleted_clips", "Clips deleted by retention", library.deleted)
+    yield from counter("webtv_library_deleted_bytes", "Bytes of clips deleted by retention", library.deleted_bytes)
+
+
+def outputs_part(status: ChannelStatus) -> Iterable[Metric]:
+    labels = ["output", "kind"]
+    restarts = CounterMetricFamily("webtv_output_restarts", "Restarts of an output's ffmpeg", labels=labels)
+    up = GaugeMetricFamily("webtv_output_up", "1 while the output's ffmpeg is running", labels=labels)
+    states = GaugeMetricFamily("webtv_output_state", "1 for the output's current state", labels=[*labels, "state"])
+    numbers = {
+        "pid": GaugeMetricFamily("webtv_output_pid", "Process id of the output's ffmpeg", labels=labels),
+        "uptime_s": GaugeMetricFamily("webtv_output_uptime_seconds", "Seconds the output's ffmpeg has run",
+                                      labels=labels),
+        "backoff_s": GaugeMetricFamily("webtv_output_backoff_seconds", "The last wait before a restart",
+                                       labels=labels),
+        "retry_in_s": GaugeMetricFamily("webtv_output_retry_in_seconds", "Seconds until the next restart",
+                                        labels=labels),
+    }
+    lag = GaugeMetricFamily("webtv_output_lag_bytes", "Bytes written to the output not yet taken", labels=labels)
+    for out in status.outputs:
+        key = [out.name, out.kind]
+        restarts.add_metric(key, out.restarts)
+        up.add_metric(key, 1 if out.state == "running" else 0)
+        for state in OUTPUT_STATES:
+            states.add_metric([*key, state], 1 if out.state == state else 0)
+        for field, family in numbers.items():
+            if getattr(out, field) is not None:
+                family.add_metric(key, getattr(out, field))
+        lag.add_metric(key, out.lag_kb * 1024)
+    yield from (restarts, up, states, *numbers.values(), lag)
+
+
+def playout_part(status: ChannelStatus) -> Iterable[Metric]:
+    playout = status.playout
+    yield from gauge("webtv_playout_healthy", "1 while playout is healthy (as /healthz)", playout.healthy)
+    yield from gauge("webtv_playout_last_byte_age_seconds", "Seconds since bytes last reached the outputs",
+                     playout.last_byte_age_s)
+    yield from counter("webtv_blocks_aired", "Blocks put on air", playout.blocks_aired)
+    yield from counter("webtv_decoder_failures", "Blocks whose decoder failed or ended early",
+                       playout.decoder_failures)
+
+
+def workers_part(status: ChannelStatus) -> Iterable[Metric]:
+    labels = ["worker"]
+    states = GaugeMetricFamily("webtv_worker_state", "1 for the remote worker's current state",
+                               labels=[*labels, "state"])
+    done = CounterMetricFamily("webtv_worker_jobs_done", "Jobs the remote worker finished", labels=labels)
+    failures = CounterMetricFamily("webtv_worker_failures", "Jobs that failed on the remote worker", labels=labels)
+    in_flight = GaugeMetricFamily("webtv_worker_in_flight", "Jobs running on the remote worker", labels=labels)
+    mean = GaugeMetricFamily("webtv_worker_mean_job_seconds", "Mean seconds of the worker's jobs", labels=labels)
+    down = GaugeMetricFamily("webtv_worker_down_since_seconds", "When the worker was taken out (Unix time)",
+                             labels=labels)
+    for worker in status.workers:
+        key = [redact_url(worker.url)]
+        for state in WORKER_STATES:
+            states.add_metric([*key, state], 1 if worker.state == state else 0)
+        done.add_metric(key, worker.jobs_done)
+        failures.add_metric(key, worker.failures)
+        in_flight.add_metric(key, worker.in_flight)
+        if worker.mean_job_s is not None:
+            mean.add_metric(key, worker.mean_job_s)
+        if worker.down_since is not None:
+            down.add_metric(key, worker.down_since)
+    yield from (states, done, failures, in_flight, mean, down)
+
+
+def config_part(status: ChannelStatus) -> Iterable[Metric]:
+    config = status.config
+    yield from counter("webtv_config_reloads", "Valid edits of the config file applied", config.reloads)
+    yield from counter("webtv_config_errors", "Edits of the config file rejected as invalid", config.errors)
+    yield from gauge("webtv_config_error", "1 while the last config edit is not in force", 1 if config.error else 0)
+    yield from gauge("webtv_config_pending_restart", "Config sections changed that take effect at the next start",
+                     len(config.pending_restart))
+
+
+def director_part(status: ChannelStatus) -> Iterable[Metric]:
+    state = status.director
+    yield from counter("webtv_director_fallbacks", "Sequences the offline writer wrote because the LLM director failed",
+                       state.fallbacks)
+    yield from gauge("webtv_director_fallback_active", "1 while the offline writer stands in", state.fallback_active)
+    yield from counter("webtv_director_sequences", "Sequences the LLM director's server wrote", state.sequences)
+    yield from gauge("webtv_director_last_ok_seconds", "When the server last wrote a sequence (Unix time)",
+                     state.last_ok_at)
+    yield from gauge("webtv_director_last_error_seconds", "When the server last failed (Unix time)",
+                     state.last_error_at)
+    yield from gauge("webtv_director_retry_seconds", "While fallen back: when the server is asked again (Unix time)",
+                     state.retry_at)
+    moderation = status.moderation
+    yield from counter("webtv_moderation_checked", "Texts moderation looked at", moderation.checked)
+    yield from counter("webtv_moderation_blocked", "Texts moderation blocked", moderation.blocked)
+    yield from counter("webtv_moderation_endpoint_errors", "Calls to the moderation endpoint that failed",
+                       moderation.endpoint_errors)
+
+
+PARTS = (channel_part, producer_part, library_part, outputs_part, playout_part, workers_part, config_part,
+         director_part)

@@ -4,14 +4,15 @@ The protocol (sd_notify(3)): newline-separated ``KEY=value`` assignments in one 
 the AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or ``@name`` for an abstract socket).
 Without ``$NOTIFY_SOCKET`` (not started by systemd) every call is a no-op.
 
-What the channel tells systemd (``watch()``, a task of ``Channel.run``):
+What the channel tells systemd (``watch()``, a task ``webtv.daemon`` runs beside the channel),
+all read from the channel's status snapshot:
 
 - ``READY=1`` once the first block's bytes reached the outputs (the relay passed on a byte),
   not merely when the process started;
 - ``STATUS=`` a one-line summary whenever it changes: block and theme on air, outputs running;
-- ``WATCHDOG=1`` every ``$WATCHDOG_USEC``/2, but only while ``PlayoutHealth`` says healthy:
-  bytes flow through the relay (``Playout.healthy()``) and the outputs are not all down for
-  longer than ``[output] wedged_after_s``. When unhealthy the pings stop (one log line says
+- ``WATCHDOG=1`` every ``$WATCHDOG_USEC``/2, but only while ``webtv.status.PlayoutHealth``
+  says healthy: bytes flow through the relay (``Playout.healthy()``) and the outputs are not
+  all down for longer than ``[output] wedged_after_s``. When unhealthy the pings stop (one log line says
   why) and systemd restarts the service after ``WatchdogSec``;
 - ``STOPPING=1`` when the channel shuts down.
 
@@ -25,12 +26,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from webtv.channel import Channel
-    from webtv.playout.controller import Playout
+from webtv.status import ChannelStatus, ChannelView, outputs_up
 
 log = logging.getLogger("webtv.notify")
 
@@ -90,64 +87,17 @@ def watchdog_interval_s(environ: dict | None = None) -> float | None:
     return usec / 2e6
 
 
-def outputs_up(outputs: Iterable[dict]) -> tuple[int, int]:
-    """(outputs running, outputs in all), from ``Playout.outputs_status()``."""
-    states = [o.get("state") for o in outputs]
-    return sum(state == "running" for state in states), len(states)
-
-
-class PlayoutHealth:
-    """Decides whether playout is healthy; shared by the watchdog and ``/healthz``.
-
-    Healthy = bytes flow through the relay (``Playout.healthy()``) and not every output has
-    been down (state other than "running") for longer than ``wedged_after_s``. A playout
-    without any output is never wedged: there is nothing a restart could bring back.
-    """
-
-    def __init__(self, wedged_after_s: Callable[[], float] | float, clock: Callable[[], float] = time.monotonic):
-        self._wedged_after_s = wedged_after_s if callable(wedged_after_s) else (lambda: wedged_after_s)
-        self.clock = clock
-        self.all_down_since: float | None = None
-
-    def wedged(self, outputs: Iterable[dict], now: float | None = None) -> str | None:
-        """Why playout is wedged given the outputs' status now, or None. Call it regularly:
-        the time every output has been down is counted from the first call that saw it."""
-        now = self.clock() if now is None else now
-        outputs = list(outputs)
-        up, total = outputs_up(outputs)
-        if total == 0 or up > 0:
-            self.all_down_since = None
-            return None
-        if self.all_down_since is None:
-            self.all_down_since = now
-        down_s = now - self.all_down_since
-        limit = self._wedged_after_s()
-        if down_s <= limit:
-            return None
-        states = ", ".join(f"{o.get('name')} {o.get('state')}" for o in outputs)
-        return f"all {total} outputs down for {down_s:.0f} s (wedged_after_s={limit:g}): {states}"
-
-    def problem(self, playout: "Playout | None", now: float | None = None) -> str | None:
-        """None when healthy, else the reason."""
-        if playout is None:
-            return "playout not started"
-        wedged = self.wedged(playout.outputs_status(), now)  # first, so the clock keeps counting
-        if not playout.healthy():
-            age = playout.last_byte_age()
-            return "no bytes relayed yet" if age is None else f"no bytes relayed for {age:.1f} s"
-        return wedged
-
-
-def status_line(channel: "Channel", problem: str | None) -> str:
-    playout = channel.playout
-    up, total = outputs_up(playout.outputs_status()) if playout else (0, 0)
-    now = playout.now_playing() if playout else None
-    what = f"on air: block {now[0].number}, theme {channel.theme!r}" if now else "starting"
+def status_line(status: ChannelStatus) -> str:
+    """The ``STATUS=`` line: block and theme on air, outputs running, and why not healthy."""
+    up, total = outputs_up(output.state for output in status.outputs)
+    now = status.now_playing
+    what = f"on air: block {now.block}, theme {status.theme.theme!r}" if now else "starting"
     line = f"{what}, outputs {up}/{total} running"
+    problem = status.playout.problem
     return f"{line}; UNHEALTHY: {problem}" if problem else line
 
 
-async def watch(channel: "Channel", stop: asyncio.Event, notifier: Notifier | None = None,
+async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | None = None,
                 tick_s: float = 0.25) -> None:
     """The channel's systemd task: READY once on air, STATUS on change, WATCHDOG while on air
     and healthy, STOPPING at the end. Without systemd it only logs health changes."""
@@ -162,11 +112,11 @@ async def watch(channel: "Channel", stop: asyncio.Event, notifier: Notifier | No
     try:
         while not stop.is_set():
             try:
-                playout = channel.playout
-                problem = channel.health.problem(playout)
-                if not ready and playout is not None and playout.last_byte_age() is not None:
+                status = channel.status()
+                problem = status.playout.problem
+                if not ready and status.playout.on_air:
                     ready = True
-                    last_status = status_line(channel, problem)
+                    last_status = status_line(status)
                     notifier.send("READY=1", "STATUS=" + last_status)
                     log.info("ready: first bytes on air%s", "; systemd notified" if notifier.enabled else "")
                 if ready:
@@ -177,10 +127,10 @@ async def watch(channel: "Channel", stop: asyncio.Event, notifier: Notifier | No
                         else:
                             log.info("playout healthy again%s", "; watchdog pings resume" if interval else "")
                     last_problem = problem
-                    status = status_line(channel, problem)
-                    if status != last_status:
-                        notifier.send("STATUS=" + status)
-                        last_status = status
+                    line = status_line(status)
+                    if line != last_status:
+                        notifier.send("STATUS=" + line)
+                        last_status = line
                     now = time.monotonic()
                     if interval and problem is None and now >= next_ping:
                         notifier.send("WATCHDOG=1")

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
-if TYPE_CHECKING:
-    from webtv.channel import Channel
+from webtv.metrics import ChannelMetrics
+from webtv.status import ChannelStatus, ChannelView, MutationsOff
 
 log = logging.getLogger("webtv.http")
 
@@ -19,7 +20,35 @@ HLS_JS = STATIC / "vendor" / "hls.min.js"
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
 
 
-def make_app(channel: "Channel") -> web.Application:
+def status_json(status: ChannelStatus) -> dict:
+    """``GET /api/status``: the snapshot as JSON (theme and config fields at the top level)."""
+    plain = dataclasses.asdict
+    return {
+        "channel": status.channel,
+        "theme": status.theme.theme,
+        "theme_source": status.theme.source,
+        "theme_since": status.theme.since,
+        "now_playing": plain(status.now_playing) if status.now_playing is not None else None,
+        "queue_depth": status.queue_depth,
+        "library": plain(status.library),
+        "producer": plain(status.producer),
+        "director": plain(status.director),
+        "moderation": plain(status.moderation),
+        "schedule": plain(status.schedule),
+        "outputs": [plain(output) for output in status.outputs],
+        "workers": [plain(worker) for worker in status.workers],
+        "workers_summary": status.workers_summary,
+        "playout": {"healthy": status.playout.healthy, **plain(status.playout)},
+        "config_error": status.config.error,
+        "config_pending_restart": status.config.pending_restart,
+        "config_reloads": status.config.reloads,
+        "config_errors": status.config.errors,
+        "started": status.started,
+        "uptime_s": status.uptime_s,
+    }
+
+
+def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     app = web.Application()
 
     async def index(request: web.Request) -> web.Response:
@@ -31,7 +60,7 @@ def make_app(channel: "Channel") -> web.Application:
         return web.FileResponse(HLS_JS)
 
     async def hls(request: web.Request) -> web.StreamResponse:
-        root = channel.config.paths.hls.resolve()
+        root = channel.hls_dir.resolve()
         name = request.match_info["name"]
         target = (root / name).resolve()
         if not target.is_relative_to(root) or not target.is_file():
@@ -40,11 +69,9 @@ def make_app(channel: "Channel") -> web.Application:
         return web.FileResponse(target, headers=headers)
 
     async def status(request: web.Request) -> web.Response:
-        return web.json_response(channel.status(), headers=NO_CACHE)
+        return web.json_response(status_json(channel.status()), headers=NO_CACHE)
 
     def authorize(request: web.Request) -> None:
-        from webtv.channel import MutationsOff
-
         try:
             token = channel.api_token()
         except MutationsOff as exc:
@@ -66,13 +93,11 @@ def make_app(channel: "Channel") -> web.Application:
         rule = await channel.set_theme(theme.strip())
         if rule:
             return web.json_response({"error": "theme blocked by moderation", "rule": rule}, status=422)
-        return web.json_response({"theme": channel.theme})
+        return web.json_response({"theme": theme.strip()})
 
-    async def metrics(request: web.Request) -> web.Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        # On the event loop: the collectors read the library's SQLite connection, owned by it.
-        return web.Response(body=channel.metrics.exposition(),
+    async def metrics_text(request: web.Request) -> web.Response:
+        # On the event loop: the snapshot reads the library's SQLite connection, owned by it.
+        return web.Response(body=metrics.exposition(),
                             headers={"Content-Type": CONTENT_TYPE_LATEST, **NO_CACHE})
 
     async def post_keep(request: web.Request) -> web.Response:
@@ -90,15 +115,13 @@ def make_app(channel: "Channel") -> web.Application:
             keep = body.get("keep", True) if isinstance(body, dict) else None
             if not isinstance(keep, bool):
                 raise web.HTTPBadRequest(text='"keep" must be true or false\n')
-        if channel.library is None:
-            raise web.HTTPServiceUnavailable(text="the library is not open yet\n")
-        if not channel.library.set_keep(int(raw), keep):
+        if not channel.set_keep(int(raw), keep):
             raise web.HTTPNotFound(text=f"no clip {int(raw)} in the library\n")
         log.info("clip keep set: clip=%d keep=%s", int(raw), keep)
         return web.json_response({"clip_id": int(raw), "keep": keep})
 
     async def healthz(request: web.Request) -> web.Response:
-        problem = channel.health.problem(channel.playout)  # the systemd watchdog's verdict too
+        problem = channel.health()  # the systemd watchdog's verdict too
         if problem is None:
             return web.Response(text="ok\n")
         return web.Response(status=503, text=f"playout not healthy: {problem}\n")
@@ -110,12 +133,12 @@ def make_app(channel: "Channel") -> web.Application:
     app.router.add_post("/api/theme", post_theme)
     app.router.add_post("/api/clips/{id}/keep", post_keep)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_text)
     return app
 
 
-async def start_http(channel: "Channel", host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(make_app(channel), access_log=None)
+async def start_http(channel: ChannelView, metrics: ChannelMetrics, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(make_app(channel, metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

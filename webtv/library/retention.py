@@ -26,8 +26,8 @@ deletable: fresh clips after their first airing, a block's clips when the block 
 on air, kept clips when their mark is lifted. The producer is not throttled: it keeps at most
 ``[producer] ahead`` fresh clips ready, so the excess is bounded by that and two blocks.
 
-When: at start, every ``check_interval_s`` (read live from the config), and right after each
-ingest. Choosing the clips and deleting their rows happen in one synchronous step on the
+When: at start, every ``check_interval_s``, right after each ingest, and at once when an
+edited ``[library]`` comes in (``reconfigure``). Choosing the clips and deleting their rows happen in one synchronous step on the
 event loop, so the programmer never picks a clip that is being deleted; the files are removed
 afterwards in a worker thread. A crash in between leaves files without rows, which
 ``Library.reconcile`` removes at the next start.
@@ -45,6 +45,23 @@ from webtv.config import LibrarySection
 from webtv.library.index import Clip, Library
 
 log = logging.getLogger("webtv.library.retention")
+
+
+@dataclass(frozen=True)
+class LibraryStatus:
+    """The library's size and the retention of it, as ``/api/status`` shows it under ``library``."""
+
+    clips: int  # airable clips
+    seconds: float  # of airable clips
+    airable_bytes: int
+    bytes: int  # every indexed clip, broken ones included: what the quota counts
+    clips_total: int
+    max_bytes: int | None
+    max_clips: int | None
+    over_quota: bool
+    kept: int
+    deleted: int  # since start
+    deleted_bytes: int
 
 
 @dataclass
@@ -66,7 +83,7 @@ class Retention:
     def __init__(
         self,
         library: Library,
-        quota: Callable[[], LibrarySection],
+        quota: LibrarySection,
         protected: Callable[[], set[int]],
         theme: Callable[[], str],
         on_deleted: Callable[[list[int]], None] | None = None,
@@ -80,9 +97,14 @@ class Retention:
         self._unlink: list[Path] = []  # files whose rows are gone, to remove off the loop
         self._wake = asyncio.Event()
 
+    def reconfigure(self, quota: LibrarySection) -> None:
+        """An edited ``[library]``: checked against at once."""
+        self.quota = quota
+        self._wake.set()
+
     def victims(self) -> list[Clip]:
         """The clips to delete now to meet the quota, in deletion order (see the module)."""
-        quota = self.quota()
+        quota = self.quota
         clips, size = self.library.usage()
         if within(quota, clips, size):
             self.state.over_quota = False
@@ -156,16 +178,17 @@ class Retention:
                 log.exception("retention check failed")
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), self.quota().check_interval_s)
+                await asyncio.wait_for(self._wake.wait(), self.quota.check_interval_s)
             except TimeoutError:
                 pass
 
-    def status(self) -> dict:
-        """The library section's retention fields for /api/status."""
-        quota = self.quota()
+    def status(self) -> LibraryStatus:
+        quota = self.quota
+        airable, seconds = self.library.stats()
         clips, size = self.library.usage()
-        return {
-            "bytes": size, "clips_total": clips, "max_bytes": quota.max_bytes, "max_clips": quota.max_clips,
-            "over_quota": not within(quota, clips, size), "kept": self.library.count_kept(),
-            "deleted": self.state.deleted, "deleted_bytes": self.state.deleted_bytes,
-        }
+        return LibraryStatus(
+            clips=airable, seconds=round(seconds, 3), airable_bytes=self.library.total_bytes(), bytes=size,
+            clips_total=clips, max_bytes=quota.max_bytes, max_clips=quota.max_clips,
+            over_quota=not within(quota, clips, size), kept=self.library.count_kept(),
+            deleted=self.state.deleted, deleted_bytes=self.state.deleted_bytes,
+        )

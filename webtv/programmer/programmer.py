@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from webtv.config import ProgrammeSection
 from webtv.library import Clip, Library
 from webtv.playout.block import Block, Entry
 from webtv.programmer.playlist import slug, write_ffconcat
@@ -31,22 +32,27 @@ class Programmer:
         self,
         library: Library,
         playlists_dir: Path,
-        block_seconds: float,
+        programme: ProgrammeSection,
         filler: Path,
-        filler_seconds: float,
         theme: Callable[[], str],
     ):
+        """``filler`` is the card made for ``programme.filler_seconds``; it lasts that long."""
         self.library = library
         self.dir = Path(playlists_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.block_seconds = block_seconds
+        self.block_seconds = programme.block_seconds
         self.filler = filler
-        self.filler_seconds = filler_seconds
+        self.filler_seconds = programme.filler_seconds
         self.theme = theme
         self.blocks_made = max((_block_number(p) for p in self.dir.glob("block-*.ffconcat")), default=0)
         self._tag_playlists: set[str] = set()
         self._handed: list[Block] = []  # handed out and not superseded on air: on air, next
         self._choosing: set[int] = set()  # candidates of the block being chosen
+
+    def reconfigure(self, programme: ProgrammeSection) -> None:
+        """An edited ``[programme]``: the next block chosen has the new length. The filler card
+        was made for the old ``filler_seconds`` and stays until the next start."""
+        self.block_seconds = programme.block_seconds
 
     def protected_clip_ids(self) -> set[int]:
         """Clips that are on air, chosen to air next, or being chosen: never to be deleted."""

@@ -1,7 +1,8 @@
 """Watching channel.toml: a valid edit is handed on, an invalid one changes nothing.
 
 Editors save by rewriting or by renaming a new file over the old, so the folder is watched
-and events are filtered to the file's name.
+and events are filtered to the file's name. A config that was not read from a file has
+nothing to watch: ``run()`` then only waits for the stop.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ log = logging.getLogger("webtv.config")
 class ConfigWatcher:
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         on_config: Callable[[Config], Awaitable[None]],
         on_error: Callable[[str | None], None],
         debounce_ms: int = 200,
     ):
-        self.path = Path(path).resolve()
+        self.path = Path(path).resolve() if path is not None else None
         self.on_config = on_config
         self.on_error = on_error
         self.debounce_ms = debounce_ms
@@ -34,6 +35,9 @@ class ConfigWatcher:
         self.errors = 0  # edits rejected as invalid
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.path is None:
+            await stop.wait()
+            return
         async for changes in awatch(self.path.parent, stop_event=stop, debounce=self.debounce_ms, recursive=False,
                                     watch_filter=lambda _change, name: Path(name) == self.path):
             await self.reload()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,18 +18,40 @@ def trigger(entry: ScheduleEntry) -> CronTrigger:
     return entry.trigger()  # built where the config is checked, so check and run agree
 
 
+@dataclass(frozen=True)
+class CurrentSlot:
+    theme: str
+    tags: list[str]
+    trigger: str  # the entry's cron or at
+
+
+@dataclass(frozen=True)
+class NextSlot:
+    theme: str
+    at: str  # ISO 8601, local time with its offset
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    current: CurrentSlot | None  # the slot that fired last
+    next: NextSlot | None
+
+
 class Schedule:
-    def __init__(self, on_slot: Callable[[ScheduleEntry], Awaitable[None]]):
+    """The ``[[schedule]]`` entries; jobs run once ``start()`` was called (on the event loop)."""
+
+    def __init__(self, entries: list[ScheduleEntry], on_slot: Callable[[ScheduleEntry], Awaitable[None]]):
         self.on_slot = on_slot
         self.scheduler = AsyncIOScheduler()
-        self.entries: list[ScheduleEntry] = []
-        self.current: dict | None = None
+        self.entries = list(entries)
+        self.current: CurrentSlot | None = None
 
-    def start(self, entries: list[ScheduleEntry]) -> None:
+    def start(self) -> None:
         self.scheduler.start()
-        self.replace(entries)
+        self.reconfigure(self.entries)
 
-    def replace(self, entries: list[ScheduleEntry]) -> None:
+    def reconfigure(self, entries: list[ScheduleEntry]) -> None:
         self.scheduler.remove_all_jobs()
         self.entries = list(entries)
         for number, entry in enumerate(self.entries):
@@ -39,15 +62,18 @@ class Schedule:
 
     async def _fire(self, entry: ScheduleEntry) -> None:
         log.info("schedule slot: theme=%r", entry.theme)
-        self.current = {"theme": entry.theme, "tags": entry.tags, "trigger": entry.cron or entry.at}
+        self.current = CurrentSlot(entry.theme, list(entry.tags), entry.cron or entry.at)
         await self.on_slot(entry)
 
-    def next(self) -> dict | None:
+    def next(self) -> NextSlot | None:
         upcoming = [(job.next_run_time, job.args[0]) for job in self.scheduler.get_jobs() if job.next_run_time]
         if not upcoming:
             return None
         when, entry = min(upcoming, key=lambda pair: pair[0])
-        return {"theme": entry.theme, "at": when.isoformat(), "tags": entry.tags}
+        return NextSlot(entry.theme, when.isoformat(), list(entry.tags))
+
+    def status(self) -> ScheduleStatus:
+        return ScheduleStatus(self.current, self.next())
 
     def stop(self) -> None:
         if self.scheduler.running:

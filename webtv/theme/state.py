@@ -12,6 +12,13 @@ log = logging.getLogger("webtv.theme")
 Source = Literal["config", "api", "schedule"]
 
 
+@dataclass(frozen=True)
+class ThemeStatus:
+    theme: str
+    source: Source
+    since: float  # Unix time the theme went on
+
+
 @dataclass
 class ThemeState:
     theme: str
@@ -29,5 +36,5 @@ class ThemeState:
             listener(theme)
         return True
 
-    def as_dict(self) -> dict:
-        return {"theme": self.theme, "source": self.source, "since": self.since}
+    def status(self) -> ThemeStatus:
+        return ThemeStatus(self.theme, self.source, self.since)

@@ -1,0 +1,65 @@
+"""``webtv run``: the channel with its HTTP server, Prometheus metrics and systemd notify around it.
+
+Order: the channel is built (library, filler card, every component), then HTTP answers
+(``/api/status`` works while playout starts), then the channel airs with the systemd watcher
+beside it. On SIGTERM/SIGINT: the channel stops airing (STOPPING=1 goes out as the stop is
+seen), HTTP closes, then the channel lets go of its library, and last any encoder still
+running in a worker thread is ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import logging
+import signal
+
+from webtv.channel import Channel, build_channel
+from webtv.config import Config
+from webtv.http.server import start_http
+from webtv.metrics import ChannelMetrics
+from webtv.notify import watch
+from webtv.process import kill_children
+
+log = logging.getLogger("webtv")
+
+
+def run(config: Config) -> int:
+    """Air ``config``'s channel until SIGTERM or SIGINT; the process exit status."""
+    faulthandler.enable()  # a hung daemon killed by the systemd watchdog (SIGABRT) logs every thread's stack
+
+    async def air() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await serve(await build_channel(config), stop)
+        finally:
+            # Encoders running in worker threads are not the playout's: end them too.
+            await asyncio.to_thread(kill_children, 1.0)
+
+    try:
+        asyncio.run(air())
+    except OSError as exc:
+        log.error("cannot run: %s", exc)
+        return 1
+    return 0
+
+
+async def serve(channel: Channel, stop: asyncio.Event) -> None:
+    """Run ``channel`` until ``stop`` with HTTP (and ``/metrics``) and the systemd watcher."""
+    try:
+        metrics = ChannelMetrics(channel)
+        http = await start_http(channel, metrics, channel.config.http.host, channel.config.http.port)
+        try:
+            notify = asyncio.create_task(watch(channel, stop), name="systemd-notify")  # READY, WATCHDOG, STOPPING
+            try:
+                await channel.run(stop)
+            finally:
+                notify.cancel()
+                await asyncio.gather(notify, return_exceptions=True)
+        finally:
+            await http.cleanup()
+    finally:
+        await channel.aclose()

@@ -1,0 +1,251 @@
+"""The channel's state in one typed snapshot, and the read-only view of a channel that HTTP,
+metrics and systemd notify are given.
+
+``ChannelStatus`` is assembled by ``Channel.status()`` from each component's own snapshot
+(theme, library, producer, director, moderation, schedule, outputs, workers, playout). It is
+the only thing ``/api/status`` (JSON), ``/metrics`` (Prometheus) and the systemd ``STATUS=``
+line render, so the three cannot disagree. Every numeric field has its Prometheus series
+(``tests/test_status.py`` checks it).
+
+Events that leave no trace in that state (a render stage's seconds, a block put on air, a
+theme change) are published on ``ChannelEvents``; metrics subscribe to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, Protocol
+
+from webtv.director.base import DirectorState
+from webtv.director.moderation import ModerationState
+from webtv.library.retention import LibraryStatus
+from webtv.playout.block import Block
+from webtv.producer.producer import ProducerState
+from webtv.theme.schedule import ScheduleStatus
+from webtv.theme.state import ThemeStatus
+
+log = logging.getLogger("webtv.status")
+
+P = ParamSpec("P")
+
+
+# -- the snapshot ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NowPlaying:
+    clip_id: int | None  # None for the filler card
+    prompt: str | None
+    theme: str | None
+    source: str  # fresh, loop or filler
+    started_at: float  # Unix time this entry went on air
+    block: int
+
+
+@dataclass(frozen=True)
+class OutputStatus:
+    """One output's ffmpeg, as ``Playout.outputs_status()`` reports it; ``target`` is redacted."""
+
+    name: str
+    kind: str
+    target: str
+    state: str  # starting, running, backoff or stopped
+    pid: int | None
+    restarts: int
+    uptime_s: float
+    backoff_s: float | None  # the last wait before a restart
+    retry_in_s: float | None
+    lag_kb: int
+    last_exit: str
+    stderr: list[str]
+
+    @classmethod
+    def of(cls, report: dict) -> "OutputStatus":
+        return cls(**{name: report[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One remote worker, as ``WorkerPool.status()`` reports it."""
+
+    url: str
+    state: str  # unknown, healthy, down or probing
+    jobs_done: int
+    failures: int
+    mean_job_s: float | None
+    in_flight: int
+    running: list[str]  # endpoints of the jobs in flight
+    last_error: str | None
+    down_since: float | None  # Unix time
+    backends: Any  # what the worker's /health reported
+
+    @classmethod
+    def of(cls, report: dict) -> "WorkerStatus":
+        return cls(**{name: report[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class PlayoutStatus:
+    problem: str | None  # why playout is unhealthy (as /healthz and the watchdog), None when healthy
+    last_byte_age_s: float | None  # None until the first bytes reached the outputs
+    blocks_aired: int
+    decoder_failures: int
+
+    @property
+    def healthy(self) -> bool:
+        return self.problem is None
+
+    @property
+    def on_air(self) -> bool:
+        """The first block's bytes reached the outputs."""
+        return self.last_byte_age_s is not None
+
+
+@dataclass(frozen=True)
+class ConfigStatus:
+    error: str | None  # why the last edit of the config file is not in force
+    pending_restart: list[str]  # changed sections that take effect at the next start
+    reloads: int  # valid edits applied
+    errors: int  # edits rejected
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    channel: str
+    theme: ThemeStatus
+    now_playing: NowPlaying | None
+    queue_depth: int  # fresh clips of the theme not yet aired
+    library: LibraryStatus
+    producer: ProducerState
+    director: DirectorState
+    moderation: ModerationState
+    schedule: ScheduleStatus
+    outputs: list[OutputStatus]
+    workers: list[WorkerStatus]
+    workers_summary: str | None  # None when no stage is remote
+    config: ConfigStatus
+    playout: PlayoutStatus
+    started: float  # Unix time the channel started
+    uptime_s: float
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+class PlayoutLike(Protocol):
+    def outputs_status(self) -> list[dict]: ...
+
+    def healthy(self) -> bool: ...
+
+    def last_byte_age(self) -> float | None: ...
+
+
+def outputs_up(states: Iterable[str | None]) -> tuple[int, int]:
+    """(outputs running, outputs in all), from the outputs' states."""
+    states = list(states)
+    return sum(state == "running" for state in states), len(states)
+
+
+class PlayoutHealth:
+    """Decides whether playout is healthy; the systemd watchdog and ``/healthz`` both ask it.
+
+    Healthy = bytes flow through the relay (``Playout.healthy()``) and not every output has
+    been down (state other than "running") for longer than ``[output] wedged_after_s``. A
+    playout without any output is never wedged: there is nothing a restart could bring back.
+    """
+
+    def __init__(self, wedged_after_s: float, clock: Callable[[], float] = time.monotonic):
+        self.wedged_after_s = wedged_after_s
+        self.clock = clock
+        self.all_down_since: float | None = None
+
+    def reconfigure(self, wedged_after_s: float) -> None:
+        self.wedged_after_s = wedged_after_s
+
+    def wedged(self, outputs: Iterable[dict], now: float | None = None) -> str | None:
+        """Why playout is wedged given the outputs' status now, or None. Call it regularly:
+        the time every output has been down is counted from the first call that saw it."""
+        now = self.clock() if now is None else now
+        outputs = list(outputs)
+        up, total = outputs_up(o.get("state") for o in outputs)
+        if total == 0 or up > 0:
+            self.all_down_since = None
+            return None
+        if self.all_down_since is None:
+            self.all_down_since = now
+        down_s = now - self.all_down_since
+        if down_s <= self.wedged_after_s:
+            return None
+        states = ", ".join(f"{o.get('name')} {o.get('state')}" for o in outputs)
+        return f"all {total} outputs down for {down_s:.0f} s (wedged_after_s={self.wedged_after_s:g}): {states}"
+
+    def problem(self, playout: PlayoutLike, now: float | None = None) -> str | None:
+        """None when healthy, else the reason."""
+        wedged = self.wedged(playout.outputs_status(), now)  # first, so the clock keeps counting
+        if not playout.healthy():
+            age = playout.last_byte_age()
+            return "no bytes relayed yet" if age is None else f"no bytes relayed for {age:.1f} s"
+        return wedged
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+class Signal(Generic[P]):
+    """Listeners called in order with each published event; a failing listener is logged and
+    never reaches the publisher (metrics must not stop production or playout)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._listeners: list[Callable[P, object]] = []
+
+    def subscribe(self, listener: Callable[P, object]) -> None:
+        self._listeners.append(listener)
+
+    def publish(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        for listener in self._listeners:
+            try:
+                listener(*args, **kwargs)
+            except Exception:  # noqa: BLE001
+                log.exception("%s listener failed", self.name)
+
+
+@dataclass
+class ChannelEvents:
+    render_stage: Signal[[str, float]] = field(default_factory=lambda: Signal("render_stage"))  # stage, seconds
+    block_on_air: Signal[[Block]] = field(default_factory=lambda: Signal("block_on_air"))
+    theme_changed: Signal[[str, str]] = field(default_factory=lambda: Signal("theme_changed"))  # theme, source
+
+
+# -- the view -------------------------------------------------------------------------------
+
+
+class MutationsOff(Exception):
+    """Mutating API calls are off: no token is configured."""
+
+
+class ChannelView(Protocol):
+    """What HTTP, metrics and systemd notify may see and do of a channel."""
+
+    events: ChannelEvents
+
+    @property
+    def hls_dir(self) -> Path: ...
+
+    def status(self) -> ChannelStatus: ...
+
+    def health(self) -> str | None:
+        """None while playout is healthy, else why not (``PlayoutHealth``)."""
+
+    async def set_theme(self, theme: str) -> str | None:
+        """Put ``theme`` on air; the moderation rule that blocked it, or None."""
+
+    def set_keep(self, clip_id: int, keep: bool) -> bool:
+        """Mark a clip keep (or not); False when there is no such clip."""
+
+    def api_token(self) -> str:
+        """The bearer token of mutating calls; raises MutationsOff when none is configured."""
