@@ -64,7 +64,7 @@ def test_outputs():
 
 def test_house_encode():
     house = HouseSection(width=320, height=180, fps=24, video_kbps=400, audio_kbps=64, x264_preset="ultrafast")
-    overlays = [Overlay("text0.txt", 12, "h-text_h-12"), Overlay("text1.txt", 20, "h/2", box=False, color="0xD0D0E0")]
+    overlays = [Overlay("a caption", 12, "h-text_h-12"), Overlay("a title", 20, "h/2", box=False, color="0xD0D0E0")]
     graph = (
         "[0]scale=320:180:flags=lanczos:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv[s0];"
         "[s0]crop=320:180[s1];[s1]format=yuv420p[s2];[s2]setsar=1[s3];"

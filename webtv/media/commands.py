@@ -103,13 +103,19 @@ class HouseFormat(Protocol):
 
 @dataclass(frozen=True)
 class Overlay:
-    """Burned-in text read from ``textfile`` (a name in the encode's folder)."""
+    """One block of burned-in text: wrapped lines, size in pixels and where it sits. ffmpeg
+    reads the ``k``-th overlay's text from ``overlay_textfile(k)`` in the encode's folder, so no
+    text ever needs filter escaping."""
 
-    textfile: str
+    text: str
     size: int
     y: str  # drawtext y expression
     box: bool = True
     color: str = "white"
+
+
+def overlay_textfile(k: int) -> str:
+    return f"text{k}.txt"
 
 
 def encode_command(
@@ -129,9 +135,9 @@ def encode_command(
         out_color_matrix="bt709", out_range="tv",
     )
     v = v.filter("crop", house.width, house.height).filter("format", "yuv420p").filter("setsar", 1)
-    for item in overlays:
+    for k, item in enumerate(overlays):
         options = dict(
-            fontfile=font, textfile=item.textfile, expansion="none", fontsize=item.size, fontcolor=item.color,
+            fontfile=font, textfile=overlay_textfile(k), expansion="none", fontsize=item.size, fontcolor=item.color,
             line_spacing=round(item.size * 0.3), x="(w-text_w)/2", y=item.y, fix_bounds=1,
         )
         if item.box:

@@ -20,14 +20,13 @@ import tempfile
 import textwrap
 import threading
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from webtv.config import HouseSection
 from webtv.media import MediaError, ProbeResult, ffprobe_exe, probe
-from webtv.media.commands import Overlay, encode_command, packets_command, read_through_command
+from webtv.media.commands import Overlay, encode_command, overlay_textfile, packets_command, read_through_command
 from webtv.producer.base import Frames
 
 AAC_FRAME = 1024  # samples per AAC-LC frame
@@ -40,17 +39,6 @@ FONT_CANDIDATES = (
     "/usr/local/share/fonts/DejaVuSans.ttf",
     "/Library/Fonts/DejaVuSans.ttf",
 )
-
-
-@dataclass(frozen=True)
-class _Text:
-    """One block of burned-in text: wrapped lines, size in pixels and where it sits."""
-
-    text: str
-    size: int
-    y: str  # drawtext y expression
-    box: bool = True
-    color: str = "white"
 
 
 def find_font(house: HouseSection) -> Path:
@@ -117,7 +105,7 @@ def encode_clip(frames: Frames, audio: np.ndarray, caption: str, house: HouseSec
         times = np.arange(count) / house.fps
         order = np.minimum(len(array) - 1, np.floor(times * frames.fps + 1e-6).astype(int)).tolist()
     text, size = caption_layout(caption, house)
-    texts = [_Text(text, size, f"h-text_h-{max(8, size)}")] if text else []
+    texts = [Overlay(text, size, f"h-text_h-{max(8, size)}")] if text else []
     samples = _fit_audio(audio, round(count * house.sample_rate / house.fps), house.channels)
     _encode(array, order, samples, texts, house, Path(out))
 
@@ -147,10 +135,10 @@ def make_card(text: str, seconds: float, house: HouseSection, out: Path, *, titl
         frames[i] = np.clip(base * (1.2 - 0.6 * ys[..., None]) + accent * mix[..., None], 0, 255).astype(np.uint8)
     big = max(16, round(house.height / 9))
     heading = _wrap(title, max(8, int(house.width * 0.9 / (big * 0.56))), 2)
-    texts = [_Text(heading, big, f"h/2-text_h-{big // 4}", box=False)] if heading else []
+    texts = [Overlay(heading, big, f"h/2-text_h-{big // 4}", box=False)] if heading else []
     body, small = caption_layout(text, house)
     if body:
-        texts.append(_Text(body, small, f"h/2+{big // 2}", box=False, color="0xD0D0E0"))
+        texts.append(Overlay(body, small, f"h/2+{big // 2}", box=False, color="0xD0D0E0"))
     n = round(count * house.sample_rate / house.fps)
     t = np.arange(n, dtype=np.float32) / house.sample_rate
     env = np.clip(np.minimum(t, n / house.sample_rate - t) / 0.5, 0.0, 1.0)
@@ -183,7 +171,7 @@ def _fit_audio(audio: np.ndarray | None, n: int, channels: int) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a, -1.0, 1.0), dtype=np.float32)
 
 
-def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[_Text], house: HouseSection, out: Path) -> None:
+def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[Overlay], house: HouseSection, out: Path) -> None:
     height, width = array.shape[1:3]
     font = find_font(house) if texts else None
     out = Path(out).absolute()
@@ -196,12 +184,9 @@ def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[_Text], h
             except OSError:
                 shutil.copyfile(font, work / "font.ttf")
 
-        overlays = []
         for k, item in enumerate(texts):
-            name = f"text{k}.txt"
-            (work / name).write_text(item.text, encoding="utf-8")
-            overlays.append(Overlay(name, item.size, item.y, box=item.box, color=item.color))
-        args = encode_command((width, height), house, overlays, out)
+            (work / overlay_textfile(k)).write_text(item.text, encoding="utf-8")
+        args = encode_command((width, height), house, texts, out)
         _run(args, (array[i] for i in order), cwd=work, what=str(out))
 
 
