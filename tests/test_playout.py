@@ -423,7 +423,9 @@ async def test_dead_destination_backs_off_without_hurting_others(channel: Channe
     dead = f"rtmp://127.0.0.1:{free_port()}/live/secretstreamkey42"
     hls_pid, rtmp_pid = channel.output("hls")["pid"], channel.output("rtmp-1")["pid"]
     seq_before = channel.hls_sequence()
-    await po.set_rtmp_urls([channel.url, dead])
+    # a new [output] section: the destinations apply live, the HLS list size at the next start
+    await po.reconfigure(po.output_config.model_copy(update={"rtmp_urls": [channel.url, dead], "hls_list_size": 9}))
+    assert po.output_config.hls_list_size == 9
     name = po.outputs_status()[-1]["name"]
     delays: dict[int, float] = {}
     states = set()
