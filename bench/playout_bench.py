@@ -8,6 +8,10 @@
    AI WebTV command (`ffmpeg -re -f concat ... -c:v libx264 -preset veryfast -tune
    zerolatency -c:a aac -f flv URL`). Both stream for the same time; CPU is user+system of
    the process and all its children (getrusage).
+3. Gap at block edges: while (2) streams, a reader on the RTMP server prints every packet of
+   this project's stream; the largest gap between consecutive video timestamps (one frame is
+   41.7 ms at 24 fps) and the number of block edges it spanned (blocks of ``--block-clips``
+   3 s clips).
 
 Run: .venv/bin/python -m bench.playout_bench [--seconds 60] [--starts 3]
 """
@@ -22,9 +26,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from tests.daemon import Daemon
+from tests.readers import RtmpReader
 from tests.rtmp_server import RtmpServer
 from webtv.config import HouseSection, OutputSection
 from webtv.director import Sequence, Shot
@@ -73,7 +79,7 @@ def make_clips(folder: Path, count: int, seconds: float = 3.0) -> list[Path]:
     return clips
 
 
-def playout_child(clips: list[str], url: str, seconds: float, playlists: str) -> None:
+def playout_child(clips: list[str], url: str, seconds: float, playlists: str, block_clips: int) -> None:
     """Runs in a process of its own: this project's playout for ``seconds``."""
     from webtv.playout.block import Block, Entry
     from webtv.playout.controller import Playout
@@ -82,8 +88,10 @@ def playout_child(clips: list[str], url: str, seconds: float, playlists: str) ->
 
     async def next_block() -> Block:
         nonlocal count
+        first = count * block_clips
         count += 1
-        entries = tuple(Entry(path=Path(c), duration=3.0, source="loop") for c in clips)
+        chosen = [clips[(first + i) % len(clips)] for i in range(block_clips)]
+        entries = tuple(Entry(path=Path(c), duration=3.0, source="loop") for c in chosen)
         playlist = write_ffconcat(Path(playlists) / f"block-{count}.ffconcat", [(e.path, e.duration) for e in entries])
         return Block(number=count, playlist=playlist, entries=entries)
 
@@ -103,12 +111,32 @@ def cpu_of(cmd: list[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def bench_cpu(rtmp: RtmpServer, root: Path, seconds: float) -> dict:
+def block_edge_gaps(reader: RtmpReader, block_s: float) -> dict:
+    video = reader.video()
+    if len(video) < 2:
+        return {"error": "the reader received no video"}
+    gaps = [b.dts - a.dts for a, b in zip(video, video[1:])]
+    span = video[-1].dts - video[0].dts
+    return {
+        "stream_seconds_read": round(span, 1),
+        "block_edges": int(span // block_s),
+        "largest_video_gap_ms": round(max(gaps) * 1000, 1),
+        "smallest_video_gap_ms": round(min(gaps) * 1000, 1),
+        "one_frame_ms": round(1000 / HOUSE.fps, 1),
+    }
+
+
+def bench_cpu(rtmp: RtmpServer, root: Path, seconds: float, block_clips: int) -> dict:
     clips = make_clips(root, 10)
     ours_url, theirs_url = f"{rtmp.url}/ours", f"{rtmp.url}/theirs"
+    # nginx-rtmp holds a player until the publisher comes (and keeps it after it has gone)
+    reader = RtmpReader(ours_url, seconds=None, line_buffered=True).start()
+    time.sleep(0.3)
     ours = cpu_of([sys.executable, "-c",
                    "import json,sys; from bench.playout_bench import playout_child; playout_child(*json.loads(sys.argv[1]))",
-                   json.dumps([[str(c) for c in clips], ours_url, seconds, str(root)])])
+                   json.dumps([[str(c) for c in clips], ours_url, seconds, str(root), block_clips])])
+    reader.stop()  # after cpu_of: its CPU is not counted
+    edges = block_edge_gaps(reader, 3.0 * block_clips)
     long_list = write_ffconcat(root / "aiwebtv.ffconcat", [(c, None) for c in clips * (int(seconds // 30) + 2)])
     theirs = cpu_of([ffmpeg_exe(), "-re", "-f", "concat", "-safe", "0", "-i", str(long_list),
                      "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-c:a", "aac",
@@ -119,6 +147,7 @@ def bench_cpu(rtmp: RtmpServer, root: Path, seconds: float) -> dict:
         "webtv_cpu_s_per_stream_minute": round(ours * per_minute, 2),
         "aiwebtv_cpu_s_per_stream_minute": round(theirs * per_minute, 2),
         "ratio": round(ours / theirs, 3),
+        "gap_at_block_edges": edges,
     }
 
 
@@ -126,6 +155,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="stream time for the CPU comparison")
     parser.add_argument("--starts", type=int, default=3, help="cold starts to time")
+    parser.add_argument("--block-clips", type=int, default=3,
+                        help="3 s clips per block in the CPU run (more edges to measure; the first bench used 10)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="webtv-bench-") as tmp:
         root = Path(tmp)
@@ -133,7 +164,7 @@ def main() -> None:
             result = {
                 "ffmpeg": subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout.split("\n")[0],
                 "cold_start_to_first_frame": bench_cold_start(rtmp, root, args.starts),
-                "cpu": bench_cpu(rtmp, root, args.seconds),
+                "cpu": bench_cpu(rtmp, root, args.seconds, args.block_clips),
             }
     print(json.dumps(result, indent=2))
 

@@ -1,15 +1,28 @@
-"""The playout controller: schedules block decoders, relays them, supervises the outputs.
+"""The playout controller: schedules block decoders, relays them, supervised outputs behind.
+
+Two tasks and a queue. The scheduler starts decoders; the relay airs them one after the other;
+between them sits a queue of started decoders bounded at one: one decoder waits beside the
+one on air, never more (the scheduler starts the next only once the relay has taken the last
+one: ``Queue.join``).
 
 Timing: each decoder runs ``-re``, so its stream clock starts when it is spawned (plus its
 start-up time). Decoders are spawned on an absolute schedule, spawn(k+1) = spawn(k) +
 duration(k), never on the previous decoder's EOF, so start-up latency is paid once and errors
 do not accumulate over days: block k+1's clock starts exactly one block after block k's. The
 relay switches to the next decoder at the current one's EOF; anything the next one wrote in
-the meantime waits in its pipe. The output ffmpegs re-base the MPEG-TS timestamps at each join.
+the meantime waits in its pipe.
 
 The schedule is re-anchored to "now" only when it cannot be kept: the first block, a late
-``next_block()``, or a block that failed or ended early (then the next block is spawned at
-once instead of leaving dead air for the rest of the failed block's slot).
+``next_block()``, or a block that failed or ended early (the relay tells the scheduler through
+a one-message mailbox, ``Resume``, so the next block is spawned at once instead of leaving dead
+air for the rest of the failed block's slot).
+
+Continuity is by construction, not by timing: each decoder is told the stream time its
+packets start at (``offset``, MPEG-TS ticks modulo 2^33, see ``timeline``), offset(k+1) =
+offset(k) + duration(k), so the outputs read one continuous timeline and never re-base. When a
+block falls short (failed, ended early, killed), the next offset is where its packets actually
+ended, read from their video timestamps; a decoder started before that was known, with an
+offset that no longer follows on, is replaced by one with the right offset before it airs.
 """
 
 from __future__ import annotations
@@ -19,18 +32,40 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from webtv.config import HouseSection, OutputSection
 
+from . import timeline
 from .block import Block, Entry
 from .decoder import Decoder
 from .output import Backoff, HlsOutput, Output, RtmpOutput
 from .relay import Relay
+from .verdict import Verdict, judge
 
 log = logging.getLogger(__name__)
 
 OnAir = Callable[[Block, float], object]
+
+
+@dataclass(frozen=True)
+class Resume:
+    """From the relay to the scheduler: decoder ``seq`` fell short and the stream stopped at
+    ``offset``; start the next decoder now, at that offset (with ``block`` when it is a block
+    to air again, whose first decoder was replaced). Stale once a later decoder has started."""
+
+    seq: int
+    offset: int
+    block: Block | None = None
+
+
+@dataclass
+class _Pumped:
+    """What pumping one decoder saw."""
+
+    stalled_s: float | None = None
+    overran_s: float | None = None
 
 
 class Playout:
@@ -41,7 +76,8 @@ class Playout:
     duration apart), ``prefetch_s`` how long before that ``next_block()`` is called,
     ``late_slack_s`` lateness tolerated before the schedule is re-anchored, ``stall_s`` how long
     a decoder may go silent before it is killed, ``overrun_s`` how far past its slot a block
-    may run while the next one waits, ``backoff`` the output restart policy.
+    may run while the next one waits, ``backoff`` the output restart policy, ``origin_s`` the
+    stream time the first block starts at (anything: it is taken modulo the 2^33 wrap).
     """
 
     def __init__(
@@ -60,6 +96,7 @@ class Playout:
         overrun_s: float = 3.0,
         healthy_within_s: float = 5.0,
         backoff: Backoff = Backoff(),
+        origin_s: float = 10.0,
     ):
         self.output_config = output
         self.house = house
@@ -74,6 +111,8 @@ class Playout:
         self.overrun_s = overrun_s
         self.healthy_within_s = healthy_within_s
         self.backoff = backoff
+        self.origin = timeline.ticks(origin_s) % timeline.TS_WRAP
+        self.frame_ticks = timeline.ticks(1 / house.fps)
         self.buffer_bytes = output.buffer_kb * 1024
         self.relay = Relay(gop_limit=max(64 * 1024, self.buffer_bytes // 2))
         self._hls: HlsOutput | None = None
@@ -81,13 +120,8 @@ class Playout:
         self._rtmp_counter = 0
         self._tasks: list[asyncio.Task] = []
         self._running = False
-        self._hurry = asyncio.Event()  # re-anchor: spawn the next block now
-        self._slot: Decoder | None = None  # spawned, waiting for the relay
-        self._spawning = False  # the scheduler is starting the next decoder right now
-        self._slot_filled = asyncio.Event()
-        self._slot_free = asyncio.Event()
-        self._slot_free.set()
-        self._current: Decoder | None = None
+        self._queue: asyncio.Queue[Decoder] = asyncio.Queue(maxsize=1)  # started, waiting to air
+        self._resume: asyncio.Queue[Resume] = asyncio.Queue(maxsize=1)  # relay -> scheduler
         self._decoders: set[Decoder] = set()  # every decoder process not yet reaped
         self._now_playing: tuple[Block, float] | None = None  # block, epoch it went on air
         self._started_loop: float | None = None
@@ -98,6 +132,7 @@ class Playout:
         self.blocks_aired = 0
         self.decoder_failures = 0
         self.late_spawns = 0
+        self.replaced_decoders = 0
         self.joins: list[dict] = []  # last 50 joins: block, silence_s before its first byte, late_s vs due
 
     # -- life cycle -------------------------------------------------------------------------
@@ -108,19 +143,20 @@ class Playout:
         self._running = True
         loop = asyncio.get_running_loop()
         self._started_loop = loop.time()
-        self.relay.outputs.clear()
+        config = self.output_config
+        self.buffer_bytes = config.buffer_kb * 1024
+        self.relay = Relay(gop_limit=max(64 * 1024, self.buffer_bytes // 2))
         self._rtmp.clear()
-        self._hurry.clear()
-        self._slot_filled.clear()
-        self._slot_free.set()
-        if self.output_config.hls:
+        self._queue = asyncio.Queue(maxsize=1)
+        self._resume = asyncio.Queue(maxsize=1)
+        if config.hls:
             self._hls = HlsOutput(
-                "hls", self.hls_dir, self.house.gop_seconds, self.output_config.hls_list_size,
-                self.buffer_bytes, backoff=self.backoff,
+                "hls", self.hls_dir, self.house.gop_seconds, config.hls_list_size,
+                self.buffer_bytes, backoff=self.backoff, primer=self.relay.snapshot,
             )
             self.relay.add(self._hls)
             await self._hls.start()
-        for url in self.output_config.rtmp_urls:
+        for url in config.rtmp_urls:
             await self._add_rtmp(url)
         self._tasks = [
             loop.create_task(self._schedule(), name="playout-schedule"),
@@ -138,7 +174,6 @@ class Playout:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         decoders = list(self._decoders)
-        self._current = self._slot = None
         self._now_playing = None
         outputs = list(self.relay.outputs.values())
         await asyncio.gather(
@@ -153,17 +188,30 @@ class Playout:
             task.cancel()
         log.info("playout stopped")
 
+    async def reconfigure(self, output: OutputSection) -> None:
+        """A new ``[output]`` section: ``rtmp_urls`` apply now (destinations added and removed
+        live); ``hls``, ``hls_list_size`` and ``buffer_kb`` at the next ``start()``."""
+        await self.set_rtmp_urls(output.rtmp_urls)
+        self.output_config = output
+
     # -- the schedule ------------------------------------------------------------------------
 
-    async def _sleep_until(self, when: float) -> None:
-        """Sleep until loop time ``when``, or until a re-anchor is asked for."""
-        delay = when - asyncio.get_running_loop().time()
-        if delay <= 0 or self._hurry.is_set():
-            return
-        try:
-            await asyncio.wait_for(self._hurry.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
+    async def _resume_before(self, when: float | None, seq: int) -> Resume | None:
+        """Wait until loop time ``when`` (None: do not wait); return early with the relay's
+        Resume after decoder ``seq`` if one comes. Resumes about earlier decoders are stale
+        (a later decoder started already; the relay checks that one's offset) and dropped."""
+        loop = asyncio.get_running_loop()
+        while True:
+            delay = 0.0 if when is None else when - loop.time()
+            try:
+                if delay <= 0:
+                    resume = self._resume.get_nowait()
+                else:
+                    resume = await asyncio.wait_for(self._resume.get(), delay)
+            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                return None
+            if resume.seq == seq:
+                return resume
 
     async def _fetch_block(self) -> Block:
         delay = 0.5
@@ -182,16 +230,28 @@ class Playout:
 
     async def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
-        next_spawn: float | None = None
+        next_spawn: float | None = None  # loop time the next decoder is due to start; None: now
+        offset = self.origin  # the stream time the next block starts at
+        seq = 0  # decoders started so far
+        fetched: Block | None = None  # a block from next_block(), not started yet
         while True:
-            await self._slot_free.wait()  # at most one decoder waits beside the one on air
+            await self._queue.join()  # the relay has taken every started decoder
+            resume = None
             if next_spawn is not None:
-                await self._sleep_until(next_spawn - self.prefetch_s)
-            block = await self._fetch_block()
-            if next_spawn is not None:
-                await self._sleep_until(next_spawn)
+                resume = await self._resume_before(next_spawn - self.prefetch_s, seq)
+            if resume is None or resume.block is None:
+                if fetched is None:
+                    fetched = await self._fetch_block()
+                if resume is None:
+                    resume = await self._resume_before(next_spawn, seq)
+            if resume is not None and resume.block is not None:
+                block = resume.block  # a replaced decoder's block airs first; `fetched` waits
+            else:
+                block, fetched = fetched, None
             now = loop.time()
-            if next_spawn is None or self._hurry.is_set():
+            if resume is not None:
+                spawn_at, offset = now, resume.offset
+            elif next_spawn is None:
                 spawn_at = now
             elif now > next_spawn + self.late_slack_s:
                 self.late_spawns += 1
@@ -200,10 +260,8 @@ class Playout:
                 spawn_at = now
             else:
                 spawn_at = next_spawn
-            self._hurry.clear()
-            decoder = Decoder(block, due=spawn_at + self.lead_s)
+            decoder = Decoder(block, due=spawn_at + self.lead_s, offset=offset, seq=seq + 1)
             self._decoders.add(decoder)  # before the spawn, so stop() finds it whatever happens
-            self._spawning = True
             try:
                 await decoder.start()
             except OSError as exc:
@@ -213,94 +271,121 @@ class Playout:
                 next_spawn = None
                 await asyncio.sleep(0.5)
                 continue
-            finally:
-                self._spawning = False
-            self._slot = decoder
-            self._slot_free.clear()
-            self._slot_filled.set()
+            seq += 1
+            self._queue.put_nowait(decoder)  # never full: join() above saw it empty
             next_spawn = spawn_at + block.duration
+            offset = timeline.advance(offset, timeline.ticks(block.duration))
 
     # -- the relay ---------------------------------------------------------------------------
 
     async def _relay_loop(self) -> None:
+        end: int | None = None  # stream time where the aired stream stopped (None: nothing yet)
         while True:
-            await self._slot_filled.wait()
-            decoder, self._slot = self._slot, None
-            self._slot_filled.clear()
-            self._slot_free.set()
-            self._current = decoder
+            decoder = await self._queue.get()
+            self._queue.task_done()  # taken: the scheduler may start the next one
             try:
-                await self._air(decoder)
+                if end is not None and abs(timeline.between(decoder.offset, end)) > self.frame_ticks:
+                    await self._replace(decoder, end)
+                    continue
+                verdict = await self._air(decoder)
+                end = self.relay.span.end(self.frame_ticks)
+                if not verdict.ok:
+                    self._tell_scheduler(Resume(decoder.seq, end))
             finally:
                 if not decoder.child.running:
                     self._account(decoder)
                     self._decoders.discard(decoder)
-                self._current = None
+
+    def _tell_scheduler(self, resume: Resume) -> None:
+        """Post ``resume``, replacing an unread one (only the latest can still apply)."""
+        try:
+            self._resume.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        self._resume.put_nowait(resume)
+
+    async def _replace(self, decoder: Decoder, end: int) -> None:
+        """``decoder`` was started before the block ahead of it fell short: its packets would
+        leave a gap (or overlap) in stream time. Air its block again from ``end``."""
+        self.replaced_decoders += 1
+        log.warning("block %d: decoder started at stream time %.3f s, the stream stopped at %.3f s; "
+                    "starting it again there", decoder.block.number, timeline.seconds(decoder.offset),
+                    timeline.seconds(end))
+        self._tell_scheduler(Resume(decoder.seq, end, decoder.block))  # before any await: no later decoder yet
+        await decoder.kill()
 
     def _account(self, decoder: Decoder) -> None:
         if not decoder.accounted:
             decoder.accounted = True
             self._cpu_decoders += decoder.child.cpu_seconds()
 
-    async def _air(self, decoder: Decoder) -> None:
+    async def _pump(self, decoder: Decoder) -> _Pumped:
+        """Relay ``decoder``'s bytes until its EOF; kill it if it goes silent for ``stall_s``, or
+        runs ``overrun_s`` past its slot while the next decoder waits."""
         loop = asyncio.get_running_loop()
         block = decoder.block
         relay = self.relay
-        relay.new_source()
-        took_at = loop.time()
-        gap_before = (took_at - relay.last_byte_at) if relay.last_byte_at is not None else None
-        first = True
-        why_stopped = ""
+        relay.new_source(decoder.offset)
+        slot_end = decoder.due + block.duration
         while True:
             try:
                 async with asyncio.timeout(self.stall_s):
                     data = await decoder.read()
             except TimeoutError:
-                why_stopped = f"no output for {self.stall_s:g} s"
                 await decoder.kill()
-                break
+                return _Pumped(stalled_s=self.stall_s)
             if not data:
-                break
-            if first:
-                first = False
-                now = loop.time()
-                decoder.first_byte_at = now
-                if self._first_byte_loop is None:
-                    self._first_byte_loop = now
-                started_at = time.time()
-                self._now_playing = (block, started_at)
-                self.blocks_aired += 1
-                self.joins.append({
-                    "block": block.number,
-                    "silence_s": round(now - relay.last_byte_at, 3) if gap_before is not None else None,
-                    "late_s": round(now - decoder.due, 3),
-                })
-                del self.joins[:-50]
-                self._callback(self.on_air, block, started_at)
+                return _Pumped()
+            if decoder.first_byte_at is None:
+                self._went_on_air(decoder, loop.time())
             decoder.bytes_out += len(data)
             relay.take(data)
-            if self._slot is not None and loop.time() > decoder.due + block.duration + self.overrun_s:
-                why_stopped = f"ran {loop.time() - decoder.due - block.duration:.1f} s past its slot"
+            late = loop.time() - slot_end
+            if late > self.overrun_s and not self._queue.empty():
                 await decoder.kill()
-                break
+                return _Pumped(overran_s=late)
+
+    def _went_on_air(self, decoder: Decoder, now: float) -> None:
+        block = decoder.block
+        last = self.relay.last_byte_at
+        decoder.first_byte_at = now
+        if self._first_byte_loop is None:
+            self._first_byte_loop = now
+        started_at = time.time()
+        self._now_playing = (block, started_at)
+        self.blocks_aired += 1
+        self.joins.append({
+            "block": block.number,
+            "silence_s": round(now - last, 3) if last is not None else None,
+            "late_s": round(now - decoder.due, 3),
+            "stream_s": round(timeline.seconds(decoder.offset), 3),
+        })
+        del self.joins[:-50]
+        self._callback(self.on_air, block, started_at)
+
+    async def _air(self, decoder: Decoder) -> Verdict:
+        """Pump ``decoder`` to its end, then judge how it went; a failed block is logged and
+        reported through ``on_failed``."""
+        loop = asyncio.get_running_loop()
+        block = decoder.block
+        took_at = loop.time()
+        pumped = await self._pump(decoder)
         code = await decoder.finish()
-        ended = loop.time()
-        slot_end = decoder.due + block.duration
-        short = ended < slot_end - 0.5  # e.g. a clip it could not open after the first
-        if why_stopped or code != 0 or decoder.bytes_out == 0 or short:
+        media_s = timeline.seconds(self.relay.span.length(self.frame_ticks))
+        verdict = judge(
+            bytes_out=decoder.bytes_out, exit_code=code, media_s=media_s, duration_s=block.duration,
+            stalled_s=pumped.stalled_s, overran_s=pumped.overran_s,
+        )
+        if not verdict.ok:
             self.decoder_failures += 1
-            what = why_stopped or (f"exit code {code}" if code else f"ended {slot_end - ended:.1f} s early")
-            log.error("block %d (%s): decoder %s after %.1f s of %.1f s: %s",
-                      block.number, block.playlist, what,
-                      ended - (decoder.first_byte_at or took_at), block.duration,
+            log.error("block %d (%s): decoder %s after %.1f s (%.1f s of stream time) of %.1f s: %s",
+                      block.number, block.playlist, verdict.reason,
+                      loop.time() - (decoder.first_byte_at or took_at), media_s, block.duration,
                       decoder.stderr_text() or "no message")
             self._callback(self.on_failed, block)
         elif decoder.stderr_text():
             log.debug("block %d decoder: %s", block.number, decoder.stderr_text())
-        # Ended well before its slot did: air the next block now rather than leave dead air.
-        if short and self._slot is None and not self._spawning:
-            log.warning("block %d left %.1f s of its slot empty; next block now", block.number, slot_end - ended)
-            self._hurry.set()
+        return verdict
 
     def _callback(self, fn: Callable | None, *args) -> None:
         if fn is None:
@@ -318,7 +403,8 @@ class Playout:
 
     async def _add_rtmp(self, url: str) -> RtmpOutput:
         self._rtmp_counter += 1
-        out = RtmpOutput(f"rtmp-{self._rtmp_counter}", url, self.buffer_bytes, backoff=self.backoff)
+        out = RtmpOutput(f"rtmp-{self._rtmp_counter}", url, self.buffer_bytes, backoff=self.backoff,
+                         primer=self.relay.snapshot)
         self._rtmp[url] = out
         self.relay.add(out)
         await out.start()

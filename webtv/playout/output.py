@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import ffmpeg
-
 from webtv.config import redact_url
-from webtv.media import ffmpeg_exe
+from webtv.media.commands import HLS_INDEX, hls_command, rtmp_command
 
-from .decoder import with_globals
 from .proc import Child
 
 log = logging.getLogger(__name__)
@@ -34,11 +31,10 @@ log = logging.getLogger(__name__)
 Kind = Literal["rtmp", "hls"]
 State = Literal["starting", "running", "backoff", "stopped"]
 
-HLS_INDEX = "index.m3u8"
-HLS_SEGMENT = "seg_%d.ts"
 _SEGMENT_RE = re.compile(r"^seg_(\d+)\.ts(\.tmp)?$")
 
-# Expected at every block join (ffmpeg re-bases the new decoder's timestamps); not news.
+# Expected at a block join (a new PAT/PMT and continuity counters; the first audio packet
+# of a block overlaps the last one's tail by a few ms and is moved on) or after a restart; not news.
 _ROUTINE = ("timestamp discontinuity", "Non-monotonous DTS", "Non-monotonic DTS", "corrupt input packet", "out of order",
             "Packet corrupt", "changing to")
 
@@ -54,35 +50,6 @@ class Backoff:
         return min(self.cap_s, self.first_s * self.factor ** max(0, quick_failures - 1))
 
 
-def _input() -> ffmpeg.nodes.FilterableStream:
-    # A small probe: the relay starts every output at a keyframe with PAT/PMT in front, so
-    # both streams are known within the first few hundred kilobytes.
-    return ffmpeg.input("pipe:0", f="mpegts", probesize=1_000_000, analyzeduration=1_000_000)
-
-
-def rtmp_command(url: str) -> list[str]:
-    out = ffmpeg.output(_input(), url, c="copy", f="flv", flvflags="no_duration_filesize")
-    return with_globals(out.compile(cmd=ffmpeg_exe()))
-
-
-def hls_command(gop_seconds: float, list_size: int, start_number: int, discont: bool = False) -> list[str]:
-    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
-    if discont:
-        flags += "+discont_start"
-    out = ffmpeg.output(
-        _input(),
-        HLS_INDEX,
-        c="copy",
-        f="hls",
-        hls_time=f"{gop_seconds:g}",
-        hls_list_size=list_size,
-        hls_flags=flags,
-        hls_segment_filename=HLS_SEGMENT,
-        start_number=start_number,
-    )
-    return with_globals(out.compile(cmd=ffmpeg_exe()))
-
-
 def read_media_sequence(index: Path) -> tuple[int, int] | None:
     """(EXT-X-MEDIA-SEQUENCE, number of segments) of an HLS playlist, or None."""
     try:
@@ -96,9 +63,9 @@ def read_media_sequence(index: Path) -> tuple[int, int] | None:
 
 
 class Output:
-    """A supervised output process. ``feed`` never blocks; ``prime()`` supplies the bytes a
+    """A supervised output process. ``feed`` never blocks; ``primer()`` supplies the bytes a
     fresh process starts with (the relay's GOP cache: PAT, PMT and everything since the last
-    video keyframe)."""
+    video keyframe), so it begins at a keyframe at once."""
 
     def __init__(
         self,
@@ -106,7 +73,7 @@ class Output:
         kind: Kind,
         target: str,
         buffer_bytes: int,
-        prime: Callable[[], bytes] = lambda: b"",
+        primer: Callable[[], bytes] = lambda: b"",
         backoff: Backoff = Backoff(),
         running_after_s: float = 1.0,
     ):
@@ -116,7 +83,7 @@ class Output:
         self.buffer_bytes = buffer_bytes
         self.backoff = backoff
         self.running_after_s = running_after_s
-        self._prime = prime
+        self.primer = primer
         self.state: State = "stopped"
         self.restarts = 0
         self.quick_failures = 0
@@ -202,9 +169,9 @@ class Output:
             await child.kill()
             return child.returncode, 0.0
         self._started_once = True
-        primer = self._prime()
-        if primer:
-            child.write(primer)
+        first = self.primer()
+        if first:
+            child.write(first)
         self._accepting = True
         up = loop.call_later(self.running_after_s, self._mark_running, child)
         try:

@@ -1,6 +1,8 @@
 """The relay: MPEG-TS from the decoder on air, fanned out to every output.
 
-Data moves in whole 188-byte TS packets. Each output gets its own bounded buffer (its stdin
+The decoders have already given every packet its stream time (one continuous timeline), so
+the relay never touches a timestamp and a join is plain concatenation: it only reads the
+video PTS to learn how much stream time each source covered (``span``). Data moves in whole 188-byte TS packets. Each output gets its own bounded buffer (its stdin
 transport); an output that falls ``buffer_kb`` behind is restarted by itself, so a slow or
 stuck destination never holds up the relay or the others.
 
@@ -16,6 +18,7 @@ import asyncio
 import logging
 
 from .output import Output
+from .timeline import VideoSpan
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,20 @@ def parse_pat(packet: bytes) -> int | None:
     return None
 
 
+def pes_pts(packet: bytes) -> int | None:
+    """The PTS of the PES packet starting in this TS packet (payload_unit_start packets only)."""
+    afc = (packet[3] >> 4) & 3
+    pos = 4
+    if afc & 2:
+        pos += 1 + packet[4]
+    if not afc & 1 or pos + 14 > TS_PACKET:
+        return None
+    if packet[pos : pos + 3] != b"\x00\x00\x01" or not packet[pos + 7] & 0x80:  # no PES start / no PTS
+        return None
+    p = packet[pos + 9 : pos + 14]
+    return ((p[0] >> 1) & 7) << 30 | p[1] << 22 | (p[2] >> 1) << 15 | p[3] << 7 | p[4] >> 1
+
+
 def parse_pmt(packet: bytes) -> int | None:
     """PID of the first video elementary stream."""
     sec = _section(packet)
@@ -82,9 +99,10 @@ class GopCache:
         self.valid = False  # gop starts at a keyframe and fits the limit
         self.keyframes = 0
 
-    def scan(self, chunk: bytes) -> None:
-        """Take in packet-aligned bytes."""
+    def scan(self, chunk: bytes) -> list[int]:
+        """Take in packet-aligned bytes; the PTS of the video frames that start in them."""
         key_at = -1
+        pts: list[int] = []
         video_pid = self.video_pid
         for off in range(0, len(chunk) - TS_PACKET + 1, TS_PACKET):
             b1 = chunk[off + 1]
@@ -95,6 +113,9 @@ class GopCache:
                 # adaptation field present, non-empty, random_access_indicator
                 if chunk[off + 3] & 0x20 and chunk[off + 4] and chunk[off + 5] & 0x40:
                     key_at = off
+                found = pes_pts(chunk[off : off + TS_PACKET])
+                if found is not None:
+                    pts.append(found)
             elif pid == 0:
                 packet = chunk[off : off + TS_PACKET]
                 pmt_pid = parse_pat(packet)
@@ -116,6 +137,7 @@ class GopCache:
         if len(self.gop) > self.limit:
             self.gop = bytearray()
             self.valid = False
+        return pts
 
     def snapshot(self) -> bytes:
         if not self.valid or not self.pat or not self.pmt:
@@ -123,97 +145,33 @@ class GopCache:
         return self.pat + self.pmt + bytes(self.gop)
 
 
-class JoinOrder:
-    """Puts a new block's first video frames ahead of its first audio.
-
-    The output ffmpeg re-bases timestamps at a join from whichever stream's packet it meets
-    first. Its H.264 parser hands a frame on only once the next frame has begun, so without
-    help the new block's first audio packets arrive first and the re-base follows the audio,
-    whose clips may run a fraction of a frame past the video: the video then jumps by that
-    much (or, after a block shorter than 10 s, by a whole block, when the previous block's
-    last frame comes out after the re-base). Holding the new block's non-video packets until
-    ``video_starts`` video PES packets have gone by lets the video fix the offset: the video
-    continues exactly one frame on, and the audio (a few milliseconds of overlap, which the
-    muxers smooth) follows. Only the first ~0.1 s of each block is reordered; no timestamp
-    is touched.
-    """
-
-    def __init__(self, video_starts: int = 3, max_held: int = 400):
-        self.video_starts = video_starts
-        self.max_held = max_held  # packets; give up (release) beyond this
-        self.active = False
-        self.pmt_pid: int | None = None
-        self.video_pid: int | None = None
-        self._seen = 0
-        self._held: list[bytes] = []
-
-    def start(self, pmt_pid: int | None, video_pid: int | None) -> None:
-        self.active = True
-        self.pmt_pid, self.video_pid = pmt_pid, video_pid
-        self._seen = 0
-        self._held = []
-
-    def flush(self) -> bytes:
-        """Whatever is held (the source ended early)."""
-        self.active = False
-        held, self._held = self._held, []
-        return b"".join(held)
-
-    def reorder(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        for off in range(0, len(chunk), TS_PACKET):
-            packet = chunk[off : off + TS_PACKET]
-            if not self.active:
-                out += chunk[off:]
-                break
-            pid = ((packet[1] & 0x1F) << 8) | packet[2]
-            pusi = packet[1] & 0x40
-            if pid == 0 or pid == 0x11 or pid == 0x1FFF:
-                if pid == 0 and pusi:
-                    self.pmt_pid = parse_pat(packet) or self.pmt_pid
-                out += packet
-            elif pid == self.pmt_pid:
-                if pusi:
-                    self.video_pid = parse_pmt(packet) or self.video_pid
-                out += packet
-            elif pid == self.video_pid:
-                if pusi:
-                    self._seen += 1
-                out += packet
-                if self._seen >= self.video_starts:
-                    out += self.flush()
-            else:
-                self._held.append(packet)
-                if len(self._held) > self.max_held:
-                    out += self.flush()
-        return bytes(out)
-
-
 class Relay:
+    """Fans the source on air out to the outputs. ``add`` registers an output (each one is
+    primed from ``snapshot()``, the GOP cache, when its process starts); ``new_source(origin)``
+    begins a decoder whose packets start at stream time ``origin``."""
+
     def __init__(self, gop_limit: int):
         self.cache = GopCache(gop_limit)
         self.outputs: dict[str, Output] = {}
         self.bytes = 0
         self.last_byte_at: float | None = None  # loop time
         self.resyncs = 0
-        self.join = JoinOrder()
+        self.span = VideoSpan(0)  # the stream time the source on air has covered so far
         self._rest = b""
 
+    def snapshot(self) -> bytes:
+        return self.cache.snapshot()
+
     def add(self, output: Output) -> None:
-        output._prime = self.cache.snapshot
         self.outputs[output.name] = output
 
     def remove(self, name: str) -> Output | None:
         return self.outputs.pop(name, None)
 
-    def new_source(self) -> None:
+    def new_source(self, origin: int) -> None:
         """A new decoder is about to be read: drop any partial packet of the previous one."""
         self._rest = b""
-        held = self.join.flush()
-        if held:
-            self.feed(held)
-        if self.bytes:  # a join, not the very start
-            self.join.start(self.cache.pmt_pid, self.cache.video_pid)
+        self.span = VideoSpan(origin)
 
     def take(self, data: bytes) -> None:
         """Bytes from the decoder on air, any alignment."""
@@ -226,8 +184,6 @@ class Relay:
         if usable < len(data):
             self._rest = data[usable:]
             data = data[:usable]
-        if data and self.join.active:
-            data = self.join.reorder(data)
         if data:
             self.feed(data)
 
@@ -243,7 +199,8 @@ class Relay:
 
     def feed(self, chunk: bytes) -> None:
         """Packet-aligned bytes to every output; never blocks."""
-        self.cache.scan(chunk)
+        for pts in self.cache.scan(chunk):
+            self.span.add(pts)
         self.bytes += len(chunk)
         self.last_byte_at = asyncio.get_running_loop().time()
         for output in list(self.outputs.values()):

@@ -3,9 +3,8 @@
 Every clip is encoded once, at production time, to the same size, fps, H.264 profile,
 closed GOP of ``house.gop_frames`` frames, CBR-ish bitrate and AAC layout, with the audio
 exactly as long as the video and the caption burned in, so playout can air it with
-``-c copy``. Command lines are built with ffmpeg-python and run with the ffmpeg from
-``webtv.media.ffmpeg_exe()``; raw RGB frames go in on stdin, the audio as a raw float
-file. ffmpeg runs inside a private temporary folder and is handed only plain relative
+``-c copy``. The command lines live in ``webtv.media.commands``; raw RGB frames go in on
+stdin, the audio as a raw float file. ffmpeg runs inside a private temporary folder and is handed only plain relative
 names there (caption text, font link, audio), so no prompt or path ever needs filter
 escaping; the output path is a plain argument and may hold spaces and quotes.
 """
@@ -21,14 +20,13 @@ import tempfile
 import textwrap
 import threading
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
-import ffmpeg
 import numpy as np
 
 from webtv.config import HouseSection
-from webtv.media import MediaError, ProbeResult, ffmpeg_exe, ffprobe_exe, probe
+from webtv.media import MediaError, ProbeResult, ffprobe_exe, probe
+from webtv.media.commands import Overlay, encode_command, overlay_textfile, packets_command, read_through_command
 from webtv.producer.base import Frames
 
 AAC_FRAME = 1024  # samples per AAC-LC frame
@@ -41,17 +39,6 @@ FONT_CANDIDATES = (
     "/usr/local/share/fonts/DejaVuSans.ttf",
     "/Library/Fonts/DejaVuSans.ttf",
 )
-
-
-@dataclass(frozen=True)
-class _Text:
-    """One block of burned-in text: wrapped lines, size in pixels and where it sits."""
-
-    text: str
-    size: int
-    y: str  # drawtext y expression
-    box: bool = True
-    color: str = "white"
 
 
 def find_font(house: HouseSection) -> Path:
@@ -118,7 +105,7 @@ def encode_clip(frames: Frames, audio: np.ndarray, caption: str, house: HouseSec
         times = np.arange(count) / house.fps
         order = np.minimum(len(array) - 1, np.floor(times * frames.fps + 1e-6).astype(int)).tolist()
     text, size = caption_layout(caption, house)
-    texts = [_Text(text, size, f"h-text_h-{max(8, size)}")] if text else []
+    texts = [Overlay(text, size, f"h-text_h-{max(8, size)}")] if text else []
     samples = _fit_audio(audio, round(count * house.sample_rate / house.fps), house.channels)
     _encode(array, order, samples, texts, house, Path(out))
 
@@ -148,10 +135,10 @@ def make_card(text: str, seconds: float, house: HouseSection, out: Path, *, titl
         frames[i] = np.clip(base * (1.2 - 0.6 * ys[..., None]) + accent * mix[..., None], 0, 255).astype(np.uint8)
     big = max(16, round(house.height / 9))
     heading = _wrap(title, max(8, int(house.width * 0.9 / (big * 0.56))), 2)
-    texts = [_Text(heading, big, f"h/2-text_h-{big // 4}", box=False)] if heading else []
+    texts = [Overlay(heading, big, f"h/2-text_h-{big // 4}", box=False)] if heading else []
     body, small = caption_layout(text, house)
     if body:
-        texts.append(_Text(body, small, f"h/2+{big // 2}", box=False, color="0xD0D0E0"))
+        texts.append(Overlay(body, small, f"h/2+{big // 2}", box=False, color="0xD0D0E0"))
     n = round(count * house.sample_rate / house.fps)
     t = np.arange(n, dtype=np.float32) / house.sample_rate
     env = np.clip(np.minimum(t, n / house.sample_rate - t) / 0.5, 0.0, 1.0)
@@ -184,7 +171,7 @@ def _fit_audio(audio: np.ndarray | None, n: int, channels: int) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a, -1.0, 1.0), dtype=np.float32)
 
 
-def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[_Text], house: HouseSection, out: Path) -> None:
+def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[Overlay], house: HouseSection, out: Path) -> None:
     height, width = array.shape[1:3]
     font = find_font(house) if texts else None
     out = Path(out).absolute()
@@ -197,60 +184,9 @@ def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[_Text], h
             except OSError:
                 shutil.copyfile(font, work / "font.ttf")
 
-        video = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=house.fps)
-        sound = ffmpeg.input("audio.f32", format="f32le", ar=house.sample_rate, ac=house.channels)
-        v = video.filter(
-            "scale", house.width, house.height, flags="lanczos", force_original_aspect_ratio="increase",
-            out_color_matrix="bt709", out_range="tv",
-        )
-        v = v.filter("crop", house.width, house.height).filter("format", "yuv420p").filter("setsar", 1)
         for k, item in enumerate(texts):
-            name = f"text{k}.txt"
-            (work / name).write_text(item.text, encoding="utf-8")
-            options = dict(
-                fontfile="font.ttf", textfile=name, expansion="none", fontsize=item.size, fontcolor=item.color,
-                line_spacing=round(item.size * 0.3), x="(w-text_w)/2", y=item.y, fix_bounds=1,
-            )
-            if item.box:
-                options.update(box=1, boxcolor="black@0.55", boxborderw=max(4, item.size // 2))
-            else:
-                options.update(shadowcolor="black@0.6", shadowx=2, shadowy=2)
-            v = v.filter("drawtext", **options)
-        gop = house.gop_frames
-        kbps = house.video_kbps
-        output = ffmpeg.output(
-            v,
-            sound,
-            "file:" + str(out),
-            format="mp4",
-            vcodec="libx264",
-            preset=house.x264_preset,
-            pix_fmt="yuv420p",
-            r=house.fps,
-            g=gop,
-            keyint_min=gop,
-            sc_threshold=0,
-            flags="+cgop",
-            colorspace="bt709",
-            color_primaries="bt709",
-            color_trc="bt709",
-            acodec="aac",
-            ar=house.sample_rate,
-            ac=house.channels,
-            movflags="+faststart",
-            map_metadata=-1,
-            **{
-                "profile:v": house.h264_profile,
-                "b:v": f"{kbps}k",
-                "maxrate": f"{kbps}k",
-                "bufsize": f"{kbps * 2}k",
-                "profile:a": "aac_low",
-                "b:a": f"{house.audio_kbps}k",
-            },
-        )
-        args = output.global_args("-hide_banner", "-nostats", "-loglevel", "error").compile(
-            cmd=ffmpeg_exe(), overwrite_output=True
-        )
+            (work / overlay_textfile(k)).write_text(item.text, encoding="utf-8")
+        args = encode_command((width, height), house, texts, out)
         _run(args, (array[i] for i in order), cwd=work, what=str(out))
 
 
@@ -363,19 +299,14 @@ def validate_clip(path: Path, house: HouseSection, seconds: float | None = None)
 
 def _packets(path: Path) -> list[dict] | None:
     """Every packet's stream type, position, size and flags, read without decoding (None without ffprobe)."""
-    exe = ffprobe_exe()
-    if exe is None:
-        done = subprocess.run(
-            [ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-map", "0", "-c", "copy", "-f", "null", "-"],
-            capture_output=True, timeout=60,
-        )
+    if ffprobe_exe() is None:
+        done = subprocess.run(read_through_command(path), capture_output=True, timeout=60)
         if done.returncode != 0 or done.stderr.strip():
             reason = done.stderr.decode(errors="replace").strip().splitlines()
             raise MediaError(f"{path}: truncated or damaged ({reason[-1] if reason else 'ffmpeg failed'})")
         return None
-    cmd = [exe, "-v", "error", "-show_entries", "packet=codec_type,pos,size,flags", "-of", "json", str(path)]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=60)
+        done = subprocess.run(packets_command(path), capture_output=True, timeout=60)
     except subprocess.TimeoutExpired:
         raise MediaError(f"{path}: ffprobe timed out reading packets") from None
     if done.returncode != 0:

@@ -1,37 +1,16 @@
-"""Finding ffmpeg and asking what a media file holds."""
+"""Asking what a media file holds (ffprobe, or ffmpeg's stream summary without it)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-
-class MediaError(Exception):
-    """A media file is unreadable or not what it should be; the message says why."""
-
-
-@functools.cache
-def ffmpeg_exe() -> str:
-    """ffmpeg from PATH, else the static build shipped inside imageio-ffmpeg."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise MediaError("ffmpeg not found on PATH and imageio-ffmpeg is not installed") from None
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-@functools.cache
-def ffprobe_exe() -> str | None:
-    return shutil.which("ffprobe")
+from .commands import probe_command, probe_with_ffmpeg_command
+from .tools import MediaError, ffprobe_exe
 
 
 @dataclass(frozen=True)
@@ -56,10 +35,9 @@ class ProbeResult:
 
 def probe(path: Path | str, timeout: float = 30) -> ProbeResult:
     """Container duration and the first video and audio stream of ``path``."""
-    exe = ffprobe_exe()
-    if exe is None:
+    if ffprobe_exe() is None:
         return _probe_with_ffmpeg(Path(path), timeout)
-    cmd = [exe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    cmd = probe_command(path)
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -98,7 +76,7 @@ def probe(path: Path | str, timeout: float = 30) -> ProbeResult:
 def _probe_with_ffmpeg(path: Path, timeout: float) -> ProbeResult:
     """Fallback for ffmpeg builds without ffprobe: read ``ffmpeg -i``'s stream summary."""
     try:
-        done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, timeout=timeout)
+        done = subprocess.run(probe_with_ffmpeg_command(path), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MediaError(f"{path}: ffmpeg timed out reading it") from None
     text = done.stderr.decode(errors="replace")

@@ -1,0 +1,101 @@
+"""Golden argument lists of every ffmpeg/ffprobe command webtv runs (webtv.media.commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from webtv.config import HouseSection
+from webtv.media import ffmpeg_exe, ffprobe_exe
+from webtv.media.commands import (
+    TS_HZ,
+    TS_WRAP,
+    Overlay,
+    decoder_command,
+    encode_command,
+    hls_command,
+    packets_command,
+    probe_command,
+    probe_with_ffmpeg_command,
+    read_through_command,
+    rtmp_command,
+    ts_offset_arg,
+)
+
+pytestmark = pytest.mark.fast
+
+QUIET = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning"]
+RELAY_INPUT = ["-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000", "-i", "pipe:0"]
+
+
+def test_block_decoder():
+    assert decoder_command(Path("/a b/it's.ffconcat"), 10 * TS_HZ) == [
+        ffmpeg_exe(), *QUIET,
+        "-re", "-f", "concat", "-safe", "0", "-i", "/a b/it's.ffconcat",  # one element: no quoting
+        "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+        "-f", "mpegts", "-muxdelay", "0", "-flush_packets", "1",
+        "-output_ts_offset", "95453.717689", "pipe:1",
+    ]
+
+
+@pytest.mark.parametrize("ticks", [0, 1, 9, 10 * TS_HZ + 7, TS_WRAP - 1, TS_WRAP + 5, 3 * TS_WRAP + 123_456, -TS_HZ])
+def test_offsets_are_exact_to_the_tick_and_positive(ticks):
+    text = ts_offset_arg(ticks)
+    whole, frac = text.split(".")
+    us = int(whole) * 1_000_000 + int(frac)
+    assert len(frac) == 6
+    assert round(us * TS_HZ / 1_000_000) == TS_WRAP + ticks % TS_WRAP  # ffmpeg rescales microseconds to ticks
+    assert TS_WRAP <= round(us * TS_HZ / 1_000_000) < 2 * TS_WRAP
+
+
+def test_outputs():
+    assert rtmp_command("rtmp://h/app/key") == [
+        ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
+        "rtmp://h/app/key",
+    ]
+    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
+    hls = [ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
+           "-hls_flags", flags, "-hls_segment_filename", "seg_%d.ts", "-start_number", "1234", "index.m3u8"]
+    assert hls_command(2.0, 6, 1234) == hls
+    hls[hls.index(flags)] = flags + "+discont_start"
+    assert hls_command(2.0, 6, 1234, discont=True) == hls
+
+
+def test_house_encode():
+    house = HouseSection(width=320, height=180, fps=24, video_kbps=400, audio_kbps=64, x264_preset="ultrafast")
+    overlays = [Overlay("a caption", 12, "h-text_h-12"), Overlay("a title", 20, "h/2", box=False, color="0xD0D0E0")]
+    graph = (
+        "[0]scale=320:180:flags=lanczos:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv[s0];"
+        "[s0]crop=320:180[s1];[s1]format=yuv420p[s2];[s2]setsar=1[s3];"
+        "[s3]drawtext=box=1:boxborderw=6:boxcolor=black@0.55:expansion=none:fix_bounds=1:fontcolor=white:"
+        "fontfile=font.ttf:fontsize=12:line_spacing=4:textfile=text0.txt:x=(w-text_w)/2:y=h-text_h-12[s4];"
+        "[s4]drawtext=expansion=none:fix_bounds=1:fontcolor=0xD0D0E0:fontfile=font.ttf:fontsize=20:line_spacing=6:"
+        "shadowcolor=black@0.6:shadowx=2:shadowy=2:textfile=text1.txt:x=(w-text_w)/2:y=h/2[s5]"
+    )
+    assert encode_command((64, 48), house, overlays, Path("/o u/t's.mp4")) == [
+        ffmpeg_exe(),
+        "-f", "rawvideo", "-framerate", "24", "-pix_fmt", "rgb24", "-s", "64x48", "-i", "pipe:0",
+        "-f", "f32le", "-ac", "2", "-ar", "48000", "-i", "audio.f32",
+        "-filter_complex", graph, "-map", "[s5]", "-map", "1",
+        "-f", "mp4", "-ac", "2", "-acodec", "aac", "-ar", "48000", "-b:a", "64k", "-b:v", "400k", "-bufsize", "800k",
+        "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-flags", "+cgop",
+        "-g", "48", "-keyint_min", "48", "-map_metadata", "-1", "-maxrate", "400k", "-movflags", "+faststart",
+        "-pix_fmt", "yuv420p", "-preset", "ultrafast", "-profile:a", "aac_low", "-profile:v", "main", "-r", "24",
+        "-sc_threshold", "0", "-vcodec", "libx264", "file:/o u/t's.mp4",
+        "-hide_banner", "-nostats", "-loglevel", "error", "-y",
+    ]
+    plain = encode_command((64, 48), house, [], Path("/o/c.mp4"))
+    assert "[s3]" in plain[plain.index("-map") + 1] and "drawtext" not in " ".join(plain)
+
+
+@pytest.mark.skipif(ffprobe_exe() is None, reason="ffprobe not installed")
+def test_probes():
+    path = Path("/l i/b's.mp4")
+    assert probe_command(path) == [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format",
+                                   "-show_streams", "/l i/b's.mp4"]
+    assert packets_command(path) == [ffprobe_exe(), "-v", "error", "-show_entries", "packet=codec_type,pos,size,flags",
+                                     "-of", "json", "/l i/b's.mp4"]
+    assert probe_with_ffmpeg_command(path) == [ffmpeg_exe(), "-hide_banner", "-i", "/l i/b's.mp4"]
+    assert read_through_command(path) == [ffmpeg_exe(), "-v", "error", "-xerror", "-i", "/l i/b's.mp4", "-map", "0",
+                                          "-c", "copy", "-f", "null", "-"]

@@ -1,0 +1,74 @@
+"""Continuity under load, read from outside: `webtv run` streaming to a real nginx-rtmp for five
+minutes while two CPU-bound processes compete with it for this machine's cores. The largest
+gap between video timestamps read back from the server stays within one frame + 20 ms across
+every block edge, timestamps never go backwards, and it is all one RTMP session. Timestamps
+are data: a loaded machine may deliver them late, but cannot open a gap between them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.daemon import Daemon
+from tests.readers import RtmpReader
+
+pytestmark = pytest.mark.e2e
+
+FPS = 24
+WATCH_S = 300.0
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def test_five_minutes_of_block_edges_under_load(tmp_path, rtmp_server):
+    url = f"{rtmp_server}/loaded"
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    daemon = Daemon(tmp_path / "channel", rtmp_urls=[url], programme={"block_seconds": 10.0, "filler_seconds": 2.0})
+    try:
+        daemon.start()
+        daemon.wait_for(lambda s: any(o["kind"] == "rtmp" and o["state"] == "running" for o in s["outputs"]),
+                        timeout=60, message="RTMP output running")
+        first_block = daemon.wait_for(lambda s: s.get("now_playing") is not None, timeout=30)["now_playing"]["block"]
+        hog_cpu = [cpu_seconds(h.pid) for h in hogs]
+        reader = RtmpReader(url, seconds=WATCH_S, rw_timeout_us=10_000_000).start()
+        try:
+            code = reader.wait(timeout=WATCH_S + 90)
+        finally:
+            reader.stop()
+        watched = time.monotonic() - reader.started
+        hog_share = [(cpu_seconds(h.pid) - before) / watched for h, before in zip(hogs, hog_cpu)]
+        status = daemon.status()
+    finally:
+        daemon.stop()
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    video, audio = reader.video(), reader.audio()
+    assert code == 0, reader.stderr()
+    assert video and audio, "reader received no video or no audio"
+    span = video[-1].dts - video[0].dts
+    assert span >= WATCH_S - 1.0, f"the session ended after {span:.1f} s of stream"  # one session, all the way
+    gaps = [b.dts - a.dts for a, b in zip(video, video[1:])]
+    assert min(gaps) > 0, "video timestamps went backwards"
+    assert all(b.dts >= a.dts for a, b in zip(audio, audio[1:])), "audio timestamps went backwards"
+    largest = max(gaps)
+    edges = status["now_playing"]["block"] - first_block
+    rtmp = next(o for o in status["outputs"] if o["kind"] == "rtmp")
+    print(f"\n{span:.0f} s of stream, {edges} block edges, largest video gap {largest * 1000:.1f} ms, "
+          f"CPU share of the two hogs {hog_share[0]:.2f} and {hog_share[1]:.2f}, RTMP restarts {rtmp['restarts']}")
+    assert largest <= 1 / FPS + 0.020, f"largest gap between video timestamps {largest * 1000:.0f} ms"
+    assert edges >= 20, f"only {edges} block edges while watching"
+    assert rtmp["restarts"] == 0, "the RTMP output restarted: a second session"
+    assert min(hog_share) > 0.2, f"the CPU hogs hardly ran ({hog_share}): not a loaded machine"
+    # real-time pace under load: stream time kept up with wall time
+    wall = video[-1].arrived - video[0].arrived
+    assert abs(wall - span) < 3.0, f"{span:.1f} s of stream arrived over {wall:.1f} s"

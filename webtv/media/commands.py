@@ -1,0 +1,212 @@
+"""Every ffmpeg and ffprobe command line webtv runs, in one place (as ffplayout keeps them).
+
+Each function returns an argv list for ``subprocess`` (no shell): a path is one element, so
+spaces and quotes in it need no quoting. Playout: the block decoder, the RTMP and HLS
+outputs. Production: the house encode (clips and the filler card share it). Checks: the
+probes and the packet scan of clip validation.
+
+Stream time is carried in MPEG-TS units: 90 kHz ticks, kept modulo 2^33 (about 26.5 h), as
+the PTS fields of a TS stream are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import ffmpeg
+
+from .tools import ffmpeg_exe, ffprobe_exe
+
+GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning")
+
+TS_HZ = 90_000  # MPEG-TS clock ticks per second
+TS_WRAP = 1 << 33  # PTS/DTS are 33-bit fields
+
+
+def ts_offset_arg(ticks: int) -> str:
+    """``-output_ts_offset`` for stream time ``ticks``: seconds with 6 decimals (exact to the tick).
+
+    Passed as TS_WRAP + (ticks mod TS_WRAP): the mpegts muxer writes timestamps modulo 2^33, so
+    the added period changes no byte, and the positive base keeps ffmpeg from shifting a block
+    whose first DTS (B-frames) would otherwise fall below zero just after a wrap (or at 0).
+    """
+    us = round((TS_WRAP + ticks % TS_WRAP) * 1_000_000 / TS_HZ)
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
+
+
+# -- playout -----------------------------------------------------------------------------------
+
+
+def decoder_command(playlist: Path | str, offset_ticks: int) -> list[str]:
+    """One block: read the ffconcat list in real time (``-re``), remux (no re-encode) to MPEG-TS
+    on stdout, every packet shifted to start at stream time ``offset_ticks``. ``-flush_packets
+    1`` sends each packet at once instead of in 32 KB lumps."""
+    return [
+        ffmpeg_exe(), *GLOBAL_ARGS,
+        "-re", "-f", "concat", "-safe", "0", "-i", str(playlist),
+        "-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+        "-f", "mpegts", "-muxdelay", "0", "-flush_packets", "1",
+        "-output_ts_offset", ts_offset_arg(offset_ticks),
+        "pipe:1",
+    ]
+
+
+def _relay_input() -> list[str]:
+    # A small probe: the relay starts every output at a keyframe with PAT/PMT in front, so
+    # both streams are known within the first few hundred kilobytes.
+    return ["-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000", "-i", "pipe:0"]
+
+
+def rtmp_command(url: str) -> list[str]:
+    return [ffmpeg_exe(), *GLOBAL_ARGS, *_relay_input(), "-c", "copy", "-f", "flv",
+            "-flvflags", "no_duration_filesize", url]
+
+
+HLS_INDEX = "index.m3u8"
+HLS_SEGMENT = "seg_%d.ts"
+
+
+def hls_command(gop_seconds: float, list_size: int, start_number: int, discont: bool = False) -> list[str]:
+    """Run inside the HLS folder: only relative names reach ffmpeg."""
+    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
+    if discont:
+        flags += "+discont_start"
+    return [
+        ffmpeg_exe(), *GLOBAL_ARGS, *_relay_input(), "-c", "copy", "-f", "hls",
+        "-hls_time", f"{gop_seconds:g}", "-hls_list_size", str(list_size), "-hls_flags", flags,
+        "-hls_segment_filename", HLS_SEGMENT, "-start_number", str(start_number), HLS_INDEX,
+    ]
+
+
+# -- production ----------------------------------------------------------------------------------
+
+
+class HouseFormat(Protocol):
+    """What the encode needs of the house format (``webtv.config.HouseSection`` has it; media
+    sits beside config in the layers, so it names the fields instead of importing the class)."""
+
+    width: int
+    height: int
+    fps: int
+    sample_rate: int
+    channels: int
+    @property
+    def gop_frames(self) -> int: ...
+    video_kbps: int
+    audio_kbps: int
+    x264_preset: str
+    h264_profile: str
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """One block of burned-in text: wrapped lines, size in pixels and where it sits. ffmpeg
+    reads the ``k``-th overlay's text from ``overlay_textfile(k)`` in the encode's folder, so no
+    text ever needs filter escaping."""
+
+    text: str
+    size: int
+    y: str  # drawtext y expression
+    box: bool = True
+    color: str = "white"
+
+
+def overlay_textfile(k: int) -> str:
+    return f"text{k}.txt"
+
+
+def encode_command(
+    source_size: tuple[int, int], house: HouseFormat, overlays: Sequence[Overlay], out: Path,
+    *, frames: str = "pipe:0", audio: str = "audio.f32", font: str = "font.ttf",
+) -> list[str]:
+    """The one-time encode into the house format: raw RGB frames (``source_size`` = width,
+    height) at ``house.fps`` on stdin, raw float audio from ``audio``, scaled and cropped to
+    the house size, the overlays drawn with ``font``; H.264 with a closed GOP of
+    ``house.gop_frames``, CBR-ish, AAC-LC, MP4 with the index in front. Run inside the folder
+    holding ``audio``, ``font`` and the overlays' text files."""
+    width, height = source_size
+    video = ffmpeg.input(frames, format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=house.fps)
+    sound = ffmpeg.input(audio, format="f32le", ar=house.sample_rate, ac=house.channels)
+    v = video.filter(
+        "scale", house.width, house.height, flags="lanczos", force_original_aspect_ratio="increase",
+        out_color_matrix="bt709", out_range="tv",
+    )
+    v = v.filter("crop", house.width, house.height).filter("format", "yuv420p").filter("setsar", 1)
+    for k, item in enumerate(overlays):
+        options = dict(
+            fontfile=font, textfile=overlay_textfile(k), expansion="none", fontsize=item.size, fontcolor=item.color,
+            line_spacing=round(item.size * 0.3), x="(w-text_w)/2", y=item.y, fix_bounds=1,
+        )
+        if item.box:
+            options.update(box=1, boxcolor="black@0.55", boxborderw=max(4, item.size // 2))
+        else:
+            options.update(shadowcolor="black@0.6", shadowx=2, shadowy=2)
+        v = v.filter("drawtext", **options)
+    gop = house.gop_frames
+    kbps = house.video_kbps
+    output = ffmpeg.output(
+        v,
+        sound,
+        "file:" + str(Path(out).absolute()),
+        format="mp4",
+        vcodec="libx264",
+        preset=house.x264_preset,
+        pix_fmt="yuv420p",
+        r=house.fps,
+        g=gop,
+        keyint_min=gop,
+        sc_threshold=0,
+        flags="+cgop",
+        colorspace="bt709",
+        color_primaries="bt709",
+        color_trc="bt709",
+        acodec="aac",
+        ar=house.sample_rate,
+        ac=house.channels,
+        movflags="+faststart",
+        map_metadata=-1,
+        **{
+            "profile:v": house.h264_profile,
+            "b:v": f"{kbps}k",
+            "maxrate": f"{kbps}k",
+            "bufsize": f"{kbps * 2}k",
+            "profile:a": "aac_low",
+            "b:a": f"{house.audio_kbps}k",
+        },
+    )
+    return output.global_args("-hide_banner", "-nostats", "-loglevel", "error").compile(
+        cmd=ffmpeg_exe(), overwrite_output=True
+    )
+
+
+# -- probes and checks ---------------------------------------------------------------------------
+
+
+def _ffprobe() -> str:
+    exe = ffprobe_exe()
+    if exe is None:
+        raise FileNotFoundError("ffprobe is not installed")
+    return exe
+
+
+def probe_command(path: Path | str) -> list[str]:
+    """Container and streams as JSON."""
+    return [_ffprobe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+
+
+def probe_with_ffmpeg_command(path: Path | str) -> list[str]:
+    """For builds without ffprobe: ``ffmpeg -i`` prints the stream summary (and exits 1)."""
+    return [ffmpeg_exe(), "-hide_banner", "-i", str(path)]
+
+
+def packets_command(path: Path | str) -> list[str]:
+    """Every packet's stream type, position, size and flags as JSON, read without decoding."""
+    return [_ffprobe(), "-v", "error", "-show_entries", "packet=codec_type,pos,size,flags", "-of", "json", str(path)]
+
+
+def read_through_command(path: Path | str) -> list[str]:
+    """For builds without ffprobe: read every packet, failing at the first damaged one."""
+    return [ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-map", "0", "-c", "copy", "-f", "null", "-"]
