@@ -1,5 +1,6 @@
 """`webtv check` and the config loader: good files pass, bad ones name the key or line."""
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -276,9 +277,7 @@ def test_every_section_declares_live_or_restart():
 # ----------------------------------------------------------------------------- webtv render's model flags
 
 
-def flags(**values) -> "argparse.Namespace":
-    import argparse
-
+def flags(**values) -> argparse.Namespace:
     base = dict(video_model=None, upscale_model=None, music_model=None, film_model=None, steps=None, frames=None, size=None)
     return argparse.Namespace(**{**base, **values})
 

@@ -427,10 +427,6 @@ class Playout:
                 await self._add_rtmp(url)
         self.output_config = self.output_config.model_copy(update={"rtmp_urls": wanted})
 
-    async def reconfigure(self, output: OutputSection) -> None:  # STAND-IN for playout
-        """Apply an edited ``[output]``: RTMP destinations live; the rest waits for the next start."""
-        await self.set_rtmp_urls(output.rtmp_urls)
-
     async def _retire(self, out: Output) -> None:
         await out.stop(grace=1.2)
         self._cpu_removed += out.cpu_seconds()
