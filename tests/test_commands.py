@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -12,20 +13,28 @@ from webtv.media.commands import (
     TS_HZ,
     TS_WRAP,
     Overlay,
+    decode_audio_command,
+    decode_frames_command,
     decoder_command,
     encode_command,
+    ffv1_write_command,
+    frame_rate_arg,
     hls_command,
+    interpolated_encode_command,
+    minterpolate_command,
     packets_command,
     probe_command,
     probe_with_ffmpeg_command,
     read_through_command,
     rtmp_command,
     ts_offset_arg,
+    wav_write_command,
 )
 
 pytestmark = pytest.mark.fast
 
 QUIET = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning"]
+ERRORS = ["-hide_banner", "-nostats", "-loglevel", "error"]
 RELAY_INPUT = ["-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000", "-i", "pipe:0"]
 
 
@@ -87,6 +96,51 @@ def test_house_encode():
     ]
     plain = encode_command((64, 48), house, [], Path("/o/c.mp4"))
     assert "[s3]" in plain[plain.index("-map") + 1] and "drawtext" not in " ".join(plain)
+
+
+@pytest.mark.parametrize("rate, text", [(24, "24/1"), (24000 / 1001, "24000/1001"), (Fraction(23, 7), "23/7"),
+                                        (12.5, "25/2")])
+def test_frame_rates_are_exact_fractions(rate, text):
+    assert frame_rate_arg(rate) == text
+
+
+def test_interpolation():
+    raw_in = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "64x48", "-framerate", "23/7", "-i", "pipe:0"]
+    raw_out = ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    assert minterpolate_command((64, 48), Fraction(23, 7), 24, 72) == [
+        ffmpeg_exe(), *ERRORS, *raw_in,
+        "-vf", "format=yuv444p,minterpolate=fps=24/1:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1,format=rgb24",
+        "-frames:v", "72", *raw_out,
+    ]
+    assert "format=yuv444p,minterpolate=fps=24/1:mi_mode=blend,format=rgb24" in minterpolate_command(
+        (64, 48), Fraction(23, 7), 24, 72, light=True)
+    house = HouseSection(x264_preset="ultrafast", h264_profile="high", audio_kbps=96)
+    assert interpolated_encode_command((64, 48), Fraction(23, 7), Path("/i n/it's.mp4"), house, "/o/x.mp4") == [
+        ffmpeg_exe(), *ERRORS, "-y", *raw_in, "-i", "/i n/it's.mp4", "-map", "0:v", "-map", "1:a?",
+        "-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "high", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "96k", "/o/x.mp4",
+    ]
+    assert decode_frames_command("/i n/it's.mp4") == [ffmpeg_exe(), *ERRORS, "-i", "/i n/it's.mp4", "-map", "0:v:0",
+                                                      *raw_out]
+
+
+def test_worker_files():
+    assert ffv1_write_command((64, 48), 8, "/w/f.mkv") == [
+        ffmpeg_exe(), *ERRORS, "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "64x48", "-framerate", "8/1",
+        "-i", "pipe:0", "-c:v", "ffv1", "-level", "3", "-pix_fmt", "gbrp", "-f", "matroska", "/w/f.mkv",
+    ]
+    assert decode_frames_command("/w/f.mkv", passthrough=True) == [
+        ffmpeg_exe(), *ERRORS, "-i", "/w/f.mkv", "-map", "0:v:0", "-fps_mode", "passthrough",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+    ]
+    assert wav_write_command(48000, 2, "/w/m.wav") == [
+        ffmpeg_exe(), *ERRORS, "-y", "-f", "f32le", "-ar", "48000", "-ac", "2", "-i", "pipe:0",
+        "-c:a", "pcm_f32le", "-f", "wav", "/w/m.wav",
+    ]
+    assert decode_audio_command("/w/m.mp3", 44100, 1) == [
+        ffmpeg_exe(), *ERRORS, "-i", "/w/m.mp3", "-map", "0:a:0", "-f", "f32le", "-ar", "44100", "-ac", "1", "pipe:1",
+    ]
 
 
 @pytest.mark.skipif(ffprobe_exe() is None, reason="ffprobe not installed")

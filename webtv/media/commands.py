@@ -2,8 +2,9 @@
 
 Each function returns an argv list for ``subprocess`` (no shell): a path is one element, so
 spaces and quotes in it need no quoting. Playout: the block decoder, the RTMP and HLS
-outputs. Production: the house encode (clips and the filler card share it). Checks: the
-probes and the packet scan of clip validation.
+outputs. Production: the house encode (clips and the filler card share it), minterpolate
+and ``webtv interpolate``'s encode, and the frames and music files passed to and from remote
+workers. Checks: the probes and the packet scan of clip validation.
 
 Stream time is carried in MPEG-TS units: 90 kHz ticks, kept modulo 2^33 (about 26.5 h), as
 the PTS fields of a TS stream are.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +23,7 @@ import ffmpeg
 from .tools import ffmpeg_exe, ffprobe_exe
 
 GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning")
+ERRORS_ONLY = ("-hide_banner", "-nostats", "-loglevel", "error")  # production: stderr is read on failure
 
 TS_HZ = 90_000  # MPEG-TS clock ticks per second
 TS_WRAP = 1 << 33  # PTS/DTS are 33-bit fields
@@ -177,9 +180,74 @@ def encode_command(
             "b:a": f"{house.audio_kbps}k",
         },
     )
-    return output.global_args("-hide_banner", "-nostats", "-loglevel", "error").compile(
+    return output.global_args(*ERRORS_ONLY).compile(
         cmd=ffmpeg_exe(), overwrite_output=True
     )
+
+
+def frame_rate_arg(rate: float | Fraction) -> str:
+    """A frame rate as ffmpeg's num/den, exact for 24 and 24000/1001 alike."""
+    exact = Fraction(rate).limit_denominator(100_000)
+    return f"{exact.numerator}/{exact.denominator}"
+
+
+def _raw_frames_in(size: tuple[int, int], rate: float | Fraction) -> list[str]:
+    width, height = size
+    return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", frame_rate_arg(rate),
+            "-i", "pipe:0"]
+
+
+RAW_FRAMES_OUT = ("-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
+
+
+def minterpolate_command(size: tuple[int, int], in_rate: Fraction, out_rate: float, frames: int,
+                         light: bool = False) -> list[str]:
+    """Raw RGB frames (``size`` = width, height) at ``in_rate`` on stdin to exactly ``frames``
+    raw RGB frames at ``out_rate`` on stdout: motion-compensated, or blended when ``light``."""
+    mode = "mi_mode=blend" if light else "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1"
+    return [
+        ffmpeg_exe(), *ERRORS_ONLY, *_raw_frames_in(size, in_rate),
+        "-vf", f"format=yuv444p,minterpolate=fps={frame_rate_arg(out_rate)}:{mode},format=rgb24",
+        "-frames:v", str(frames), *RAW_FRAMES_OUT,
+    ]
+
+
+def decode_frames_command(path: Path | str, *, passthrough: bool = False) -> list[str]:
+    """Every frame of the first video stream of ``path`` as raw RGB on stdout; ``passthrough``
+    keeps the file's own frame timing (no frame duplicated or dropped to a constant rate)."""
+    timing = ["-fps_mode", "passthrough"] if passthrough else []
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-i", str(path), "-map", "0:v:0", *timing, *RAW_FRAMES_OUT]
+
+
+def interpolated_encode_command(size: tuple[int, int], rate: Fraction, src: Path | str, house: HouseFormat,
+                                out: Path | str) -> list[str]:
+    """``webtv interpolate``: raw RGB frames at ``rate`` on stdin, with ``src``'s audio (if
+    any) carried over as AAC, into H.264 at the house preset and profile."""
+    return [
+        ffmpeg_exe(), *ERRORS_ONLY, "-y", *_raw_frames_in(size, rate),
+        "-i", str(src), "-map", "0:v", "-map", "1:a?",
+        "-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:v", "libx264", "-preset", house.x264_preset, "-profile:v", house.h264_profile, "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", f"{house.audio_kbps}k", str(out),
+    ]
+
+
+def ffv1_write_command(size: tuple[int, int], rate: float | Fraction, out: Path | str) -> list[str]:
+    """Raw RGB frames on stdin into lossless FFV1 in Matroska (the frames a worker sends back)."""
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-y", *_raw_frames_in(size, rate),
+            "-c:v", "ffv1", "-level", "3", "-pix_fmt", "gbrp", "-f", "matroska", str(out)]
+
+
+def wav_write_command(sample_rate: int, channels: int, out: Path | str) -> list[str]:
+    """Raw float samples on stdin into a 32-bit float WAV file."""
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels),
+            "-i", "pipe:0", "-c:a", "pcm_f32le", "-f", "wav", str(out)]
+
+
+def decode_audio_command(path: Path | str, sample_rate: int, channels: int) -> list[str]:
+    """The first audio stream of ``path`` as raw float samples at ``sample_rate`` on stdout."""
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-ar", str(sample_rate),
+            "-ac", str(channels), "pipe:1"]
 
 
 # -- probes and checks ---------------------------------------------------------------------------

@@ -19,7 +19,10 @@ import numpy as np
 
 from webtv.config import (FilmSection, HouseSection, InterpolationSection, MinterpolateSection,
                           NoInterpolationSection)
-from webtv.media import MediaError, ProbeResult, ffmpeg_exe, probe
+from webtv.media import MediaError, ProbeResult, probe
+from webtv.media.commands import (
+    decode_frames_command, interpolated_encode_command, minterpolate_command,
+)
 from webtv.producer.base import Frames, Interpolator, Progress
 
 log = logging.getLogger("webtv.producer")
@@ -53,12 +56,6 @@ def film_factor(count: int, target: int) -> int:
         if (count - 1) * factor + 1 >= target:
             return factor
     return FILM_FACTORS[-1]
-
-
-def _rate(value: float | Fraction) -> str:
-    """A frame rate as ffmpeg's num/den, exact for 24 and 24000/1001 alike."""
-    rate = Fraction(value).limit_denominator(100_000)
-    return f"{rate.numerator}/{rate.denominator}"
 
 
 class NoInterpolation:
@@ -141,14 +138,7 @@ class MinterpolateInterpolator:
         # in at the rate that puts the last input frame on the last output frame, as FILM's
         # even pick does (len(frames) / seconds would hold the last frame for its duration)
         rate = Fraction(count - 1) * Fraction(fps).limit_denominator(100_000) / max(target - 1, 1)
-        mode = "mi_mode=blend" if light else "mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1"
-        cmd = [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-            "-framerate", _rate(rate), "-i", "pipe:0",
-            "-vf", f"format=yuv444p,minterpolate=fps={_rate(fps)}:{mode},format=rgb24",
-            "-frames:v", str(target), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
-        ]
+        cmd = minterpolate_command((width, height), rate, fps, target, light)
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # the filter looks ahead and drops what it holds at the end of input: feed the last
         # frame a few extra times; -frames:v stops at the target anyway
@@ -195,9 +185,7 @@ def make_interpolator(section: InterpolationSection) -> Interpolator:
 
 
 def _decode(src: Path, width: int, height: int) -> np.ndarray:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(src), "-map", "0:v:0",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    done = subprocess.run(cmd, capture_output=True, check=False)
+    done = subprocess.run(decode_frames_command(src), capture_output=True, check=False)
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()
         raise MediaError(f"{src}: cannot decode ({reason[-1] if reason else 'ffmpeg failed'})")
@@ -238,14 +226,7 @@ def interpolate_file(src: Path, dst: Path, factor: int, film_model: Path | None 
         result = MinterpolateInterpolator().interpolate(
             Frames(frames, float(rate)), seconds, out_rate, progress).array
     height, width = result.shape[1:3]
-    cmd = [
-        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", _rate(out_rate),
-        "-i", "pipe:0", "-i", str(src), "-map", "0:v", "-map", "1:a?",
-        "-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2",
-        "-c:v", "libx264", "-preset", house.x264_preset, "-profile:v", house.h264_profile, "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", f"{house.audio_kbps}k", str(dst),
-    ]
+    cmd = interpolated_encode_command((width, height), out_rate, src, house, dst)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, err = proc.communicate(np.ascontiguousarray(result).tobytes())
     if proc.returncode != 0:

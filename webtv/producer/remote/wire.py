@@ -8,13 +8,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from webtv.director import Sequence, Shot
-from webtv.media import MediaError, ffmpeg_exe, probe
+from webtv.media import MediaError, probe
+from webtv.media.commands import (
+    decode_audio_command, decode_frames_command, ffv1_write_command, wav_write_command,
+)
 from webtv.producer.base import Frames
 
 def write_frames(frames: Frames, path: Path) -> Path:
@@ -24,13 +26,9 @@ def write_frames(frames: Frames, path: Path) -> Path:
         raise MediaError(f"frames must be a non-empty (count, height, width, 3) array, got shape {array.shape}")
     if array.dtype != np.uint8:
         array = np.clip(array, 0, 255).astype(np.uint8)
-    rate = Fraction(frames.fps).limit_denominator(100000)
     count, height, width = array.shape[:3]
-    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-            "-framerate", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0",
-            "-c:v", "ffv1", "-level", "3", "-pix_fmt", "gbrp", "-f", "matroska", str(path)]
-    done = subprocess.run(args, input=array.tobytes(), capture_output=True, timeout=300)
+    done = subprocess.run(ffv1_write_command((width, height), frames.fps, path), input=array.tobytes(),
+                          capture_output=True, timeout=300)
     if done.returncode != 0:
         raise MediaError(f"ffmpeg could not write {count} frames: {_tail(done.stderr)}")
     return Path(path)
@@ -43,9 +41,7 @@ def read_frames(path: Path, fps: float | None = None) -> Frames:
     video = info.video
     if video is None or not video.width or not video.height:
         raise MediaError(f"{Path(path).name}: no video stream")
-    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path),
-            "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    done = subprocess.run(args, capture_output=True, timeout=300)
+    done = subprocess.run(decode_frames_command(path, passthrough=True), capture_output=True, timeout=300)
     frame_bytes = video.width * video.height * 3
     if done.returncode != 0 or not done.stdout or len(done.stdout) % frame_bytes:
         raise MediaError(f"{Path(path).name}: cannot decode its frames: {_tail(done.stderr)}")
@@ -62,10 +58,8 @@ def write_audio(samples: np.ndarray, sample_rate: int, path: Path) -> Path:
     if a.ndim == 1:
         a = a[:, None]
     channels = a.shape[1]
-    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
-            "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0",
-            "-c:a", "pcm_f32le", "-f", "wav", str(path)]
-    done = subprocess.run(args, input=np.ascontiguousarray(a).tobytes(), capture_output=True, timeout=300)
+    done = subprocess.run(wav_write_command(sample_rate, channels, path), input=np.ascontiguousarray(a).tobytes(),
+                          capture_output=True, timeout=300)
     if done.returncode != 0:
         raise MediaError(f"ffmpeg could not write audio: {_tail(done.stderr)}")
     return Path(path)
@@ -74,9 +68,7 @@ def write_audio(samples: np.ndarray, sample_rate: int, path: Path) -> Path:
 def read_audio(path: Path, sample_rate: int, channels: int, seconds: float | None = None) -> np.ndarray:
     """Any audio file ffmpeg reads as float32 (n, channels) at ``sample_rate``; with
     ``seconds``, padded with silence or trimmed to exactly round(seconds * sample_rate)."""
-    args = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-i", str(path),
-            "-map", "0:a:0", "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "pipe:1"]
-    done = subprocess.run(args, capture_output=True, timeout=300)
+    done = subprocess.run(decode_audio_command(path, sample_rate, channels), capture_output=True, timeout=300)
     if done.returncode != 0:
         raise MediaError(f"{Path(path).name}: cannot decode its audio: {_tail(done.stderr)}")
     a = np.frombuffer(done.stdout, dtype="<f4").astype(np.float32).reshape(-1, channels)
