@@ -2,9 +2,9 @@
 
 One playout runs for the whole module (about 40 s), its stream time starting just before the
 2^33 wrap of MPEG-TS timestamps; the tests below look at it in turn, in file order, the way a
-viewer would: a broken block, a killed output, a dead destination, a late block, and the
-shutdown. The long look at continuity under load (one RTMP session, the largest gap between
-video timestamps) is tests/test_continuity_e2e.py.
+viewer would: a block short of its slot, broken blocks, a killed output, a dead destination,
+a late block, and the shutdown. The long look at continuity under load (one RTMP session,
+the largest gap between video timestamps) is tests/test_continuity_e2e.py.
 """
 
 from __future__ import annotations
@@ -353,6 +353,45 @@ def test_children_die_with_the_daemon(tmp_path):
 
 
 # -- the running channel -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory) -> Path:
+    """A clip 0.25 s shorter than the 3 s its block will say it lasts."""
+    path = tmp_path_factory.mktemp("short") / "short clip.mp4"
+    return make_house_clip(path, CLIP_S - 0.25, HOUSE, pattern="testsrc2", frequency=700, preset="veryfast")
+
+
+@module
+async def test_a_block_short_of_its_slot_is_followed_without_a_gap(channel: Channel, short_clip: Path):
+    """A block whose media ends 0.25 s before its slot (not short enough to count as failed):
+    the decoder already started for the next block, at the nominal stream time, would leave
+    a 0.25 s hole in the timeline; it is replaced by one started where the stream stopped, and
+    the video read back from nginx-rtmp goes on one frame at a time across that join."""
+    po = channel.playout
+    replaced, failures = po.replaced_decoders, po.decoder_failures
+    reader = rtmp_reader(channel.url)
+    try:
+        await first_video(reader, 10)
+        mark = len(channel.blocks)
+        channel.inject.append([short_clip])
+        deadline = time.monotonic() + 40
+        short = None
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            short = next((n for n in sorted(channel.blocks) if n >= mark), None)
+            if short is not None and any(n > short for n, _, _ in channel.on_air):
+                break
+        await asyncio.sleep(3)  # a few seconds of the block after it
+    finally:
+        await close(reader)
+    assert short is not None and any(n > short for n, _, _ in channel.on_air), "nothing aired after the short block"
+    assert po.replaced_decoders == replaced + 1
+    assert po.decoder_failures == failures
+    video = reader.video()
+    gaps = [b.dts - a.dts for a, b in zip(video, video[1:])]
+    assert video and min(gaps) > 0 and max(gaps) <= FRAME + 0.020, (
+        f"video gaps {min(gaps) * 1000:.0f}..{max(gaps) * 1000:.0f} ms")
 
 
 @module

@@ -27,9 +27,9 @@ on air, kept clips when their mark is lifted. The producer is not throttled: it 
 ``[producer] ahead`` fresh clips ready, so the excess is bounded by that and two blocks.
 
 When: at start, every ``check_interval_s``, right after each ingest, and at once when an
-edited ``[library]`` comes in (``reconfigure``). Choosing the clips and deleting their rows happen in one synchronous step on the
-event loop, so the programmer never picks a clip that is being deleted; the files are removed
-afterwards in a worker thread. A crash in between leaves files without rows, which
+edited ``[library]`` comes in (``reconfigure``). Choosing the clips and deleting their rows
+happen in one synchronous step on the event loop, so the programmer never picks a clip that
+is being deleted; the files are removed afterwards in a worker thread. A crash in between leaves files without rows, which
 ``Library.reconcile`` removes at the next start.
 """
 
