@@ -130,7 +130,13 @@ def test_corrupted_library_clip_is_skipped_on_air(channel):
         ).fetchall()
     clip_id, name = next((i, f) for i, f in rows if f not in pending)
     victim = channel.folder / "library" / "clips" / name
-    corrupted_at = time.time()
+
+    def block_numbers() -> dict[int, Path]:
+        return {int(p.stem.split("-")[1]): p for p in (channel.folder / "playlists").glob("block-*.ffconcat")}
+
+    # blocks are numbered in the order they are written (file times are too coarse to tell a
+    # block written just before the corruption from one written just after)
+    written_before = max(block_numbers(), default=-1)
     with open(victim, "r+b") as f:
         f.seek(victim.stat().st_size // 2)
         f.write(os.urandom(4096))
@@ -143,8 +149,7 @@ def test_corrupted_library_clip_is_skipped_on_air(channel):
     while state() != "broken" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state() == "broken", "corrupted clip was not caught"
-    later_blocks = [p for p in (channel.folder / "playlists").glob("block-*.ffconcat")
-                    if p.stat().st_mtime >= corrupted_at]
+    later_blocks = [p for n, p in block_numbers().items() if n > written_before]
     assert later_blocks
     for block in later_blocks:
         assert name not in block.read_text(), f"{block.name} airs the corrupted clip"
