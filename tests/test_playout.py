@@ -370,9 +370,11 @@ async def test_a_block_short_of_its_slot_is_followed_without_a_gap(channel: Chan
     the video read back from nginx-rtmp goes on one frame at a time across that join."""
     po = channel.playout
     replaced, failures = po.replaced_decoders, po.decoder_failures
-    reader = rtmp_reader(channel.url)
+    # a viewer joining mid-stream, with ffprobe's default probing: with rtmp_reader's fast-start
+    # settings (nobuffer, 0.5 s analyzeduration) a reader joining mid-stream sometimes saw audio only
+    reader = RtmpReader(channel.url, seconds=None, rw_timeout_us=10_000_000).start()
     try:
-        await first_video(reader, 10)
+        await first_video(reader, 15)
         mark = len(channel.blocks)
         channel.inject.append([short_clip])
         deadline = time.monotonic() + 40
