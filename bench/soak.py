@@ -238,10 +238,13 @@ def main() -> None:
             started = time.monotonic()
             next_theme, next_kill, next_sample = args.theme_every, args.kill_every, 0.0
             samples, kills, hls_sequences, themes = [], {"rtmp": 0, "hls": 0}, [], 0
+            status, died = daemon.status(), None
             try:
                 while (elapsed := time.monotonic() - started) < args.minutes * 60:
                     if daemon.proc.poll() is not None:
-                        raise SystemExit(f"daemon exited with {daemon.proc.returncode}: {daemon.log_tail()}")
+                        died = {"minute": round(elapsed / 60, 1), "exit": daemon.proc.returncode,
+                                "log_tail": daemon.log_tail(2000)}
+                        break
                     if elapsed >= next_sample:
                         samples.append({"minute": round(elapsed / 60, 1), **proc_sample(daemon.proc.pid)})
                         next_sample += 60
@@ -266,7 +269,8 @@ def main() -> None:
                     except (OSError, AttributeError):
                         pass  # not written yet at the very start
                     time.sleep(1.0)
-                status = daemon.status()
+                    if elapsed >= next_sample - 1.5:
+                        status = daemon.status() or status  # the last one seen, should the daemon die
             finally:
                 watcher.running = False
                 watcher.join(timeout=10)
@@ -279,6 +283,7 @@ def main() -> None:
     restarts = {o["kind"]: o["restarts"] for o in status["outputs"]}
     print(json.dumps({
         "minutes": args.minutes,
+        "daemon_died": died,
         "theme_changes": themes + faults.themes,
         "kills": kills,
         "restarts": restarts,
