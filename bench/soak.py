@@ -268,9 +268,10 @@ def main() -> None:
                         hls_sequences.append(int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1)))
                     except (OSError, AttributeError):
                         pass  # not written yet at the very start
+                    if elapsed >= next_sample - 60 and elapsed < next_sample - 59:
+                        status = daemon.status() or status  # once a minute: the last seen, should the daemon die
                     time.sleep(1.0)
-                    if elapsed >= next_sample - 1.5:
-                        status = daemon.status() or status  # the last one seen, should the daemon die
+                status = daemon.status() or status
             finally:
                 watcher.running = False
                 watcher.join(timeout=10)
