@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
-from webtv.config import DEFAULT_CONFIG, Config, ConfigError, check_worker, load_config, summary
+from webtv.config import DEFAULT_CONFIG, Config, ConfigError, check_worker, load_config, summary, worker_auth
 
 EXIT_CONFIG = 2
 
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("--frames", type=int, metavar="N", help="frames the video model draws")
     models.add_argument("--size", metavar="WxH", help="size the video model draws at, e.g. 576x320")
 
-    worker = commands.add_parser("worker", help="serve the configured render stages as a Gradio app (a remote GPU worker)")
+    worker = commands.add_parser(
+        "worker", help="serve the configured render stages as a Gradio app (a remote GPU worker)",
+        epilog="auth from the environment, never the command line: WEBTV_WORKER_TOKEN (callers send "
+               "Authorization: Bearer), or WEBTV_WORKER_USER and WEBTV_WORKER_PASSWORD (a Gradio login)")
     worker.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     worker.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     worker.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
@@ -79,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             config = with_model_flags(config, args)
         if args.command == "worker":
             check_worker(config)
+            auth = worker_auth(dict(os.environ))
     except ConfigError as exc:
         return _config_error(exc)
     if args.command == "check":
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         from webtv.worker.app import serve
 
-        return serve(config, args.host, args.port)
+        return serve(config, args.host, args.port, auth)
     if args.command == "prompts":
         return _prompts(config, args.theme, args.n, args.json)
     return _run(config)
@@ -179,7 +184,8 @@ def _render_remote(config: Config, url: str, prompt: str, out: Path, seed: int) 
     started = time.monotonic()
     try:
         render_remote_clip(url, prompt, seed, out, config.workers.timeout_s, seconds=config.video.clip_seconds,
-                           house=config.house, theme=config.channel.theme)
+                           house=config.house, theme=config.channel.theme,
+                           credentials=config.workers.credentials_for(url))
     except Exception as exc:
         print(f"webtv: remote render failed: {exc}", file=sys.stderr)
         return 1
