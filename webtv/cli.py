@@ -19,8 +19,11 @@ log = logging.getLogger("webtv")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from webtv import __version__
+
     parser = argparse.ArgumentParser(prog="webtv", description="A generative TV channel that airs 24/7.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"webtv {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="air the channel until SIGTERM/SIGINT")
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     render = commands.add_parser("render", help="render one house-format clip through the configured backends")
     render.add_argument("prompt")
     render.add_argument("--out", type=Path, required=True, help="where to write the clip (.mp4)")
-    render.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    render.add_argument("--config", type=Path, default=None,
+                        help="channel file (default: channel.toml here, else the built-in defaults)")
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--remote", metavar="URL", help="ask the webtv worker at URL for the whole clip (/clip)")
     models = render.add_argument_group("models (each flag overrides the config and picks that model's backend)")
@@ -74,11 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "interpolate":
         return _interpolate(args.src, args.dst, args.factor, args.film_model)
     try:
-        if (args.command == "render" and args.remote and args.config == DEFAULT_CONFIG
-                and not args.config.exists()):
-            config = Config()  # a remote render needs no channel file: the default house format
+        if args.command == "render" and args.config is None and not DEFAULT_CONFIG.is_file():
+            # one clip needs no channel: anywhere, `webtv render` works on the built-in defaults
+            print(f"webtv: no {DEFAULT_CONFIG} here: rendering with the built-in defaults "
+                  "(--config FILE to use one)", file=sys.stderr)
+            config = Config()
         else:
-            config = load_config(args.config)
+            config = load_config(args.config or DEFAULT_CONFIG)
         if args.command == "render":
             config = with_model_flags(config, args)
         if args.command == "worker":
