@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from webtv.config import DEFAULT_CONFIG, Config, ConfigError, check_worker, load_config, summary, worker_auth
+from webtv.config import (DEFAULT_CONFIG, Config, ConfigError, check_worker, config_warnings, load_config, summary,
+                          worker_auth)
 
 EXIT_CONFIG = 2
 
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return _config_error(exc)
     if args.command == "check":
         print(summary(config))
+        for line in config_warnings(config):
+            print(f"webtv: warning: {line}", file=sys.stderr)
         return 0
     if args.command == "render" and args.remote:
         return _render_remote(config, args.remote, args.prompt, args.out, args.seed)
@@ -116,6 +119,8 @@ def _config_error(exc: ConfigError) -> int:
 def _run(config: Config) -> int:
     from webtv.daemon import run
 
+    for line in config_warnings(config):
+        log.warning("%s", line)
     try:
         return run(config)
     except ConfigError as exc:  # found while starting: the same words and exit code as `webtv check`

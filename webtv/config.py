@@ -624,8 +624,48 @@ def check_worker(config: Config) -> None:
     """Raise ConfigError, naming the key and line, when ``config`` cannot serve as a worker."""
     problems = worker_problems(config)
     if problems:
-        text = config.source.read_text(encoding="utf-8") if config.source is not None and config.source.is_file() else ""
-        raise ConfigError(_problems(problems, config.source or Path("(config)"), text))
+        raise ConfigError(_problems_in_source(problems, config))
+
+
+TWITCH_INGEST = re.compile(r"^rtmps?://(?:[^/@]*@)?[^/:@]*(?:\btwitch\.tv|\blive-video\.net)(?::\d+)?/", re.IGNORECASE)
+TWITCH_MAX_VIDEO_KBPS = 6000
+TWITCH_KEYFRAME_S = 2.0
+TWITCH_MAX_AUDIO_KBPS = 160
+
+
+def ingest_problems(config: Config) -> list[Problem]:
+    """House settings an ingest server of ``output.rtmp_urls`` rejects or degrades (the stream
+    copies the house format): for Twitch, video over 6000 kb/s, a keyframe interval other
+    than 2 s, audio over 160 kb/s. Warnings: the channel airs anyway."""
+    twitch = next((url for url in config.output.rtmp_urls if TWITCH_INGEST.match(url)), None)
+    if twitch is None:
+        return []
+    house, to = config.house, f" ({redact_url(twitch)})"
+    problems: list[Problem] = []
+    if house.video_kbps > TWITCH_MAX_VIDEO_KBPS:
+        problems.append((("house", "video_kbps"),
+                         f"{house.video_kbps} kb/s is over the {TWITCH_MAX_VIDEO_KBPS} kb/s Twitch takes{to}"))
+    keyframe_s = house.gop_frames / house.fps
+    if abs(keyframe_s - TWITCH_KEYFRAME_S) > 1e-6:
+        problems.append((("house", "gop_seconds"),
+                         f"a keyframe every {keyframe_s:g} s; Twitch wants one every {TWITCH_KEYFRAME_S:g} s{to}"))
+    if house.audio_kbps > TWITCH_MAX_AUDIO_KBPS:
+        problems.append((("house", "audio_kbps"),
+                         f"{house.audio_kbps} kb/s is over the {TWITCH_MAX_AUDIO_KBPS} kb/s Twitch takes{to}"))
+    return problems
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What ``webtv check`` and ``webtv run`` warn about, one line each, naming file, line and key."""
+    problems = ingest_problems(config)
+    return _problems_in_source(problems, config).splitlines() if problems else []
+
+
+def _problems_in_source(problems: list[Problem], config: Config) -> str:
+    """``problems`` worded with the file and line of ``config``'s source, where it has one."""
+    source = config.source
+    text = source.read_text(encoding="utf-8") if source is not None and source.is_file() else ""
+    return _problems(problems, source or Path("(config)"), text)
 
 
 def file_problems(config: Config) -> list[Problem]:
