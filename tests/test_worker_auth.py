@@ -112,6 +112,7 @@ def test_worker_auth_half_set_or_both_exits_2_naming_the_variables(tmp_path):
         assert done.returncode == 2 and expected in done.stderr, done.stderr
 
 
+@pytest.mark.fast
 def test_credentials_config_names_the_key_and_line():
     def problems(text: str, env: dict[str, str]) -> str:
         with pytest.raises(ConfigError) as caught:
