@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import signal
 import time
 
 import pytest
@@ -121,6 +122,17 @@ def test_rtmp_outputs_added_and_removed_live(channel, rtmp_server):
     channel.wait_for(lambda s: not any(o["kind"] == "rtmp" for o in s["outputs"]), timeout=15,
                      message="rtmp output removed")
     assert channel.output("hls")["pid"] == hls_pid
+
+
+def test_sighup_reloads_channel_toml(channel):
+    """SIGHUP (systemd's ExecReload) reads channel.toml again, as a watched edit would; the
+    daemon stays on air and says so in its log."""
+    before = channel.status()["config_reloads"]
+    channel.proc.send_signal(signal.SIGHUP)
+    channel.wait_for(lambda s: s["config_reloads"] > before, timeout=10, message="a reload on SIGHUP")
+    assert re.search(r"SIGHUP: reloading .*channel\.toml", channel.log_tail(20000))
+    block = channel.status()["now_playing"]["block"]
+    channel.wait_for(lambda s: s["now_playing"]["block"] > block, timeout=20, message="still airing")
 
 
 def test_mutations_are_off_without_a_token(tmp_path):

@@ -2,9 +2,10 @@
 
 Order: the channel is built (library, filler card, every component), then HTTP answers
 (``/api/status`` works while playout starts), then the channel airs with the systemd watcher
-beside it. On SIGTERM/SIGINT: the channel stops airing (STOPPING=1 goes out as the stop is
-seen), HTTP closes, then the channel lets go of its library, and last any encoder still
-running in a worker thread is ended.
+beside it. SIGHUP reloads channel.toml as a watched edit would (one that comes while the
+channel is being built is served once it airs). On SIGTERM/SIGINT: the channel stops airing
+(STOPPING=1 goes out as the stop is seen), HTTP closes, then the channel lets go of its
+library, and last any encoder still running in a worker thread is ended.
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ def run(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        hangups: list[str] = []  # SIGHUPs before the channel exists
+        loop.add_signal_handler(signal.SIGHUP, hangups.append, "SIGHUP")
         try:
-            await serve(await build_channel(config), stop)
+            channel = await build_channel(config)
+            loop.add_signal_handler(signal.SIGHUP, channel.watcher.request, "SIGHUP")
+            if hangups:
+                channel.watcher.request("SIGHUP (while starting)")
+            await serve(channel, stop)
         finally:
             # Encoders running in worker threads are not the playout's: end them too.
             await asyncio.to_thread(kill_children, 1.0)
