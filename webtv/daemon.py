@@ -18,11 +18,14 @@ import signal
 from webtv.channel import Channel, build_channel
 from webtv.config import Config
 from webtv.http.server import start_http
+from webtv.library import LibraryLocked
 from webtv.metrics import ChannelMetrics
 from webtv.notify import watch
 from webtv.process import kill_children
 
 log = logging.getLogger("webtv")
+
+EXIT_LIBRARY_LOCKED = 2  # like an invalid channel file: starting again will not help (systemd does not)
 
 
 def run(config: Config) -> int:
@@ -48,6 +51,9 @@ def run(config: Config) -> int:
 
     try:
         asyncio.run(air())
+    except LibraryLocked as exc:
+        log.error("cannot run: %s", exc)
+        return EXIT_LIBRARY_LOCKED
     except OSError as exc:
         log.error("cannot run: %s", exc)
         return 1
