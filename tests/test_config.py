@@ -52,6 +52,15 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, text, expected):
         assert fragment in done.stderr, done.stderr
 
 
+def test_system_prompt_that_is_not_utf8_text_exits_2_naming_the_key(tmp_path):
+    (tmp_path / "prompt.txt").write_bytes("Écris des plans de caméra".encode("cp1252"))
+    path = tmp_path / "channel.toml"
+    path.write_text('[director]\nbackend = "openai"\nsystem_prompt = "prompt.txt"\n')
+    done = check(path)
+    assert done.returncode == 2
+    assert "channel.toml:3: director.system_prompt" in done.stderr and "not UTF-8 text" in done.stderr, done.stderr
+
+
 def test_missing_config_file(tmp_path):
     done = check(tmp_path / "absent.toml")
     assert done.returncode == 2

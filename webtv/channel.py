@@ -67,12 +67,13 @@ def filler_card(config: Config) -> Path:
 
 
 async def build_channel(config: Config) -> Channel:
-    """Make the channel's folders, open its library, make its filler card (off the loop) and
-    every component. Nothing airs before ``Channel.run()``."""
-    for folder in (config.paths.library, config.paths.playlists, config.paths.hls):
-        folder.mkdir(parents=True, exist_ok=True)
+    """Open (and lock) the channel's library, make its other folders, its filler card (off the
+    loop) and every component. Nothing airs before ``Channel.run()``; a library in use by
+    another daemon raises LibraryLocked before anything is written."""
     library = Library(config.paths.library)
     try:
+        for folder in (config.paths.playlists, config.paths.hls):
+            folder.mkdir(parents=True, exist_ok=True)
         filler = await asyncio.to_thread(filler_card, config)
     except BaseException:
         library.close()

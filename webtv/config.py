@@ -678,6 +678,9 @@ def file_problems(config: Config) -> list[Problem]:
     if isinstance(config.interpolation, FilmSection):
         files.append((("interpolation", "model"), config.interpolation.model))
     problems += [(loc, f"file not found: {file}") for loc, file in files if file is not None and not file.is_file()]
+    prompt = config.director.system_prompt if isinstance(config.director, OpenAIDirectorSection) else None
+    if prompt is not None and (problem := text_file_problem(prompt)):
+        problems.append((("director", "system_prompt"), problem))  # read by the director as it is made
     for name in STAGES:
         section = getattr(config, name)
         marker = section.model_marker
@@ -685,6 +688,17 @@ def file_problems(config: Config) -> list[Problem]:
         if problem:
             problems.append(((name, "model"), f"{section.model}: {problem}"))
     return problems
+
+
+def text_file_problem(path: Path) -> str | None:
+    """Why the file at ``path`` (there or not: that is checked apart) is not UTF-8 text, or None."""
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except OSError:
+        pass
+    return None
 
 
 def local_model_problem(model: str, marker: str) -> str | None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from webtv.director import Shot
+from webtv.library.lock import LibraryLock
 
 log = logging.getLogger("webtv.library")
 
@@ -81,20 +82,29 @@ def file_digest(path: Path) -> str:
 
 
 class Library:
-    """Owns ``<root>/clips`` and ``<root>/index.sqlite``. Used from one thread (the event loop)."""
+    """Owns ``<root>/clips`` and ``<root>/index.sqlite``. Used from one thread (the event loop).
+
+    Opened by one process at a time: the lock (``webtv.library.lock``) is taken before anything
+    in the folder is read or repaired, and ``close()`` lets go of it; a second opener gets
+    LibraryLocked naming the holder's pid and the folder untouched."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.clips_dir = self.root / "clips"
-        self.incoming_dir = self.root / "incoming"
-        self.clips_dir.mkdir(parents=True, exist_ok=True)
-        self.incoming_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.root / "index.sqlite")
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
-        self._migrate()
-        self.reconcile()
+        self.lock = LibraryLock.take(self.root)
+        try:
+            self.clips_dir = self.root / "clips"
+            self.incoming_dir = self.root / "incoming"
+            self.clips_dir.mkdir(parents=True, exist_ok=True)
+            self.incoming_dir.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.root / "index.sqlite")
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+            self._migrate()
+            self.reconcile()
+        except BaseException:
+            self.lock.release()
+            raise
 
     def _migrate(self) -> None:
         """Bring an index.sqlite made by an older version up to this schema."""
@@ -130,7 +140,10 @@ class Library:
         return removed
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.db.close()
+        finally:
+            self.lock.release()
 
     def incoming_path(self, suffix: str = ".mp4") -> Path:
         """A private name for a clip being made; ``ingest`` moves it into the library."""
