@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from webtv.metrics import ChannelMetrics
 from webtv.status import ChannelStatus, ChannelView, MutationsOff
+from webtv.text import text_problem
 
 log = logging.getLogger("webtv.http")
 
@@ -90,6 +91,9 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         theme = body.get("theme") if isinstance(body, dict) else None
         if not isinstance(theme, str) or not theme.strip() or len(theme) > 500:
             raise web.HTTPBadRequest(text='"theme" must be a non-empty string of at most 500 characters\n')
+        problem = text_problem(theme)
+        if problem is not None:
+            raise web.HTTPBadRequest(text=f'"theme" {problem}\n')
         rule = await channel.set_theme(theme.strip())
         if rule:
             return web.json_response({"error": "theme blocked by moderation", "rule": rule}, status=422)
