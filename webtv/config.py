@@ -13,8 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from webtv.text import text_problem
 
 DEFAULT_CONFIG = Path("channel.toml")
 
@@ -33,9 +35,20 @@ class Section(BaseModel):
     restart_keys: ClassVar[tuple[str, ...]] = ()
 
 
+def _printable(text: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+PrintableText = Annotated[str, AfterValidator(_printable)]
+"""One line of printable text (``webtv.text``): what airs, is stored and is drawn on screen."""
+
+
 class ChannelSection(Section):
-    name: str = "webtv"
-    theme: str = "a calm journey through imaginary landscapes"
+    name: PrintableText = "webtv"
+    theme: PrintableText = "a calm journey through imaginary landscapes"
 
 
 class HouseSection(Section):
@@ -112,10 +125,10 @@ class ScheduleEntry(Section):
     Both are checked by building the APScheduler trigger the daemon runs, so what
     ``webtv check`` accepts is what ``webtv run`` can schedule."""
 
-    theme: str
+    theme: PrintableText
     cron: str | None = None
     at: str | None = None
-    tags: list[str] = []
+    tags: list[PrintableText] = []
 
     @field_validator("cron")
     @classmethod
