@@ -605,7 +605,8 @@ def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     raw = _expand(raw, (), env, path, text)
     try:
-        config = Config.model_validate({**raw, "source": path.resolve()})
+        # The path as named, not resolved: a symlinked file is followed anew at each read and write.
+        config = Config.model_validate({**raw, "source": Path(os.path.abspath(path))})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
     config = _resolve_paths(config, path.resolve().parent)

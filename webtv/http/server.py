@@ -13,12 +13,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from webtv.metrics import ChannelMetrics
 from webtv.status import ChannelStatus, ChannelView, MutationsOff
 from webtv.text import text_problem
+from webtv.theme.edit import ThemeNotSaved
 
 log = logging.getLogger("webtv.http")
 
 STATIC = Path(__file__).parent / "static"
 HLS_JS = STATIC / "vendor" / "hls.min.js"
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+# POST /api/theme when the write-back failed: the file must be fixed first (missing, not
+# valid TOML), the disk is full, or another error of the system.
+NOT_SAVED = {"file": 409, "disk_full": 507, "io": 500}
 
 
 def status_json(status: ChannelStatus) -> dict:
@@ -94,7 +98,11 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         problem = text_problem(theme)
         if problem is not None:
             raise web.HTTPBadRequest(text=f'"theme" {problem}\n')
-        rule = await channel.set_theme(theme.strip())
+        try:
+            rule = await channel.set_theme(theme.strip())
+        except ThemeNotSaved as exc:
+            return web.json_response({"error": f"theme not saved, nothing changed on air: {exc}"},
+                                     status=NOT_SAVED[exc.kind])
         if rule:
             return web.json_response({"error": "theme blocked by moderation", "rule": rule}, status=422)
         return web.json_response({"theme": theme.strip()})
