@@ -4,6 +4,7 @@ One daemon serves every check here."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -134,3 +135,27 @@ def test_a_theme_that_cannot_be_saved_on_a_full_disk_does_not_air(channel):
         link_to(channel.config, back.parent, back.read_text())
         channel.wait_for(lambda s: s["config_reloads"] > reloads, timeout=10, message="the link read back")
         subprocess.run(["umount", "-l", str(full)], check=True)
+
+
+def raw_request(channel: Daemon, method: str, target: str, headers: dict[str, bytes | str], body: bytes = b"") -> int:
+    """A request sent as written (header values as bytes, the path unnormalised); its status."""
+    connection = http.client.HTTPConnection("127.0.0.1", channel.port, timeout=5)
+    try:
+        connection.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_odd_requests_answer_401_or_404_not_500(channel):
+    body = json.dumps({"theme": "a request with odd bytes"}).encode()
+    assert raw_request(channel, "POST", "/api/theme", {"Authorization": b"Bearer \xff\xfe" + TOKEN.encode()}, body) == 401
+    assert raw_request(channel, "POST", "/api/theme", {"Authorization": b"Bearer \xc3\xa9t\xc3\xa9"}, body) == 401
+    for scheme in ("bearer", "BEARER"):
+        assert raw_request(channel, "POST", "/api/theme", {"Authorization": f"{scheme} {TOKEN}"}, body) == 200, scheme
+    for target in ("/hls/%00", "/hls/index%00.m3u8", "/hls/" + "a" * 300, "/hls/" + "b" * 200 + "/" + "c" * 255 + ".ts",
+                   "/hls/" + "/".join(["d" * 200] * 30)):
+        assert raw_request(channel, "GET", target, {}) == 404, target[:40]

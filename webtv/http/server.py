@@ -53,6 +53,16 @@ def status_json(status: ChannelStatus) -> dict:
     }
 
 
+def bearer_credentials(header: str) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` header as the client's bytes, or None
+    for another scheme. The scheme is matched in any case (RFC 7235). aiohttp decodes header
+    bytes as UTF-8 with surrogateescape, so bytes that are not UTF-8 come back as sent."""
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip().encode("utf-8", "surrogateescape")
+
+
 def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     app = web.Application()
 
@@ -67,8 +77,12 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     async def hls(request: web.Request) -> web.StreamResponse:
         root = channel.hls_dir.resolve()
         name = request.match_info["name"]
-        target = (root / name).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
+        try:
+            target = (root / name).resolve()
+            found = target.is_relative_to(root) and target.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name or a path too long for the system
+            found = False
+        if not found:
             raise web.HTTPNotFound()
         headers = NO_CACHE if target.suffix == ".m3u8" else {}
         return web.FileResponse(target, headers=headers)
@@ -81,8 +95,8 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
             token = channel.api_token()
         except MutationsOff as exc:
             raise web.HTTPForbidden(text=f"{exc}\n") from None
-        given = request.headers.get("Authorization", "")
-        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+        given = bearer_credentials(request.headers.get("Authorization", ""))
+        if given is None or not hmac.compare_digest(given, token.encode("utf-8", "surrogateescape")):
             raise web.HTTPUnauthorized(text="a valid 'Authorization: Bearer <token>' header is required\n",
                                        headers={"WWW-Authenticate": "Bearer"})
 
