@@ -1,6 +1,7 @@
 """`webtv check` and the config loader: good files pass, bad ones name the key or line."""
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -318,3 +319,29 @@ def test_a_flag_the_backend_cannot_take_is_a_config_error():
         with_model_flags(Config(), flags(frames=8))
     with pytest.raises(ConfigError, match=r"video\.steps: Input should be greater than or equal to 1"):
         with_model_flags(Config(), flags(video_model="owner/t2v", steps=0))
+
+
+def test_check_warns_about_house_settings_twitch_rejects_or_degrades(tmp_path):
+    twitch = '[output]\nrtmp_urls = ["rtmp://live.twitch.tv/app/${KEY}"]\n'
+    path = tmp_path / "c.toml"
+    path.write_text(twitch + "\n[house]\nvideo_kbps = 8000\ngop_seconds = 4.0\naudio_kbps = 192\n")
+    done = check(path, env={**os.environ, "KEY": "live_123_secret"})
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("webtv: warning:")]
+    assert warnings == [
+        f"webtv: warning: {path}:5: house.video_kbps: 8000 kb/s is over the 6000 kb/s Twitch takes "
+        "(rtmp://live.twitch.tv/app/***)",
+        f"webtv: warning: {path}:6: house.gop_seconds: a keyframe every 4 s; Twitch wants one every 2 s "
+        "(rtmp://live.twitch.tv/app/***)",
+        f"webtv: warning: {path}:7: house.audio_kbps: 192 kb/s is over the 160 kb/s Twitch takes "
+        "(rtmp://live.twitch.tv/app/***)",
+    ]
+    assert "live_123_secret" not in done.stderr + done.stdout
+    # the defaults suit Twitch; another server gets no Twitch advice
+    path.write_text(twitch.replace("live.twitch.tv", "ingest.global-contribute.live-video.net"))
+    assert "warning" not in check(path, env={**os.environ, "KEY": "k"}).stderr
+    path.write_text('[output]\nrtmp_urls = ["rtmp://a.rtmp.youtube.com/live2/k"]\n[house]\nvideo_kbps = 8000\n')
+    assert "warning" not in check(path).stderr
+    path.write_text('[output]\nrtmp_urls = ["rtmps://x.contribute.live-video.net/app/k"]\n[house]\nfps = 25\n'
+                    'gop_seconds = 1.98\n')
+    assert "warning" not in check(path).stderr  # 1.98 s at 25 fps is a 50-frame GOP: a keyframe every 2 s

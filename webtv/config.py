@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -202,15 +203,108 @@ class AdapterSection(Section):
         return args
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable's name")]
+
+
+class WorkerCredentials(Section):
+    """How the channel authenticates to the worker at ``url``. Every value names an
+    environment variable that holds the secret: no secret is written in channel.toml (which
+    the API writes back), held in the config, or shown in status and logs."""
+
+    url: str
+    token_env: EnvName | None = Field(None, description="sent as Authorization: Bearer (a worker's WEBTV_WORKER_TOKEN)")
+    user_env: EnvName | None = Field(None, description="Gradio login: the user (a worker's WEBTV_WORKER_USER)")
+    password_env: EnvName | None = Field(None, description="Gradio login: the password")
+    hf_token_env: EnvName | None = Field(None, description="a Hugging Face token, for a private Space")
+    headers_env: dict[str, EnvName] = Field({}, description="more headers: header name -> environment variable")
+
+    @model_validator(mode="after")
+    def _login_in_pairs(self) -> "WorkerCredentials":
+        if (self.user_env is None) != (self.password_env is None):
+            key, other = ("user_env", "password_env") if self.user_env else ("password_env", "user_env")
+            raise PydanticCustomError("at_key", "{key}: {message}", {"key": key, "message": f"needs {other} too"})
+        return self
+
+    def variables(self) -> dict[str, str]:
+        """key -> the environment variable it names ("headers_env.X-Api-Key" for a header)."""
+        named = {key: getattr(self, key) for key in ("token_env", "user_env", "password_env", "hf_token_env")}
+        named.update({f"headers_env.{header}": var for header, var in self.headers_env.items()})
+        return {key: var for key, var in named.items() if var is not None}
+
+    def client_options(self, env: dict[str, str]) -> dict[str, Any]:
+        """gradio_client ``Client`` keyword arguments with the secrets read from ``env``:
+        ``auth`` (login), ``token`` (the HF token; False sends none, not even one saved on this
+        machine) and ``headers``. A variable gone since load raises RuntimeError naming it."""
+        def read(var: str) -> str:
+            if var not in env:
+                raise RuntimeError(f"credentials of {self.url}: environment variable {var} is not set")
+            return env[var]
+
+        headers = {header: read(var) for header, var in self.headers_env.items()}
+        if self.token_env is not None:
+            headers["Authorization"] = f"Bearer {read(self.token_env)}"
+        login = (read(self.user_env), read(self.password_env)) if self.user_env and self.password_env else None
+        return {"auth": login, "token": read(self.hf_token_env) if self.hf_token_env else False, "headers": headers}
+
+
 class WorkersSection(Section):
     """Remote GPU workers (``webtv worker`` or compatible Gradio apps) for stages whose
     backend is ``remote``."""
 
     urls: list[str] = []
+    credentials: list[WorkerCredentials] = Field([], description="per worker URL: [[workers.credentials]] tables")
     timeout_s: float = Field(600.0, gt=0, le=86400, description="one job, queue wait included")
     retries: int = Field(2, ge=0, le=20, description="other workers tried after a failed job")
     health_interval_s: float = Field(10.0, gt=0, le=3600)
     probe_after_s: float = Field(30.0, gt=0, le=86400, description="a worker taken out is probed again after this")
+
+    def credentials_for(self, url: str) -> WorkerCredentials | None:
+        """The credentials table of ``url`` (a trailing / does not matter), if any."""
+        for entry in self.credentials:
+            if entry.url.rstrip("/") == url.rstrip("/"):
+                return entry
+        return None
+
+
+WORKER_TOKEN_VAR = "WEBTV_WORKER_TOKEN"
+WORKER_USER_VAR = "WEBTV_WORKER_USER"
+WORKER_PASSWORD_VAR = "WEBTV_WORKER_PASSWORD"
+
+
+@dataclass(frozen=True)
+class WorkerAuth:
+    """What ``webtv worker`` asks of its callers, read from its environment only (a command
+    line is visible to every user of the machine): a bearer token, or a Gradio login."""
+
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """For the log: which kind, never the secret."""
+        if self.token is not None:
+            return f"bearer token ({WORKER_TOKEN_VAR})"
+        return f"login as {self.user!r} ({WORKER_USER_VAR}, {WORKER_PASSWORD_VAR})"
+
+
+def worker_auth(env: dict[str, str]) -> WorkerAuth | None:
+    """The worker's auth from ``env``; None when none is set. Raises ConfigError when only one
+    of user and password is set, when both kinds are, or when a value is empty."""
+    token, user, password = (env.get(var) for var in (WORKER_TOKEN_VAR, WORKER_USER_VAR, WORKER_PASSWORD_VAR))
+    if token is not None and (user is not None or password is not None):
+        raise ConfigError(f"set {WORKER_TOKEN_VAR} or {WORKER_USER_VAR}/{WORKER_PASSWORD_VAR}, not both")
+    if (user is None) != (password is None):
+        missing = WORKER_PASSWORD_VAR if password is None else WORKER_USER_VAR
+        raise ConfigError(f"{WORKER_USER_VAR} and {WORKER_PASSWORD_VAR} go together: {missing} is not set")
+    empty = [var for var, value in ((WORKER_TOKEN_VAR, token), (WORKER_USER_VAR, user),
+                                    (WORKER_PASSWORD_VAR, password)) if value == ""]
+    if empty:
+        raise ConfigError(f"{', '.join(empty)} is empty")
+    if token is not None:
+        return WorkerAuth(token=token)
+    if user is not None:
+        return WorkerAuth(user=user, password=password)
+    return None
 
 
 class StageSection(Section):
@@ -524,6 +618,9 @@ def cross_section_problems(config: Config) -> list[Problem]:
     if not config.workers.urls:
         problems += [((name, "backend"), '"remote" needs workers.urls: the workers that take its jobs')
                      for name in config.remote_stages]
+    urls = {url.rstrip("/") for url in config.workers.urls}
+    problems += [(("workers", "credentials", i, "url"), "not one of workers.urls")
+                 for i, entry in enumerate(config.workers.credentials) if entry.url.rstrip("/") not in urls]
     if config.moderation.openai and config.director.backend != "openai":
         problems.append((("moderation", "openai"),
                          'asks the [director] server, so it needs [director] backend = "openai"'))
@@ -540,8 +637,48 @@ def check_worker(config: Config) -> None:
     """Raise ConfigError, naming the key and line, when ``config`` cannot serve as a worker."""
     problems = worker_problems(config)
     if problems:
-        text = config.source.read_text(encoding="utf-8") if config.source is not None and config.source.is_file() else ""
-        raise ConfigError(_problems(problems, config.source or Path("(config)"), text))
+        raise ConfigError(_problems_in_source(problems, config))
+
+
+TWITCH_INGEST = re.compile(r"^rtmps?://(?:[^/@]*@)?[^/:@]*(?:\btwitch\.tv|\blive-video\.net)(?::\d+)?/", re.IGNORECASE)
+TWITCH_MAX_VIDEO_KBPS = 6000
+TWITCH_KEYFRAME_S = 2.0
+TWITCH_MAX_AUDIO_KBPS = 160
+
+
+def ingest_problems(config: Config) -> list[Problem]:
+    """House settings an ingest server of ``output.rtmp_urls`` rejects or degrades (the stream
+    copies the house format): for Twitch, video over 6000 kb/s, a keyframe interval other
+    than 2 s, audio over 160 kb/s. Warnings: the channel airs anyway."""
+    twitch = next((url for url in config.output.rtmp_urls if TWITCH_INGEST.match(url)), None)
+    if twitch is None:
+        return []
+    house, to = config.house, f" ({redact_url(twitch)})"
+    problems: list[Problem] = []
+    if house.video_kbps > TWITCH_MAX_VIDEO_KBPS:
+        problems.append((("house", "video_kbps"),
+                         f"{house.video_kbps} kb/s is over the {TWITCH_MAX_VIDEO_KBPS} kb/s Twitch takes{to}"))
+    keyframe_s = house.gop_frames / house.fps
+    if abs(keyframe_s - TWITCH_KEYFRAME_S) > 1e-6:
+        problems.append((("house", "gop_seconds"),
+                         f"a keyframe every {keyframe_s:g} s; Twitch wants one every {TWITCH_KEYFRAME_S:g} s{to}"))
+    if house.audio_kbps > TWITCH_MAX_AUDIO_KBPS:
+        problems.append((("house", "audio_kbps"),
+                         f"{house.audio_kbps} kb/s is over the {TWITCH_MAX_AUDIO_KBPS} kb/s Twitch takes{to}"))
+    return problems
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What ``webtv check`` and ``webtv run`` warn about, one line each, naming file, line and key."""
+    problems = ingest_problems(config)
+    return _problems_in_source(problems, config).splitlines() if problems else []
+
+
+def _problems_in_source(problems: list[Problem], config: Config) -> str:
+    """``problems`` worded with the file and line of ``config``'s source, where it has one."""
+    source = config.source
+    text = source.read_text(encoding="utf-8") if source is not None and source.is_file() else ""
+    return _problems(problems, source or Path("(config)"), text)
 
 
 def file_problems(config: Config) -> list[Problem]:
@@ -610,10 +747,17 @@ def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
     config = _resolve_paths(config, path.resolve().parent)
-    problems = file_problems(config)
+    problems = file_problems(config) + env_problems(config, env)
     if problems:
         raise ConfigError(_problems(problems, path, text))
     return config
+
+
+def env_problems(config: Config, env: dict[str, str]) -> list[Problem]:
+    """Environment variables that [workers] credentials name and that are not set."""
+    return [(("workers", "credentials", i, *key.split(".", 1)), f"environment variable {var} is not set")
+            for i, entry in enumerate(config.workers.credentials)
+            for key, var in entry.variables().items() if var not in env]
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
@@ -682,6 +826,10 @@ def _describe(exc: ValidationError, path: Path, text: str) -> str:
         loc = _without_tag(raw_loc)
         if err["type"] == "cross_section":
             lines.append(_problems(err["ctx"]["problems"], path, text))
+            continue
+        if err["type"] == "at_key":  # a rule of a table about one of its keys: point at that key
+            loc += (err["ctx"]["key"],)
+            lines.append(_where(path, text, loc) + f"{_dotted(loc)}: {err['ctx']['message']}")
             continue
         if err["type"] == "union_tag_invalid":
             loc += ("backend",)
