@@ -182,6 +182,22 @@ def test_union_and_schedule_errors_name_key_line_and_owner(text, expected):
     assert any(line.startswith(expected) for line in found), found
 
 
+@pytest.mark.parametrize(
+    "text, env, expected",
+    [
+        ('[channel]\ntheme = "bells\\u0007 at dawn"\n', {}, "c.toml:2: channel.theme: holds a control character, U+0007"),
+        ('[channel]\ntheme = "${THEME}"\n', {"THEME": "a\udcffb"},  # os.environ's surrogateescape of a non-UTF-8 byte
+         "c.toml:2: channel.theme: cannot be encoded as UTF-8: lone surrogate U+DCFF"),
+        ('[[schedule]]\nat = "06:00"\ntheme = "x\\u202ey"\n', {}, "c.toml:3: schedule[0].theme: holds an invisible format"),
+        ('[[schedule]]\nat = "06:00"\ntheme = "x"\ntags = ["a\\tb"]\n', {}, "c.toml:4: schedule[0].tags[0]: holds a control"),
+    ],
+)
+def test_themes_and_tags_must_be_printable_text(text, env, expected):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, Path("c.toml"), env)
+    assert any(line.startswith(expected) for line in str(caught.value).splitlines()), str(caught.value)
+
+
 def test_a_table_without_backend_keeps_the_default_and_its_keys():
     config = parse_config('[video]\nclip_seconds = 2.0\nrender_delay_s = 0.5\n[interpolation]\n[audio]\n',
                           Path("c.toml"), {})

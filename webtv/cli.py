@@ -13,6 +13,7 @@ from pathlib import Path
 
 from webtv.config import (DEFAULT_CONFIG, Config, ConfigError, check_worker, config_warnings, load_config, summary,
                           worker_auth)
+from webtv.text import text_problem
 
 EXIT_CONFIG = 2
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
     render = commands.add_parser("render", help="render one house-format clip through the configured backends")
-    render.add_argument("prompt")
+    render.add_argument("prompt", type=printable)
     render.add_argument("--out", type=Path, required=True, help="where to write the clip (.mp4)")
     render.add_argument("--config", type=Path, default=None,
                         help="channel file (default: channel.toml here, else the built-in defaults)")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                              help="FILM weights; without them ffmpeg's minterpolate does the work")
 
     prompts = commands.add_parser("prompts", help="print shot prompts the configured director writes for a theme")
-    prompts.add_argument("theme")
+    prompts.add_argument("theme", type=printable)
     prompts.add_argument("-n", type=int, default=None, metavar="N",
                          help="how many prompts (default: director.shots_per_sequence)")
     prompts.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -109,6 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prompts":
         return _prompts(config, args.theme, args.n, args.json)
     return _run(config)
+
+
+def printable(text: str) -> str:
+    """An argument that must be one line of printable text (a theme, a prompt): argparse
+    refuses anything else with exit code 2 and the reason."""
+    problem = text_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _config_error(exc: ConfigError) -> int:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from webtv.text import text_problem
 
 DEFAULT_CONFIG = Path("channel.toml")
 
@@ -34,9 +36,20 @@ class Section(BaseModel):
     restart_keys: ClassVar[tuple[str, ...]] = ()
 
 
+def _printable(text: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+PrintableText = Annotated[str, AfterValidator(_printable)]
+"""One line of printable text (``webtv.text``): what airs, is stored and is drawn on screen."""
+
+
 class ChannelSection(Section):
-    name: str = "webtv"
-    theme: str = "a calm journey through imaginary landscapes"
+    name: PrintableText = "webtv"
+    theme: PrintableText = "a calm journey through imaginary landscapes"
 
 
 class HouseSection(Section):
@@ -113,10 +126,10 @@ class ScheduleEntry(Section):
     Both are checked by building the APScheduler trigger the daemon runs, so what
     ``webtv check`` accepts is what ``webtv run`` can schedule."""
 
-    theme: str
+    theme: PrintableText
     cron: str | None = None
     at: str | None = None
-    tags: list[str] = []
+    tags: list[PrintableText] = []
 
     @field_validator("cron")
     @classmethod
@@ -743,7 +756,8 @@ def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     raw = _expand(raw, (), env, path, text)
     try:
-        config = Config.model_validate({**raw, "source": path.resolve()})
+        # The path as named, not resolved: a symlinked file is followed anew at each read and write.
+        config = Config.model_validate({**raw, "source": Path(os.path.abspath(path))})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
     config = _resolve_paths(config, path.resolve().parent)

@@ -71,7 +71,8 @@ class ProducerState:
     clips_made: int = 0
     clips_failed: int = 0
     rendering: str | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # the last failure, until a clip enters the library again
+    last_error_at: float | None = None  # when the last failure happened (Unix time); kept
     prompts_blocked: int = 0
 
 
@@ -185,6 +186,7 @@ class Producer:
             self._failed(f"shot {shot.prompt!r}", exc)
             return
         self.state.clips_made += 1
+        self.state.last_error = None  # production works again; last_error_at says when it did not
         self._report(rendered.made.timings)
         log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, rendered.made.duration,
                  rendered.seconds, shot.prompt)
@@ -203,4 +205,5 @@ class Producer:
     def _failed(self, what: str, exc: Exception) -> None:
         self.state.clips_failed += 1
         self.state.last_error = f"{what}: {exc}"
+        self.state.last_error_at = time.time()
         log.error("render failed, skipped: %s: %s", what, exc)

@@ -1,10 +1,12 @@
 """Watching channel.toml: a valid edit is handed on, an invalid one changes nothing.
 
 Editors save by rewriting or by renaming a new file over the old, so the folder is watched
-and events are filtered to the file's name. ``request()`` (SIGHUP, systemd's ExecReload)
-reads the file again through the same path as a watched edit; reloads never overlap. A
-config that was not read from a file has nothing to watch or reload: ``run()`` then only
-waits for the stop.
+and events are filtered to the file's name. A symlinked file is watched in both folders:
+the link's (the link repointed) and its target's (the file edited); when the link names
+another file after a change, the watch starts again on that file. ``request()`` (SIGHUP,
+systemd's ExecReload) reads the file again through the same path as a watched edit; reloads
+never overlap. A config that was not read from a file has nothing to watch or reload:
+``run()`` then only waits for the stop.
 
 The watch never ends before the stop: an edit that fails to apply is logged and shown as
 ``config_error`` like an invalid one, and when the watch itself fails or loses its folder
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -36,7 +39,7 @@ class ConfigWatcher:
         debounce_ms: int = 200,
         retry_s: float = 1.0,
     ):
-        self.path = Path(path).resolve() if path is not None else None
+        self.path = Path(os.path.abspath(path)) if path is not None else None  # a link stays a link
         self.on_config = on_config
         self.on_error = on_error
         self.debounce_ms = debounce_ms
@@ -88,7 +91,7 @@ class ConfigWatcher:
                     continue
                 pause = self.retry_s
                 if gone:
-                    log.warning("config-watch: %s; watching again once it is back", gone)
+                    log.warning("config-watch: %s; starting the watch again", gone)
                 missed = True
             else:
                 missed = True
@@ -97,13 +100,17 @@ class ConfigWatcher:
     async def _watch(self, stop: asyncio.Event) -> str | None:
         """Reload on each change of the file; returns why the watch ended (None: the stop)."""
         folder = self.path.parent
-        watched = {self.path, folder}
-        async for changes in awatch(folder, stop_event=stop, debounce=self.debounce_ms, recursive=False,
-                                    watch_filter=lambda _change, name: Path(name) in watched):
+        target = self.path.resolve()
+        names = {self.path, target, folder}
+        folders = {folder} | ({target.parent} if target.parent.is_dir() else set())
+        async for changes in awatch(*folders, stop_event=stop, debounce=self.debounce_ms, recursive=False,
+                                    watch_filter=lambda _change, name: Path(name) in names):
             await self.reload()
             if not folder.is_dir() or any(Path(name) == folder for _change, name in changes):
                 # inotify drops the watch of a deleted folder: a new folder at that path is never heard
                 return f"{folder} was deleted"
+            if self.path.resolve() != target:
+                return f"{self.path} is a link to another file now, {self.path.resolve()}"
         return None
 
     async def _serve_requests(self) -> None:
