@@ -6,6 +6,7 @@ import datetime
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -132,6 +133,25 @@ def test_sighup_reloads_channel_toml(channel):
     channel.wait_for(lambda s: s["config_reloads"] > before, timeout=10, message="a reload on SIGHUP")
     assert re.search(r"SIGHUP: reloading .*channel\.toml", channel.log_tail(20000))
     assert channel.proc.poll() is None and channel.status()["playout"]["healthy"]
+
+
+def test_sighup_while_starting_is_a_reload_not_the_end(tmp_path):
+    """A SIGHUP that comes while the daemon is still reading its config (before its handler
+    is in) waits for the handler: the daemon comes up and reloads, it does not exit 129."""
+    daemon = Daemon(tmp_path / "channel", output={"rtmp_urls": [], "hls": True})
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 10  # the moment webtv.cli holds SIGHUP, the config not yet read
+        while not int(re.search(r"SigBlk:\s*([0-9a-f]+)", (Path(f"/proc/{daemon.proc.pid}/status")).read_text())
+                      .group(1), 16) & (1 << (signal.SIGHUP - 1)):
+            assert time.monotonic() < deadline and daemon.proc.poll() is None, "SIGHUP is never held while starting"
+            time.sleep(0.002)
+        daemon.proc.send_signal(signal.SIGHUP)
+        status = daemon.wait_for(lambda s: s["config_reloads"] >= 1, timeout=30, message="the held SIGHUP served")
+        assert daemon.proc.poll() is None and status["outputs"]
+        assert "SIGHUP (while starting): reloading" in daemon.log_tail(20000)
+    finally:
+        daemon.stop()
 
 
 def test_bad_live_edits_keep_the_last_good_config_and_the_watch_goes_on(channel):

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--json", action="store_true", help="a JSON list of shots instead of one prompt a line")
 
     args = parser.parse_args(argv)
+    if args.command == "run":
+        # A SIGHUP before the daemon's handler is in (the config is still being read) waits,
+        # held by the kernel, instead of ending the process; webtv.daemon lets it through.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     from webtv.log import setup_logging
 
     setup_logging(args.verbose)

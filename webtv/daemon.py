@@ -39,6 +39,7 @@ def run(config: Config) -> int:
             loop.add_signal_handler(sig, stop.set)
         hangups: list[str] = []  # SIGHUPs before the channel exists
         loop.add_signal_handler(signal.SIGHUP, hangups.append, "SIGHUP")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # one held since the start comes now
         try:
             channel = await build_channel(config)
             loop.add_signal_handler(signal.SIGHUP, channel.watcher.request, "SIGHUP")
