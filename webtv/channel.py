@@ -146,6 +146,8 @@ class Channel:
             for task in done - {stopping}:
                 if not task.cancelled() and task.exception():
                     log.error("%s stopped: %r", task.get_name(), task.exception())
+                else:
+                    log.error("%s ended before the stop; playout goes on without it", task.get_name())
             await stop.wait()
         finally:
             for task in tasks:
