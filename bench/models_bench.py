@@ -3,6 +3,8 @@
 
     python -m bench.models_bench --random-weights            # the real sizes, random weights
     python -m bench.models_bench --config channel.toml       # the models the config names
+    python -m bench.models_bench --flops [--config FILE] [--preset card|fast|ltx-distilled]
+                                                             # FLOP budget on meta tensors (bench/flops.py)
 
 With --random-weights every model is built in code at its published architecture (Zeroscope
 576w/XL: the ModelScope UNet3D, SD's VAE, OpenCLIP ViT-H text tower; FILM Style; MusicGen
@@ -72,14 +74,10 @@ def zeroscope_components() -> dict:
     return dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
 
 
-def musicgen_small(folder: Path) -> Path:
-    """facebook/musicgen-small's architecture, random weights, with the tests' processor."""
-    import torch
-    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
+def musicgen_small_config():
+    """facebook/musicgen-small's architecture: T5-base, a 24-layer decoder, 32 kHz EnCodec."""
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
 
-    from tests.tiny_musicgen import tiny_processor
-
-    torch.manual_seed(0)
     text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)
     audio = EncodecConfig(
         sampling_rate=32000, audio_channels=1, target_bandwidths=[2.2], upsampling_ratios=[8, 5, 4, 4],
@@ -91,13 +89,45 @@ def musicgen_small(folder: Path) -> Path:
         vocab_size=2048, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096,
         num_codebooks=4, max_position_embeddings=2048, audio_channels=1,
     )
-    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
-    model = MusicgenForConditionalGeneration(config)
+    return MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
+
+
+def musicgen_small(folder: Path) -> Path:
+    """facebook/musicgen-small's architecture, random weights, with the tests' processor."""
+    import torch
+    from transformers import MusicgenForConditionalGeneration
+
+    from tests.tiny_musicgen import tiny_processor
+
+    torch.manual_seed(0)
+    model = MusicgenForConditionalGeneration(musicgen_small_config())
     model.generation_config.decoder_start_token_id = 2048
     model.generation_config.pad_token_id = 2048
     model.save_pretrained(folder)
     tiny_processor(32000).save_pretrained(folder)  # real processor code; short prompts, same shapes
     return folder
+
+
+# The LTX-Video VAE of the 0.9.5 and later checkpoints (the distilled ones included), as
+# diffusers' conversion script writes it; the transformer's class defaults are the 2B one's.
+LTX_VAE_095 = dict(
+    in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(128, 256, 512, 1024, 2048),
+    down_block_types=("LTXVideo095DownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
+    layers_per_block=(4, 6, 6, 2, 2), decoder_layers_per_block=(5, 5, 5, 5),
+    spatio_temporal_scaling=(True,) * 4, decoder_spatio_temporal_scaling=(True,) * 3,
+    decoder_inject_noise=(False,) * 4, downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+    upsample_residual=(True,) * 3, upsample_factor=(2,) * 3, timestep_conditioning=True, patch_size=4,
+    patch_size_t=1, resnet_norm_eps=1e-6, scaling_factor=1.0, encoder_causal=True, decoder_causal=False,
+    spatial_compression_ratio=32, temporal_compression_ratio=8,
+)
+
+
+def t5_xxl_config():
+    """google/t5-v1_1-xxl's encoder, LTX-Video's text encoder."""
+    from transformers import T5Config
+
+    return T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                    feed_forward_proj="gated-gelu", is_encoder_decoder=False)
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -185,7 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--tiny", action="store_true", help="with --random-weights: the tests' tiny models "
                         "(checks the bench itself; use with --size 32x24 --upscale-size 64x40)")
+    parser.add_argument("--flops", action="store_true", help="count the FLOPs of the configured chain at the real "
+                        "sizes on meta tensors (no weights, no GPU) and print the budget per airtime second")
+    parser.add_argument("--preset", choices=("card", "fast", "ltx-distilled"),
+                        help="with --flops: a commented preset of the repository's channel.toml on top of --config")
     args = parser.parse_args(argv)
+    if args.flops:
+        from bench import flops
+
+        return flops.main(args.config, args.preset, Path(__file__).resolve().parents[1] / "channel.toml")
     if not args.random_weights and args.config is None:
         parser.error("give --random-weights, or --config with the models to time")
 
