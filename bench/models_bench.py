@@ -130,6 +130,67 @@ def t5_xxl_config():
                     feed_forward_proj="gated-gelu", is_encoder_decoder=False)
 
 
+def ltx_components(tiny: bool) -> dict:
+    """LTX-Video 2B (0.9.5+ VAE, T5-XXL encoder) with random weights, or a tiny one for the CPU
+    check of the bench (the diffusers tests' sizes). No tokenizer: the stand-in stage feeds the
+    encoder random ids of the prompt length."""
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    if tiny:
+        transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, num_attention_heads=4,
+                                                 attention_head_dim=8, cross_attention_dim=32, num_layers=1,
+                                                 caption_channels=32)
+        vae = AutoencoderKLLTXVideo(
+            in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+            decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+            upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+            patch_size_t=1, encoder_causal=True, decoder_causal=False)
+        text = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
+                                       is_encoder_decoder=False))
+    else:
+        transformer = LTXVideoTransformer3DModel()  # the class defaults are the 2B checkpoints' config
+        vae = AutoencoderKLLTXVideo(**LTX_VAE_095)
+        text = T5EncoderModel(t5_xxl_config())
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1)
+    return dict(transformer=transformer, vae=vae, text_encoder=text, scheduler=scheduler)
+
+
+class LtxStandIn:
+    """STAND-IN for ltx: the "ltx" part's backend times LTXPipeline here until the branches
+    meet. T5 runs on random ids (128, the pipeline's prompt length), then LTXPipeline draws
+    ``frames`` frames at the model's native rate with the distilled settings."""
+
+    def __init__(self, parts: dict, device, dtype, settings) -> None:
+        from diffusers import LTXPipeline
+
+        self.text = parts["text_encoder"].to(device, dtype)
+        self.pipe = LTXPipeline(transformer=parts["transformer"], vae=parts["vae"], scheduler=parts["scheduler"],
+                                text_encoder=None, tokenizer=None).to(device, dtype)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.device, self.settings = device, settings
+
+    def render(self, shot, seconds, progress=None, *, light=False) -> Frames:
+        import torch
+
+        s = self.settings
+        with torch.no_grad():
+            ids = torch.randint(0, self.text.config.vocab_size, (1, 128), device=self.device)
+            embeds = self.text(input_ids=ids).last_hidden_state
+            mask = torch.ones(1, 128, device=self.device)
+            out = self.pipe(prompt_embeds=embeds, prompt_attention_mask=mask, width=s.width, height=s.height,
+                            num_frames=s.frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
+                            decode_timestep=0.05, decode_noise_scale=0.025, output_type="np",
+                            generator=torch.Generator("cpu").manual_seed(shot.seed))
+        video = np.rint(np.clip(np.asarray(out.frames)[0], 0, 1) * 255).astype(np.uint8)
+        return Frames(video, fps=len(video) / seconds)
+
+
 # ----------------------------------------------------------------------------- measuring
 
 
@@ -226,6 +287,20 @@ def main(argv: list[str] | None = None) -> int:
         return flops.main(args.config, args.preset, Path(__file__).resolve().parents[1] / "channel.toml")
     if not args.random_weights and args.config is None:
         parser.error("give --random-weights, or --config with the models to time")
+    fractions = {}
+    if args.preset in ("card", "fast"):  # the preset's sampling settings, at the sizes of the flags
+        from bench.flops import preset_tables
+
+        tables = preset_tables(args.preset, (Path(__file__).resolve().parents[1] / "channel.toml").read_text())
+        video_t, upscale_t = tables["video"], tables["upscale"]
+        args.frames, args.steps, args.guidance = video_t["frames"], video_t["steps"], video_t["guidance"]
+        args.upscale_steps, args.strength = upscale_t["steps"], upscale_t["strength"]
+        fractions = {"video": video_t.get("guidance_fraction", 1.0), "upscale": upscale_t.get("guidance_fraction", 1.0)}
+    ltx = args.preset == "ltx-distilled"
+    if ltx:  # STAND-IN for ltx: native-rate frames, no upscale, no interpolation
+        from bench.flops import LTX_DISTILLED
+
+        args.skip = sorted(set(args.skip) | {"upscale", "interpolate"})
 
     import torch
 
@@ -243,9 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config) if args.config else Config()
     config = with_changes(config, {
         "video": {"backend": "zeroscope", "width": width, "height": height, "frames": args.frames,
-                  "steps": args.steps, "guidance": args.guidance, "device": str(device)},
+                  "steps": args.steps, "guidance": args.guidance, "device": str(device),
+                  "guidance_fraction": fractions.get("video", 1.0)},
         "upscale": {"backend": "zeroscope", "width": up_width, "height": up_height, "steps": args.upscale_steps,
-                    "strength": args.strength, "guidance": args.guidance, "device": str(device)},
+                    "strength": args.strength, "guidance": args.guidance, "device": str(device),
+                    "guidance_fraction": fractions.get("upscale", 1.0)},
         "interpolation": {"backend": "film", "batch": args.film_batch, "tile": args.film_tile, "device": str(device)},
         "audio": {"backend": "musicgen", "device": str(device)},
     }, "bench flags")
@@ -261,13 +338,21 @@ def main(argv: list[str] | None = None) -> int:
         audio_section = audio_section.model_copy(update={"model": str(build_music(work / "musicgen"))})
     video, upscaler = ZeroscopeVideo(video_section), ZeroscopeUpscaler(upscale_section)
     film, music = FilmInterpolator(film_section), MusicGenAudio(audio_section)
-    if args.random_weights:
+    if args.random_weights and ltx:
+        settings = LTX_DISTILLED
+        if args.tiny:  # tiny sizes within the model's rules (multiples of 32, 8k + 1 frames)
+            settings = type(LTX_DISTILLED)(**{**vars(LTX_DISTILLED), "width": 64, "height": 32, "frames": 9,
+                                              "steps": 2})
+        started = time.perf_counter()
+        video = LtxStandIn(ltx_components(args.tiny), device, dtype, settings)
+        print(f"LTX models built in {time.perf_counter() - started:.1f} s", flush=True)
+    elif args.random_weights:
         load_random(video, upscaler, film, device, dtype, args)
     if "music" not in args.skip:
         music.load()  # loading is not part of a render: the daemon keeps models warm
     shot = Shot(prompt=PROMPT, seed=1, theme="bench")
     sequence = Sequence(id="bench", theme="bench", music_prompt="slow ambient strings, cinematic", seed=1, shots=(shot,))
-    if "video" in args.skip:
+    if "video" in args.skip and not ltx:
         size = (height, width) if "upscale" not in args.skip else (up_height, up_width)
         noise = np.random.default_rng(0).integers(0, 256, (args.frames, *size, 3), dtype=np.uint8)
         video = StandInVideo(Frames(noise, args.frames / args.seconds))
