@@ -361,7 +361,16 @@ class ProceduralVideoSection(VideoBase):
     )
 
 
-class ZeroscopeVideoSection(VideoBase, VideoDraw, DiffusionPass):
+class ZeroscopeSpeed(Section):
+    """The Zeroscope passes' speed levers beside ``steps`` (see webtv/producer/zeroscope.py)."""
+
+    scheduler: Literal["dpm++", "model"] = Field(
+        "dpm++", description='"dpm++": DPM-Solver++ (DPMSolverMultistep); "model": the checkpoint\'s own (DDIM)')
+    guidance_fraction: float = Field(
+        1.0, ge=0, le=1, description="classifier-free guidance for this first fraction of the steps only")
+
+
+class ZeroscopeVideoSection(VideoBase, VideoDraw, ZeroscopeSpeed, DiffusionPass):
     """diffusers' TextToVideoSDPipeline; ``model`` a hub id or a local folder."""
 
     model_marker: ClassVar[str | None] = "model_index.json"
@@ -388,7 +397,7 @@ class NoUpscaleSection(StageSection):
     backend: Literal["none"] = "none"
 
 
-class ZeroscopeUpscaleSection(StageSection, DiffusionPass):
+class ZeroscopeUpscaleSection(StageSection, ZeroscopeSpeed, DiffusionPass):
     """VideoToVideoSDPipeline with the Zeroscope XL weights, same prompt."""
 
     model_marker: ClassVar[str | None] = "model_index.json"

@@ -1,11 +1,17 @@
 """Zeroscope: text -> video (576w weights), then video -> larger video (XL weights).
 
-Both stages run a diffusers pipeline: ``TextToVideoSDPipeline`` draws ``[video] frames``
-frames at ``[video] width x height`` from the shot's prompt; ``VideoToVideoSDPipeline``
-re-draws them at ``[upscale] width x height`` with the same prompt (``strength`` of the
-XL model's card: how much it may change). ``model`` is a hub id or a local folder written
-by ``save_pretrained``. Each stage swaps the checkpoint's scheduler for DPMSolverMultistep
-(what the model cards use) and applies the memory switches of its config section:
+Both stages run a diffusers pipeline's components: ``TextToVideoSDPipeline`` draws
+``[video] frames`` frames at ``[video] width x height`` from the shot's prompt;
+``VideoToVideoSDPipeline`` re-draws them at ``[upscale] width x height`` with the same prompt
+(``strength`` of the XL model's card: how much it may change, i.e. the last
+int(steps x strength) steps of the schedule). ``model`` is a hub id or a local folder written
+by ``save_pretrained``. The denoise loops are ``webtv/producer/denoise.py``'s (the pipelines'
+own, plus guidance for only the first ``guidance_fraction`` of the steps). The speed levers of
+each section: ``steps``; ``scheduler`` (``"dpm++"``: the checkpoint's scheduler swapped for
+DPMSolverMultistep with DPM-Solver++, what the model cards use, good at 20-25 steps;
+``"model"``: the checkpoint's own, DDIM for Zeroscope); ``guidance_fraction``; ``frames``
+(fewer drawn frames, stretched to the house rate by FILM); ``strength``. Each section also
+applies its memory switches:
 
 - ``cpu_offload``: ``enable_model_cpu_offload`` (CUDA only, needs the ``accelerate``
   package); each model visits the GPU only while it runs.
@@ -23,17 +29,15 @@ Noise comes from a CPU generator seeded with ``shot.seed``, so a seed gives the 
 frames on CPU and GPU, offloaded or not.
 
 diffusers 0.42 keeps both pipelines under ``pipelines/deprecated`` (importable from the
-top level, with a warning on load); their ``__call__`` takes the old
-``callback(step, timestep, latents)`` / ``callback_steps``, not ``callback_on_step_end``,
-and ``.frames`` is a float array in [0, 1] of shape (batch, frames, height, width, 3) for
-``output_type="np"``. The pipelines' own ``enable_vae_slicing`` is gone; the VAE's
-``enable_slicing`` is used instead.
+top level, with a warning on load); the loops in ``denoise.py`` return what their
+``.frames`` is for ``output_type="np"``: floats in [0, 1] of shape (batch, frames, height,
+width, 3). The pipelines' own ``enable_vae_slicing`` is gone; the VAE's ``enable_slicing``
+is used instead.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import logging
 import threading
 from typing import Any
@@ -43,6 +47,7 @@ import numpy as np
 from webtv.config import ZeroscopeUpscaleSection, ZeroscopeVideoSection
 from webtv.director.base import Shot
 from webtv.producer.base import Frames, Progress, light_frame_count
+from webtv.producer.denoise import OnStep, partial_steps, text_to_video, video_to_video
 from webtv.producer.devices import model_source, pick_device, pick_dtype
 
 log = logging.getLogger("webtv.producer")
@@ -124,8 +129,11 @@ class _ZeroscopeStage:
     def _prepare(self, pipe) -> None:
         from diffusers import DPMSolverMultistepScheduler
 
-        if not isinstance(pipe.scheduler, DPMSolverMultistepScheduler):
-            pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        if self.section.scheduler == "dpm++":
+            if not (isinstance(pipe.scheduler, DPMSolverMultistepScheduler)
+                    and pipe.scheduler.config.algorithm_type == "dpmsolver++"):
+                pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config,
+                                                                         algorithm_type="dpmsolver++")
         pipe.set_progress_bar_config(disable=True)
         if self.section.cpu_offload:
             if self._device.type == "cuda":
@@ -157,29 +165,18 @@ class _ZeroscopeStage:
         else:
             pipe.unet.disable_forward_chunking()
 
-    def _run(self, pipe, steps: int, progress: Progress | None, **kwargs) -> np.ndarray:
-        """Call the pipeline; progress goes (what, k / (steps + 1)) per denoising step, and 1.0
+    def _progress(self, steps: int, progress: Progress | None) -> OnStep | None:
+        """progress goes (what, k / (steps + 1)) per denoising step; the caller reports 1.0
         once the frames are decoded."""
-        if progress:
-            accepted = inspect.signature(pipe.__call__).parameters
+        if not progress:
+            return None
+        return lambda step: progress(self.what, min(step + 1, steps) / (steps + 1))
 
-            def report(step: int) -> None:
-                progress(self.what, min(step + 1, steps) / (steps + 1))
-
-            if "callback_on_step_end" in accepted:
-                def on_step_end(_pipe, step, _timestep, _tensors):
-                    report(step)
-                    return {}
-
-                kwargs["callback_on_step_end"] = on_step_end
-            elif "callback" in accepted:
-                kwargs["callback"] = lambda step, _timestep, _latents: report(step)
-                kwargs["callback_steps"] = 1
-        out = pipe(**kwargs, output_type="np")
-        frames = _uint8_frames(out.frames)
+    def _frames(self, frames, progress: Progress | None) -> np.ndarray:
+        array = _uint8_frames(frames)
         if progress:
             progress(self.what, 1.0)
-        return frames
+        return array
 
     def _generator(self, seed: int):
         import torch
@@ -205,19 +202,19 @@ class ZeroscopeVideo(_ZeroscopeStage):
         with self._lock:
             pipe = self._load()
             self._switches(pipe, light)
-            array = self._run(
+            array = self._frames(text_to_video(
                 pipe,
-                section.steps,
-                progress,
                 prompt=shot.prompt,
                 negative_prompt=section.negative_prompt or None,
                 num_frames=count,
                 height=section.height,
                 width=section.width,
-                num_inference_steps=section.steps,
-                guidance_scale=section.guidance,
+                steps=section.steps,
+                guidance=section.guidance,
+                guidance_fraction=section.guidance_fraction,
                 generator=self._generator(shot.seed),
-            )
+                on_step=self._progress(section.steps, progress),
+            ), progress)
         if array.shape[:3] != (count, section.height, section.width):
             raise RuntimeError(f"video: expected {count} frames of {section.width}x{section.height}, got {array.shape}")
         return Frames(array, fps=count / seconds)
@@ -242,26 +239,24 @@ class ZeroscopeUpscaler(_ZeroscopeStage):
         video = [Image.fromarray(frame) for frame in frames.array]
         if video and video[0].size != size:
             video = [image.resize(size, Image.Resampling.LANCZOS) for image in video]
-        # The pipeline runs int(steps * strength) of its steps; keep at least one.
-        steps = max(section.steps, int(np.ceil(1.0 / section.strength)))
-        run_steps = max(1, min(int(steps * section.strength), steps))
+        steps, run_steps = partial_steps(section.steps, section.strength)
         if progress:
             progress(self.what, 0.0)
         with self._lock:
             pipe = self._load()
             self._switches(pipe, light)
-            array = self._run(
+            array = self._frames(video_to_video(
                 pipe,
-                run_steps,
-                progress,
                 prompt=shot.prompt,
                 video=video,
                 strength=section.strength,
                 negative_prompt=section.negative_prompt or None,
-                num_inference_steps=steps,
-                guidance_scale=section.guidance,
+                steps=steps,
+                guidance=section.guidance,
+                guidance_fraction=section.guidance_fraction,
                 generator=self._generator(shot.seed),
-            )
+                on_step=self._progress(run_steps, progress),
+            ), progress)
         if array.shape[:3] != (len(frames.array), section.height, section.width):
             raise RuntimeError(f"upscale: expected {len(frames.array)} frames of {section.width}x{section.height}, "
                                f"got {array.shape}")
