@@ -122,6 +122,16 @@ def test_a_vae_that_packs_otherwise_is_refused_naming_it():
         LtxVideo(section("/nowhere/not-loaded")).use_pipeline(pipe)
 
 
+def test_a_checkpoint_made_for_ltxpipeline_is_refused_naming_why():
+    import diffusers
+
+    components = tiny_components()
+    components["scheduler"] = diffusers.FlowMatchEulerDiscreteScheduler.from_config(
+        components["scheduler"].config, use_dynamic_shifting=True)  # as LTX-Video 0.9.0 and 0.9.1 ship it
+    with pytest.raises(RuntimeError, match=r"shifts with the resolution.*0\.9\.5 and later"):
+        LtxVideo(section("/nowhere/not-loaded")).use_pipeline(diffusers.LTXConditionPipeline(**components))
+
+
 def test_missing_model_folder_is_named(tmp_path):
     with pytest.raises(RuntimeError, match="video model.*no-such-ltx.*no such folder"):
         LtxVideo(section(tmp_path / "no-such-ltx")).render(SHOT, seconds=1.0)

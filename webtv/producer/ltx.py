@@ -3,8 +3,11 @@
 ``LTXConditionPipeline`` rather than ``LTXPipeline``: it is the pipeline the distilled
 checkpoints (``Lightricks/LTX-Video-0.9.7-distilled``, ``Lightricks/LTX-Video-0.9.8-13B-distilled``)
 are published for, and the one that takes their custom ``timesteps`` (``LTXPipeline``
-always passes its own sigmas beside them, which the scheduler refuses). It runs the older
-checkpoints (``Lightricks/LTX-Video``, ``-0.9.1``, ``-0.9.5``) on text alone as well.
+always passes its own sigmas beside them, which the scheduler refuses). It runs
+``Lightricks/LTX-Video-0.9.7-dev`` and ``-0.9.5`` on text alone as well. The 0.9.0 and 0.9.1
+checkpoints (``Lightricks/LTX-Video``, ``-0.9.1``) are LTXPipeline's: their scheduler shifts
+its schedule with the resolution (``use_dynamic_shifting``), which LTXConditionPipeline does
+not drive, so they are refused at load, naming why.
 
 The model draws ``[video] frames`` frames at ``width x height``, told that they play at
 ``frame_rate``; with ``frame_rate`` = house.fps and ``frames`` = clip_seconds x fps + 1,
@@ -52,6 +55,11 @@ class LtxVideo(DiffusionStage):
                 f"video model {self.section.model!r}: its VAE packs {packs[0]}x{packs[0]} pixels and {packs[1]} "
                 f"frames into a latent; the ltx backend checks sizes for LTX-Video's {LTX_SIZE_MULTIPLE}x"
                 f"{LTX_SIZE_MULTIPLE} and {LTX_FRAME_GROUP}")
+        if pipe.scheduler.config.get("use_dynamic_shifting"):
+            raise RuntimeError(
+                f"video model {self.section.model!r}: its scheduler shifts with the resolution, as LTX-Video 0.9.0 "
+                f"and 0.9.1 (made for LTXPipeline) do; the ltx backend runs LTXConditionPipeline's checkpoints, "
+                f"0.9.5 and later")
         super()._prepare(pipe)
 
     def _memory_switches(self, pipe, light: bool) -> None:
