@@ -33,7 +33,7 @@ def model(tmp_path_factory):
 
 
 def section(model, **overrides) -> LtxVideoSection:
-    settings = dict(model=str(model), width=64, height=32, frames=17, frame_rate=24, steps=2, guidance=3.0,
+    settings = dict(model=str(model), width=64, height=32, frames=17, frame_rate=24, steps=2, timesteps=[], guidance=3.0,
                     negative_prompt="blurry", device="cpu")
     settings.update(overrides)
     return LtxVideoSection(**settings)

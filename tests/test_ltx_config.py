@@ -36,6 +36,7 @@ def test_check_refuses_a_size_ltx_cannot_draw_naming_the_rule_and_line(tmp_path)
     ("height = 500", ":4: video.height: LTX-Video draws widths and heights that are multiples of 32"),
     ("height = 16", ":4: video.height: Input should be greater than or equal to 32"),
     ("steps = 4\ntimesteps = [1000, 900, 0.03]", "video: timesteps lists 3 timesteps but steps = 4: give steps = 3"),
+    ("steps = 40", "video: timesteps lists 8 timesteps but steps = 40: give steps = 8, or timesteps = []"),
     ("timesteps = [0.03, 1000]\nsteps = 2", "timesteps must fall from at most 1000 to at least 0"),
 ])
 def test_sizes_frames_and_schedules_the_model_cannot_take_are_refused(line, expected):
@@ -59,6 +60,7 @@ def test_defaults_are_the_distilled_model_at_the_house_size_and_check_says_what_
     assert (video.width, video.height) == (config.house.width, config.house.height)
     assert (video.frames, video.frame_rate) == (73, 24)  # 3 s at 24 fps, plus the first frame
     assert (video.steps, video.guidance) == (8, 1.0)
+    assert video.timesteps == [1000, 993, 987, 981, 975, 909, 725, 0.03]  # the distilled schedule
     line = next(line for line in summary(config).splitlines() if line.startswith("video:"))
     assert line == ("video:      ltx (Lightricks/LTX-Video-0.9.8-13B-distilled), 1024x576, 73 frames at 24 fps "
                     "(3.04 s), 3 s clips")
@@ -87,6 +89,9 @@ def test_render_flags_keep_the_ltx_backend_and_its_rules(tmp_path):
     changed = with_model_flags(config, render_flags(video_model=str(folder), frames=25, size="64x32"))
     assert changed.video.backend == "ltx" and changed.video.model == str(folder)
     assert (changed.video.frames, changed.video.width, changed.video.height) == (25, 64, 32)
+    fewer = with_model_flags(config, render_flags(steps=4))
+    assert (fewer.video.steps, fewer.video.timesteps) == (4, [])  # the pipeline's own 4-step schedule
+    assert with_model_flags(config, render_flags(steps=8)).video.timesteps == config.video.timesteps
     with pytest.raises(ConfigError, match="video.frames: LTX-Video draws 8k.1 frames"):
         with_model_flags(config, render_flags(frames=24))
     procedural = parse('[video]\nclip_seconds = 3.0\n')

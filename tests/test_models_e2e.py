@@ -138,7 +138,7 @@ def ltx_model(tmp_path_factory) -> Path:
 def ltx_sections(model: Path) -> dict:
     """LTX draws a 1 s clip at the house rate (24 frames + the first), so nothing interpolates."""
     return {"video": {"backend": "ltx", "model": str(model), "clip_seconds": 1.0, "width": 64, "height": 32,
-                      "frames": 25, "frame_rate": 24, "steps": 2},
+                      "frames": 25, "frame_rate": 24, "steps": 2, "timesteps": [1000, 500]},
             "interpolation": {"backend": "none"}}
 
 

@@ -274,6 +274,8 @@ LTX_SIZE_MULTIPLE = 32
 """LTX-Video's VAE turns 32x32 pixels into one latent (the pipeline refuses other sizes)."""
 LTX_FRAME_GROUP = 8
 """... and 8 frames into one latent after the first: it draws 8k+1 frames."""
+LTX_DISTILLED_TIMESTEPS = (1000, 993, 987, 981, 975, 909, 725, 0.03)
+"""The schedule the distilled checkpoints (0.9.7, 0.9.8) are published with (diffusers' docs)."""
 
 
 class LtxVideoSection(VideoBase, Sampling):
@@ -290,7 +292,8 @@ class LtxVideoSection(VideoBase, Sampling):
     frame_rate: int = Field(24, ge=1, le=60, description="frames per second the model is told it draws")
     steps: int = Field(8, ge=1, le=500)
     guidance: float = Field(1.0, ge=0, le=50, description="1.0 (no classifier-free guidance) for the distilled models")
-    timesteps: list[float] = Field([], description="a schedule of `steps` timesteps (the distilled models' own); [] for the pipeline's")
+    timesteps: list[float] = Field(list(LTX_DISTILLED_TIMESTEPS),
+                                   description="a schedule of `steps` timesteps; [] for the pipeline's own")
     decode_timestep: float = Field(0.05, ge=0, le=1, description="the timestep-aware VAE's decode timestep (0.9.1 and later)")
     decode_noise_scale: float = Field(0.025, ge=0, le=1, description="noise mixed into the latents before that decode")
     device: Device = "auto"
