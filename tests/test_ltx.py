@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 from tests.tiny_ltx import tiny_components, tiny_ltx  # noqa: E402
 from webtv.config import LtxVideoSection  # noqa: E402
@@ -14,17 +15,6 @@ from webtv.director.base import Shot  # noqa: E402
 from webtv.producer.ltx import LtxVideo, light_ltx_frames  # noqa: E402
 
 SHOT = Shot(prompt="a lighthouse in a storm, waves breaking, slow push in", seed=7, theme="sea")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """As in test_zeroscope: the tiny models gain nothing from threads on a busy machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -80,14 +80,8 @@ def tiny_components(seed: int = 0) -> dict:
         vocab_size=TEXT_VOCAB_SIZE, d_model=HIDDEN, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
         relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", dropout_rate=0.0,
     ))
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        use_dynamic_shifting=False,
-        base_shift=0.95,
-        max_shift=2.05,
-        base_image_seq_len=1024,
-        max_image_seq_len=4096,
-        shift_terminal=0.1,
-    )
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False, base_shift=0.95, max_shift=2.05,
+                                                base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1)
     return {"transformer": transformer, "vae": vae, "text_encoder": text_encoder,
             "tokenizer": char_t5_tokenizer(model_max_length=MAX_TOKENS), "scheduler": scheduler}
 

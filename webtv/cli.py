@@ -133,7 +133,8 @@ def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
         changes["interpolation"].update(backend="film", model=args.film_model.resolve())
     if args.steps is not None:
         changes["video"]["steps"] = args.steps
-        if len(getattr(config.video, "timesteps", [args.steps])) != args.steps:
+        listed = getattr(config.video, "timesteps", None)
+        if listed and len(listed) != args.steps:
             changes["video"]["timesteps"] = []  # ltx: the pipeline's own schedule of that many steps
         if changes["upscale"].get("backend", config.upscale.backend) == "zeroscope":
             changes["upscale"]["steps"] = args.steps

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from webtv.director.base import Shot
 from webtv.producer.base import Progress
 from webtv.producer.devices import model_source, pick_device, pick_dtype
 
@@ -137,6 +138,25 @@ class DiffusionStage:
 
     def _memory_switches(self, pipe, light: bool) -> None:
         """Apply the section's memory switches for this call; every one on when ``light``."""
+
+    def _draw(self, shot: Shot, count: int, steps: int, light: bool, progress: Progress | None,
+              **kwargs) -> np.ndarray:
+        """One pipeline call for ``shot`` (its prompt and seed; the section's negative prompt
+        and guidance), loaded and switched for this call under the lock: ``count`` frames at
+        the section's size, or RuntimeError. ``steps`` is how many denoising steps will run."""
+        section = self.section
+        if progress:
+            progress(self.what, 0.0)
+        with self._lock:
+            pipe = self._load()
+            self._switches(pipe, light)
+            array = self._run(pipe, steps, progress, prompt=shot.prompt,
+                              negative_prompt=section.negative_prompt or None, guidance_scale=section.guidance,
+                              generator=self._generator(shot.seed), **kwargs)
+        if array.shape[:3] != (count, section.height, section.width):
+            raise RuntimeError(f"{self.what}: expected {count} frames of {section.width}x{section.height}, "
+                               f"got {array.shape}")
+        return array
 
     def _run(self, pipe, steps: int, progress: Progress | None, **kwargs) -> np.ndarray:
         """Call the pipeline; progress goes (what, k / (steps + 1)) per denoising step, and 1.0

@@ -71,28 +71,8 @@ class LtxVideo(DiffusionStage):
     def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
         section = self.section
         count = light_ltx_frames(section.frames) if light else section.frames
-        if progress:
-            progress(self.what, 0.0)
-        with self._lock:
-            pipe = self._load()
-            self._switches(pipe, light)
-            array = self._run(
-                pipe,
-                section.steps,
-                progress,
-                prompt=shot.prompt,
-                negative_prompt=section.negative_prompt or None,
-                width=section.width,
-                height=section.height,
-                num_frames=count,
-                frame_rate=section.frame_rate,
-                num_inference_steps=section.steps,
-                timesteps=list(section.timesteps) or None,
-                guidance_scale=section.guidance,
-                decode_timestep=section.decode_timestep,
-                decode_noise_scale=section.decode_noise_scale,
-                generator=self._generator(shot.seed),
-            )
-        if array.shape[:3] != (count, section.height, section.width):
-            raise RuntimeError(f"video: expected {count} frames of {section.width}x{section.height}, got {array.shape}")
+        array = self._draw(shot, count, section.steps, light, progress, width=section.width, height=section.height,
+                           num_frames=count, frame_rate=section.frame_rate, num_inference_steps=section.steps,
+                           timesteps=list(section.timesteps) or None, decode_timestep=section.decode_timestep,
+                           decode_noise_scale=section.decode_noise_scale)
         return Frames(array, fps=count / seconds)

@@ -75,26 +75,8 @@ class ZeroscopeVideo(_ZeroscopeStage):
     def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
         section = self.section
         count = light_frame_count(section.frames) if light else section.frames
-        if progress:
-            progress(self.what, 0.0)
-        with self._lock:
-            pipe = self._load()
-            self._switches(pipe, light)
-            array = self._run(
-                pipe,
-                section.steps,
-                progress,
-                prompt=shot.prompt,
-                negative_prompt=section.negative_prompt or None,
-                num_frames=count,
-                height=section.height,
-                width=section.width,
-                num_inference_steps=section.steps,
-                guidance_scale=section.guidance,
-                generator=self._generator(shot.seed),
-            )
-        if array.shape[:3] != (count, section.height, section.width):
-            raise RuntimeError(f"video: expected {count} frames of {section.width}x{section.height}, got {array.shape}")
+        array = self._draw(shot, count, section.steps, light, progress, num_frames=count, height=section.height,
+                           width=section.width, num_inference_steps=section.steps)
         return Frames(array, fps=count / seconds)
 
 
@@ -120,24 +102,6 @@ class ZeroscopeUpscaler(_ZeroscopeStage):
         # The pipeline runs int(steps * strength) of its steps; keep at least one.
         steps = max(section.steps, int(np.ceil(1.0 / section.strength)))
         run_steps = max(1, min(int(steps * section.strength), steps))
-        if progress:
-            progress(self.what, 0.0)
-        with self._lock:
-            pipe = self._load()
-            self._switches(pipe, light)
-            array = self._run(
-                pipe,
-                run_steps,
-                progress,
-                prompt=shot.prompt,
-                video=video,
-                strength=section.strength,
-                negative_prompt=section.negative_prompt or None,
-                num_inference_steps=steps,
-                guidance_scale=section.guidance,
-                generator=self._generator(shot.seed),
-            )
-        if array.shape[:3] != (len(frames.array), section.height, section.width):
-            raise RuntimeError(f"upscale: expected {len(frames.array)} frames of {section.width}x{section.height}, "
-                               f"got {array.shape}")
+        array = self._draw(shot, len(frames.array), run_steps, light, progress, video=video,
+                           strength=section.strength, num_inference_steps=steps)
         return Frames(array, fps=frames.fps)
