@@ -163,7 +163,7 @@ def problems(text: str) -> list[str]:
     "text, expected",
     [
         ('[upscale]\nsteps = 3\n', 'c.toml:2: upscale.steps: belongs to backend "zeroscope", not "none"'),
-        ('[video]\nframes = 8\n', 'c.toml:2: video.frames: belongs to backend "zeroscope" or "remote", not "procedural"'),
+        ('[video]\nframes = 8\n', 'c.toml:2: video.frames: belongs to backend "zeroscope" or "remote" or "ltx", not "procedural"'),
         ('[video]\nbackend = "procedural"\n\n[video.adapter]\nendpoint = "/run"\n',
          'c.toml:4: video.adapter: belongs to backend "remote", not "procedural"'),
         ('[director]\nbase_url = "http://x/v1"\n', 'c.toml:2: director.base_url: belongs to backend "openai", not "offline"'),

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("diffusers")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-from tests.test_zeroscope import SHOT, one_thread, upscale_section, video_section  # noqa: E402,F401
+from tests.test_zeroscope import SHOT, upscale_section, video_section  # noqa: E402
 from tests.tiny_film import tiny_film  # noqa: E402
 from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video  # noqa: E402
 from webtv.config import FilmSection, HouseSection  # noqa: E402

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--remote", metavar="URL", help="ask the webtv worker at URL for the whole clip (/clip)")
     models = render.add_argument_group("models (each flag overrides the config and picks that model's backend)")
-    models.add_argument("--video-model", metavar="PATH_OR_ID", help="Zeroscope 576w: a hub id or a local folder")
+    models.add_argument("--video-model", metavar="PATH_OR_ID",
+                        help="Zeroscope 576w (or LTX-Video where the config's [video] backend is \"ltx\"): "
+                             "a hub id or a local folder")
     models.add_argument("--upscale-model", metavar="PATH_OR_ID", help="Zeroscope XL: a hub id or a local folder")
     models.add_argument("--music-model", metavar="PATH_OR_ID", help="MusicGen: a hub id or a local folder")
     models.add_argument("--film-model", type=Path, metavar="FILE", help="FILM weights (.pt TorchScript or .safetensors)")
@@ -144,14 +146,16 @@ def _run(config: Config) -> int:
 
 def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
     """``config`` with the render command's model flags applied, validated like the file. A
-    model flag picks its backend (--video-model: zeroscope), dropping the keys of the one the
-    file named; --steps goes to the upscale pass only when it has one."""
+    model flag picks its backend (--video-model: zeroscope, or the file's video model backend
+    such as ltx), dropping the keys of the one the file named; --steps goes to the upscale
+    pass only when it has one."""
     from webtv.config import resolve_model, with_changes
 
     changes: dict[str, dict] = {"video": {}, "upscale": {}, "interpolation": {}, "audio": {}}
     here = Path.cwd()  # a folder given on the command line is relative to where the command runs
     if args.video_model:
-        changes["video"].update(backend="zeroscope", model=resolve_model(args.video_model, here))
+        backend = config.video.backend if config.video.model_marker else "zeroscope"
+        changes["video"].update(backend=backend, model=resolve_model(args.video_model, here))
     if args.upscale_model:
         changes["upscale"].update(backend="zeroscope", model=resolve_model(args.upscale_model, here))
     if args.music_model:
@@ -160,6 +164,9 @@ def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
         changes["interpolation"].update(backend="film", model=args.film_model.resolve())
     if args.steps is not None:
         changes["video"]["steps"] = args.steps
+        listed = getattr(config.video, "timesteps", None)
+        if listed and len(listed) != args.steps:
+            changes["video"]["timesteps"] = []  # ltx: the pipeline's own schedule of that many steps
         if changes["upscale"].get("backend", config.upscale.backend) == "zeroscope":
             changes["upscale"]["steps"] = args.steps
     if args.frames is not None:

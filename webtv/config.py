@@ -386,7 +386,67 @@ class RemoteVideoSection(VideoBase, VideoDraw, Sampling):
     adapter: AdapterSection | None = None
 
 
-VIDEO_BACKENDS = (ProceduralVideoSection, ZeroscopeVideoSection, RemoteVideoSection)
+LTX_SIZE_MULTIPLE = 32
+"""LTX-Video's VAE turns 32x32 pixels into one latent (the pipeline refuses other sizes)."""
+LTX_FRAME_GROUP = 8
+"""... and 8 frames into one latent after the first: it draws 8k+1 frames."""
+LTX_DISTILLED_TIMESTEPS = (1000, 993, 987, 981, 975, 909, 725, 0.03)
+"""The schedule the distilled checkpoints (0.9.7, 0.9.8) are published with (diffusers' docs)."""
+
+
+class LtxVideoSection(VideoBase, Sampling):
+    """diffusers' LTXConditionPipeline, text only; ``model`` a hub id or a local folder. Draws
+    ``frames`` at ``frame_rate`` (the rate the model is told), so frames air one for one when
+    ``frame_rate`` is house.fps and ``frames`` is clip_seconds x frame_rate + 1."""
+
+    model_marker: ClassVar[str | None] = "model_index.json"
+    backend: Literal["ltx"] = "ltx"
+    model: str = "Lightricks/LTX-Video-0.9.8-13B-distilled"
+    width: int = Field(1024, ge=LTX_SIZE_MULTIPLE, le=4096)
+    height: int = Field(576, ge=LTX_SIZE_MULTIPLE, le=4096)
+    frames: int = Field(73, ge=LTX_FRAME_GROUP + 1, le=1025)
+    frame_rate: int = Field(24, ge=1, le=60, description="frames per second the model is told it draws")
+    steps: int = Field(8, ge=1, le=500)
+    guidance: float = Field(1.0, ge=0, le=50, description="1.0 (no classifier-free guidance) for the distilled models")
+    timesteps: list[float] = Field(list(LTX_DISTILLED_TIMESTEPS),
+                                   description="a schedule of `steps` timesteps; [] for the pipeline's own")
+    decode_timestep: float = Field(0.05, ge=0, le=1, description="the timestep-aware VAE's decode timestep (0.9.1 and later)")
+    decode_noise_scale: float = Field(0.025, ge=0, le=1, description="noise mixed into the latents before that decode")
+    device: Device = "auto"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+
+    @field_validator("width", "height")
+    @classmethod
+    def _whole_latents(cls, value: int) -> int:
+        if value % LTX_SIZE_MULTIPLE:
+            below = value // LTX_SIZE_MULTIPLE * LTX_SIZE_MULTIPLE
+            raise ValueError(f"LTX-Video draws widths and heights that are multiples of {LTX_SIZE_MULTIPLE} "
+                             f"(its VAE turns {LTX_SIZE_MULTIPLE}x{LTX_SIZE_MULTIPLE} pixels into one latent): "
+                             f"{value} is not; {below} or {below + LTX_SIZE_MULTIPLE} is")
+        return value
+
+    @field_validator("frames")
+    @classmethod
+    def _whole_latent_frames(cls, value: int) -> int:
+        if (value - 1) % LTX_FRAME_GROUP:
+            below = (value - 1) // LTX_FRAME_GROUP * LTX_FRAME_GROUP + 1
+            raise ValueError(f"LTX-Video draws {LTX_FRAME_GROUP}k+1 frames (its VAE packs {LTX_FRAME_GROUP} frames "
+                             f"into one latent after the first): {value} is not; {below} or "
+                             f"{below + LTX_FRAME_GROUP} is")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_has_steps(self) -> "LtxVideoSection":
+        if self.timesteps and len(self.timesteps) != self.steps:
+            raise ValueError(f"timesteps lists {len(self.timesteps)} timesteps but steps = {self.steps}: "
+                             f"give steps = {len(self.timesteps)}, or timesteps = [] for the pipeline's schedule")
+        if any(not 0 <= t <= 1000 for t in self.timesteps) or self.timesteps != sorted(self.timesteps, reverse=True):
+            raise ValueError("timesteps must fall from at most 1000 to at least 0")
+        return self
+
+
+VIDEO_BACKENDS = (ProceduralVideoSection, ZeroscopeVideoSection, RemoteVideoSection, LtxVideoSection)
 VideoSection = Annotated[Union[VIDEO_BACKENDS], Field(discriminator="backend")]
 
 
@@ -983,7 +1043,7 @@ def summary(config: Config) -> str:
             f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
             f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
-            f"video:      {_stage(config.video)}, {config.video.clip_seconds:g} s clips",
+            f"video:      {_stage(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
             f"upscale:    {_stage(config.upscale)}",
             f"interpolate: {_interpolation(config)}",
             f"audio:      {_stage(config.audio)}",
@@ -1000,6 +1060,14 @@ def summary(config: Config) -> str:
 
 def _stage(section: StageSection) -> str:
     return f"{section.backend} ({section.model})" if section.model_marker else section.backend
+
+
+def _drawn(section: StageSection) -> str:
+    """For a video model that is told its frame rate (ltx): what it draws, and for how long."""
+    if not isinstance(section, LtxVideoSection):
+        return ""
+    return (f", {section.width}x{section.height}, {section.frames} frames at {section.frame_rate} fps "
+            f"({section.frames / section.frame_rate:.2f} s)")
 
 
 def _interpolation(config: Config) -> str:
