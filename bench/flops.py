@@ -31,13 +31,26 @@ CLIP_TOKENS = 77  # the CLIP tokenizer pads every prompt to this
 MUSIC_PROMPT_TOKENS = 16  # a short music prompt through T5; its share is negligible
 LTX_PROMPT_TOKENS = 128  # LTXPipeline's max_sequence_length
 
-# STAND-IN for ltx: until the "ltx" backend's config section lands, the LTX distilled settings
-# are given here (the section's field names); a config with [video] backend = "ltx" is read
-# through the same names once it exists.
-LTX_DISTILLED = SimpleNamespace(
-    backend="ltx", model="Lightricks/LTX-Video-0.9.6-distilled (2B)", width=1024, height=576, frames=73, steps=8,
-    guidance=1.0,
-)
+LTX_2B_DISTILLED = "Lightricks/LTX-Video-0.9.8-2B-distilled"
+"""The 2B distilled LTX-Video checkpoint offered beside the section's default (the 13B one).
+Not checked against the hub (none here): the FLOPs depend only on the transformer config its
+name selects (``bench.models_bench.ltx_transformer_config``)."""
+
+
+def ltx_presets() -> dict[str, str]:
+    """The LTX presets of the bench and the checkpoint each draws with: ``ltx-distilled`` is
+    ``[video] backend = "ltx"`` at the section's defaults (``webtv.config.LtxVideoSection``),
+    ``ltx-distilled-2b`` the same with the 2B distilled checkpoint."""
+    from webtv.config import LtxVideoSection
+
+    return {"ltx-distilled": LtxVideoSection.model_fields["model"].default, "ltx-distilled-2b": LTX_2B_DISTILLED}
+
+
+def ltx_video_table(name: str, clip_seconds: float) -> dict:
+    """The ``[video]`` table of the LTX preset ``name``: LtxVideoSection's defaults with its model."""
+    from webtv.config import LtxVideoSection
+
+    return LtxVideoSection(model=ltx_presets()[name], clip_seconds=clip_seconds).model_dump()
 
 
 def count_flops(run: Callable[[], Any]) -> int:
@@ -223,56 +236,68 @@ def _encodec(config):
 
 
 def ltx(budget: Budget, models: MetaModels, section) -> None:
-    """LTX-Video: T5-XXL, transformer steps (batch 2 when guided), the 0.9.5+ VAE decoder."""
+    """LTX-Video as ``[video] backend = "ltx"`` draws it (``webtv.producer.ltx``,
+    LTXConditionPipeline, text only): T5-XXL, ``steps`` transformer steps (batch 2 when
+    guided), one timestep-conditioned decode by the 0.9.5+ VAE. The transformer is the one
+    the section's checkpoint has (``ltx_transformer_config``: 13B or 2B, a local folder's own
+    config first); the budget's notes say which was counted."""
     import torch
 
-    from bench.models_bench import LTX_VAE_095, t5_xxl_config
+    from bench.models_bench import LTX_VAE_095, ltx_folder_config, ltx_transformer_config, t5_xxl_config
+
+    config, counted = ltx_transformer_config(section.model)
+    budget.notes.append(f"LTX: {counted}")
 
     def build_transformer():
         from diffusers import LTXVideoTransformer3DModel
 
-        return LTXVideoTransformer3DModel()  # the class defaults are the 2B checkpoints' config
+        return LTXVideoTransformer3DModel(**config)
 
     def build_vae():
         from diffusers import AutoencoderKLLTXVideo
 
-        return AutoencoderKLLTXVideo(**LTX_VAE_095)
+        return AutoencoderKLLTXVideo(**(ltx_folder_config(section.model, "vae") or LTX_VAE_095))
 
     def build_t5():
-        from transformers import T5EncoderModel
+        from transformers import T5Config, T5EncoderModel
 
-        return T5EncoderModel(t5_xxl_config())
+        text = ltx_folder_config(section.model, "text_encoder")
+        return T5EncoderModel(T5Config(**text) if text else t5_xxl_config())
 
-    transformer = models.model("ltx-transformer", build_transformer)
-    vae = models.model("ltx-vae", build_vae)
-    t5 = models.model("t5-xxl", build_t5)
-    latent_t, latent_h, latent_w = (section.frames - 1) // 8 + 1, section.height // 32, section.width // 32
+    transformer = models.model(f"ltx-transformer {sorted(config.items())}", build_transformer)
+    vae = models.model(f"ltx-vae {section.model}", build_vae)
+    t5 = models.model(f"ltx-t5 {section.model}", build_t5)
+    packs = vae.spatial_compression_ratio, vae.temporal_compression_ratio
+    latent_t = (section.frames - 1) // packs[1] + 1
+    latent_h, latent_w = section.height // packs[0], section.width // packs[0]
     batch = 2 if section.guidance > 1 else 1
     ids = torch.zeros(1, LTX_PROMPT_TOKENS, dtype=torch.long, device="meta")
-    budget.lines.append(Line("video", "T5-XXL encoder (prompt, + negative when guided)", batch,
-                             models.flops(("t5-xxl",), lambda: t5(input_ids=ids))))
+    budget.lines.append(Line("video", f"T5 encoder, {t5.config.d_model} wide (prompt, + negative when guided)", batch,
+                             models.flops(("ltx-t5", section.model), lambda: t5(input_ids=ids))))
     tokens = latent_t * latent_h * latent_w
-    hidden = torch.empty(batch, tokens, 128, device="meta")
-    context = torch.empty(batch, LTX_PROMPT_TOKENS, 4096, device="meta")
+    hidden = torch.empty(batch, tokens, transformer.config.in_channels, device="meta")
+    context = torch.empty(batch, LTX_PROMPT_TOKENS, transformer.config.caption_channels, device="meta")
     mask = torch.ones(batch, LTX_PROMPT_TOKENS, device="meta")
     timestep = torch.full((batch,), 500.0, device="meta")
-    step = models.flops(("ltx", batch, tokens), lambda: transformer(
+    shape = transformer.config
+    layers, width = shape.num_layers, shape.num_attention_heads * shape.attention_head_dim
+    step = models.flops(("ltx", str(sorted(config.items())), batch, tokens), lambda: transformer(
         hidden_states=hidden, encoder_hidden_states=context, timestep=timestep, encoder_attention_mask=mask,
         num_frames=latent_t, height=latent_h, width=latent_w))
-    budget.lines.append(Line("video", f"LTX transformer step (batch {batch}), {tokens} tokens "
+    budget.lines.append(Line("video", f"LTX transformer ({layers}x{width}) step, batch {batch}, {tokens} tokens "
                              f"({section.frames}x{section.width}x{section.height})", section.steps, step))
-    latents = torch.empty(1, 128, latent_t, latent_h, latent_w, device="meta")
-    temb = torch.full((1,), 0.05, device="meta")
+    latents = torch.empty(1, vae.config.latent_channels, latent_t, latent_h, latent_w, device="meta")
+    temb = torch.full((1,), section.decode_timestep, device="meta")
     budget.lines.append(Line("video", f"LTX VAE decode, {section.frames}x{section.width}x{section.height}", 1,
-                             models.flops(("ltx-vae", latent_t, latent_h, latent_w),
+                             models.flops(("ltx-vae", section.model, latent_t, latent_h, latent_w),
                                           lambda: vae.decode(latents, temb))))
 
 
-def chain(config, video=None, models: MetaModels | None = None) -> Budget:
-    """The budget of one clip of ``config`` (``video`` replaces ``config.video``: the LTX stand-in)."""
+def chain(config, models: MetaModels | None = None) -> Budget:
+    """The budget of one clip of ``config``."""
     models = models or MetaModels()
-    video = video or config.video
-    seconds = config.video.clip_seconds
+    video = config.video
+    seconds = video.clip_seconds
     budget = Budget(seconds)
     target = round(seconds * config.house.fps)
     width, height = getattr(video, "width", config.house.width), getattr(video, "height", config.house.height)
@@ -281,10 +306,11 @@ def chain(config, video=None, models: MetaModels | None = None) -> Budget:
         zeroscope(budget, models, "video", video, drawn, upscale=False)
     elif video.backend == "ltx":
         ltx(budget, models, video)
-        drawn = target  # STAND-IN for ltx: native rate, the local interpolation stage is skipped
-        budget.notes.append(f"LTX draws {video.frames} frames at its native rate: no interpolation (FILM skipped)")
+        budget.notes.append(f"LTX draws {video.frames} frames told they play at {video.frame_rate} fps")
     else:
         budget.notes.append(f"video backend {video.backend!r}: no model FLOPs counted")
+    if video.frames_at_house_rate:
+        drawn = target
     if config.upscale.backend == "zeroscope":
         zeroscope(budget, models, "upscale", config.upscale, drawn, upscale=True)
         width, height = config.upscale.width, config.upscale.height
@@ -311,7 +337,7 @@ def cfg_step(models: MetaModels | None = None, frames: int = 24, width: int = 57
 
 
 PRESETS = ("card", "fast")
-BENCH_PRESETS = (*PRESETS, "ltx-distilled")
+BENCH_PRESETS = (*PRESETS, "ltx-distilled", "ltx-distilled-2b")
 
 
 def preset_tables(name: str, text: str) -> dict:
@@ -333,17 +359,17 @@ def preset_tables(name: str, text: str) -> dict:
 
 
 def with_preset(config, name: str, channel_text: str):
-    """``config`` with a preset's tables set; "ltx-distilled" is "card"'s FILM and MusicGen
-    with the LTX stand-in for video and no upscale. Returns (config, the video section)."""
+    """``config`` with a preset's tables set. The LTX presets (``ltx_presets``) are "card"'s
+    FILM and MusicGen with ``[video] backend = "ltx"`` at LtxVideoSection's defaults (and the
+    preset's checkpoint) and no upscale."""
     from webtv.config import with_changes
 
-    if name == "ltx-distilled":
+    if name in ltx_presets():
         tables = preset_tables("card", channel_text)
-        config = with_changes(config, {"upscale": {"backend": "none"}, "interpolation": tables["interpolation"],
-                                       "audio": tables["audio"]}, "preset ltx-distilled")
-        return config, LTX_DISTILLED  # STAND-IN for ltx
-    config = with_changes(config, preset_tables(name, channel_text), f"preset {name}")
-    return config, config.video
+        return with_changes(config, {"video": ltx_video_table(name, config.video.clip_seconds),
+                                     "upscale": {"backend": "none"}, "interpolation": tables["interpolation"],
+                                     "audio": tables["audio"]}, f"preset {name}")
+    return with_changes(config, preset_tables(name, channel_text), f"preset {name}")
 
 
 def main(config_path, preset: str | None, channel_file) -> int:
@@ -354,13 +380,12 @@ def main(config_path, preset: str | None, channel_file) -> int:
 
     started = time.perf_counter()
     config = load_config(config_path) if config_path else Config()
-    video = config.video
     title = str(config_path or "built-in defaults")
     if preset:
-        config, video = with_preset(config, preset, channel_file.read_text(encoding="utf-8"))
+        config = with_preset(config, preset, channel_file.read_text(encoding="utf-8"))
         title += f' + preset "{preset}"'
     models = MetaModels()
-    budget = chain(config, video, models)
+    budget = chain(config, models)
     print(f"FLOPs of one {config.video.clip_seconds:g} s clip: {title}; counted on meta tensors "
           f"(torch.utils.flop_counter: matmuls, convolutions, attention)")
     print(budget.report())

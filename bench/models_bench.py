@@ -3,13 +3,16 @@
 
     python -m bench.models_bench --random-weights            # the real sizes, random weights
     python -m bench.models_bench --config channel.toml       # the models the config names
-    python -m bench.models_bench --flops [--config FILE] [--preset card|fast|ltx-distilled]
+    python -m bench.models_bench --flops [--config FILE] [--preset card|fast|ltx-distilled|ltx-distilled-2b]
                                                              # FLOP budget on meta tensors (bench/flops.py)
+    python -m bench.models_bench --random-weights --preset ltx-distilled   # LTX-Video, 13B distilled
 
 With --random-weights every model is built in code at its published architecture (Zeroscope
 576w/XL: the ModelScope UNet3D, SD's VAE, OpenCLIP ViT-H text tower; FILM Style; MusicGen
-small: T5-base, 24-layer decoder, 32 kHz EnCodec), so the shapes and FLOPs are the real
-ones, and handed to the same stage classes the daemon runs. Nothing is downloaded.
+small: T5-base, 24-layer decoder, 32 kHz EnCodec; LTX-Video: the transformer of the
+checkpoint the section names, 13B or 2B, the 0.9.5+ VAE, T5-XXL), so the shapes and FLOPs
+are the real ones, and handed to the same stage classes the daemon runs (LTX-Video:
+``LtxVideo(section).use_pipeline(LTXConditionPipeline(...))``). Nothing is downloaded.
 
 Speed switches to compare on a GPU: --dtype, --steps/--upscale-steps, --guidance (1 turns
 classifier-free guidance off, halving the UNet batch), --channels-last, --compile, --attention.
@@ -30,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from webtv.config import Config, load_config, with_changes  # noqa: E402
+from webtv.config import Config, is_local_model, load_config, with_changes  # noqa: E402
 from webtv.director import Sequence, Shot  # noqa: E402
 from webtv.producer import ClipPipeline, Stages  # noqa: E402
 from webtv.producer.base import Frames  # noqa: E402
@@ -108,8 +111,9 @@ def musicgen_small(folder: Path) -> Path:
     return folder
 
 
-# The LTX-Video VAE of the 0.9.5 and later checkpoints (the distilled ones included), as
-# diffusers' conversion script writes it; the transformer's class defaults are the 2B one's.
+# The LTX-Video VAE of the 0.9.5 and later checkpoints (0.9.7 and 0.9.8, distilled ones
+# included), as diffusers' conversion script (scripts/convert_ltx_to_diffusers.py,
+# get_vae_config) writes it.
 LTX_VAE_095 = dict(
     in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(128, 256, 512, 1024, 2048),
     down_block_types=("LTXVideo095DownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
@@ -121,6 +125,59 @@ LTX_VAE_095 = dict(
     spatial_compression_ratio=32, temporal_compression_ratio=8,
 )
 
+# The LTX-Video transformers, as the conversion script's get_transformer_config gives them:
+# the 13B one of the 0.9.7 and later 13B checkpoints, and the 2B one of every other (the
+# class defaults of diffusers' LTXVideoTransformer3DModel, written out).
+LTX_TRANSFORMER_2B = dict(
+    in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, num_attention_heads=32, attention_head_dim=64,
+    cross_attention_dim=2048, num_layers=28, activation_fn="gelu-approximate", qk_norm="rms_norm_across_heads",
+    norm_elementwise_affine=False, norm_eps=1e-6, caption_channels=4096, attention_bias=True, attention_out_bias=True,
+)
+LTX_TRANSFORMER_13B = {**LTX_TRANSFORMER_2B, "attention_head_dim": 128, "cross_attention_dim": 4096, "num_layers": 48}
+
+LTX_2B_DISTILLED = "Lightricks/LTX-Video-0.9.8-2B-distilled"
+"""The 2B distilled checkpoint the bench offers beside the section's default (the 13B one);
+an id in the diffusers layout that was not checked against the hub (no hub here)."""
+
+
+def ltx_transformer_config(model: str) -> tuple[dict, str]:
+    """The transformer config of the LTX-Video checkpoint ``model`` names, and what was chosen
+    and why: a local model folder's own ``transformer/config.json`` wins; otherwise the id
+    decides as diffusers' conversion script does: 13B for the 0.9.7 and later 13B checkpoints
+    (an id naming 13B, or 0.9.7+ not naming 2B), 2B for every other."""
+    import re
+
+    config = ltx_folder_config(model, "transformer")
+    if config is not None:
+        return config, f"{_ltx_size(config)} transformer from {Path(model).expanduser() / 'transformer'}/config.json"
+    name = model.lower()
+    version = re.search(r"0\.9\.(\d+)", name)
+    if "13b" in name or ("2b" not in name and version is not None and int(version.group(1)) >= 7):
+        return dict(LTX_TRANSFORMER_13B), f"13B transformer (diffusers' conversion config of the 0.9.7+ 13B " \
+                                          f"checkpoints, for {model!r})"
+    return dict(LTX_TRANSFORMER_2B), f"2B transformer (diffusers' conversion config of the 2B checkpoints, " \
+                                     f"for {model!r})"
+
+
+def _ltx_size(config: dict) -> str:
+    """"13B", "2B" or the layer and head sizes, for a transformer config."""
+    for size, known in (("13B", LTX_TRANSFORMER_13B), ("2B", LTX_TRANSFORMER_2B)):
+        if all(config.get(key, LTX_TRANSFORMER_2B[key]) == value for key, value in known.items()):
+            return size
+    heads = config.get("num_attention_heads", 32) * config.get("attention_head_dim", 64)
+    return f"{config.get('num_layers', 28)}-layer, {heads}-wide"
+
+
+def ltx_folder_config(model: str, part: str) -> dict | None:
+    """A local LTX-Video model folder's ``<part>/config.json`` (vae, text_encoder), or None."""
+    import json
+
+    path = Path(model).expanduser() / part / "config.json"
+    if not is_local_model(model) or not path.is_file():
+        return None
+    return {key: value for key, value in json.loads(path.read_text(encoding="utf-8")).items()
+            if not key.startswith("_")}
+
 
 def t5_xxl_config():
     """google/t5-v1_1-xxl's encoder, LTX-Video's text encoder."""
@@ -130,65 +187,39 @@ def t5_xxl_config():
                     feed_forward_proj="gated-gelu", is_encoder_decoder=False)
 
 
-def ltx_components(tiny: bool) -> dict:
-    """LTX-Video 2B (0.9.5+ VAE, T5-XXL encoder) with random weights, or a tiny one for the CPU
-    check of the bench (the diffusers tests' sizes). No tokenizer: the stand-in stage feeds the
-    encoder random ids of the prompt length."""
+def ltx_components(section, tiny: bool, device="cpu", dtype=None) -> dict:
+    """The five components of the LTX-Video checkpoint ``section.model`` names, random weights:
+    its transformer (``ltx_transformer_config``), the 0.9.5+ VAE and T5-XXL encoder (a local
+    folder's own configs win), the 0.9.7+ flow-matching scheduler without dynamic shifting,
+    and the tests' character T5 tokenizer (128 tokens out like the real one: ids differ,
+    shapes do not). ``tiny``: the tests' tiny LTX model instead (tests/tiny_ltx.py). The
+    weights are made on ``device`` at ``dtype`` (13B + T5-XXL in fp32 on the CPU would be
+    70 GB and minutes of initialisation)."""
     import torch
     from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    torch.manual_seed(0)
+    from tests.tiny_ltx import MAX_TOKENS, tiny_components
+    from tests.tiny_musicgen import char_t5_tokenizer
+
     if tiny:
-        transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, num_attention_heads=4,
-                                                 attention_head_dim=8, cross_attention_dim=32, num_layers=1,
-                                                 caption_channels=32)
-        vae = AutoencoderKLLTXVideo(
-            in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
-            decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
-            decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
-            decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
-            upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
-            patch_size_t=1, encoder_causal=True, decoder_causal=False)
-        text = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
-                                       is_encoder_decoder=False))
-    else:
-        transformer = LTXVideoTransformer3DModel()  # the class defaults are the 2B checkpoints' config
-        vae = AutoencoderKLLTXVideo(**LTX_VAE_095)
-        text = T5EncoderModel(t5_xxl_config())
-    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
-                                                base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1)
-    return dict(transformer=transformer, vae=vae, text_encoder=text, scheduler=scheduler)
-
-
-class LtxStandIn:
-    """STAND-IN for ltx: the "ltx" part's backend times LTXPipeline here until the branches
-    meet. T5 runs on random ids (128, the pipeline's prompt length), then LTXPipeline draws
-    ``frames`` frames at the model's native rate with the distilled settings."""
-
-    def __init__(self, parts: dict, device, dtype, settings) -> None:
-        from diffusers import LTXPipeline
-
-        self.text = parts["text_encoder"].to(device, dtype)
-        self.pipe = LTXPipeline(transformer=parts["transformer"], vae=parts["vae"], scheduler=parts["scheduler"],
-                                text_encoder=None, tokenizer=None).to(device, dtype)
-        self.pipe.set_progress_bar_config(disable=True)
-        self.device, self.settings = device, settings
-
-    def render(self, shot, seconds, progress=None, *, light=False) -> Frames:
-        import torch
-
-        s = self.settings
-        with torch.no_grad():
-            ids = torch.randint(0, self.text.config.vocab_size, (1, 128), device=self.device)
-            embeds = self.text(input_ids=ids).last_hidden_state
-            mask = torch.ones(1, 128, device=self.device)
-            out = self.pipe(prompt_embeds=embeds, prompt_attention_mask=mask, width=s.width, height=s.height,
-                            num_frames=s.frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
-                            decode_timestep=0.05, decode_noise_scale=0.025, output_type="np",
-                            generator=torch.Generator("cpu").manual_seed(shot.seed))
-        video = np.rint(np.clip(np.asarray(out.frames)[0], 0, 1) * 255).astype(np.uint8)
-        return Frames(video, fps=len(video) / seconds)
+        return tiny_components()
+    torch.manual_seed(0)
+    config, _ = ltx_transformer_config(section.model)
+    text = ltx_folder_config(section.model, "text_encoder")
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or default)
+    try:
+        with torch.device(device):
+            parts = dict(
+                transformer=LTXVideoTransformer3DModel(**config),
+                vae=AutoencoderKLLTXVideo(**(ltx_folder_config(section.model, "vae") or LTX_VAE_095)),
+                text_encoder=T5EncoderModel(T5Config(**text) if text else t5_xxl_config()),
+            )
+    finally:
+        torch.set_default_dtype(default)
+    return dict(parts, tokenizer=char_t5_tokenizer(model_max_length=MAX_TOKENS),
+                scheduler=FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False))
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -252,6 +283,8 @@ def tune(pipe, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.flops import BENCH_PRESETS, ltx_presets
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--random-weights", action="store_true", help="build the models in code at their real sizes")
     parser.add_argument("--config", type=Path, help="without --random-weights: the models this channel file names")
@@ -278,8 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                         "(checks the bench itself; use with --size 32x24 --upscale-size 64x40)")
     parser.add_argument("--flops", action="store_true", help="count the FLOPs of the configured chain at the real "
                         "sizes on meta tensors (no weights, no GPU) and print the budget per airtime second")
-    parser.add_argument("--preset", choices=("card", "fast", "ltx-distilled"),
-                        help="with --flops: a commented preset of the repository's channel.toml on top of --config")
+    parser.add_argument("--preset", choices=BENCH_PRESETS,
+                        help="with --flops: a commented preset of the repository's channel.toml on top of --config; "
+                        "ltx-distilled (-2b): [video] backend = \"ltx\" at its defaults (the 13B / 2B distilled "
+                        "checkpoint); without --flops: the preset's sampling settings at the sizes of the flags "
+                        "(LTX: its own sizes, the tests' small ones with --tiny)")
     args = parser.parse_args(argv)
     if args.flops:
         from bench import flops
@@ -296,16 +332,15 @@ def main(argv: list[str] | None = None) -> int:
         args.frames, args.steps, args.guidance = video_t["frames"], video_t["steps"], video_t["guidance"]
         args.upscale_steps, args.strength = upscale_t["steps"], upscale_t["strength"]
         fractions = {"video": video_t.get("guidance_fraction", 1.0), "upscale": upscale_t.get("guidance_fraction", 1.0)}
-    ltx = args.preset == "ltx-distilled"
-    if ltx:  # STAND-IN for ltx: native-rate frames, no upscale, no interpolation
-        from bench.flops import LTX_DISTILLED
-
-        args.skip = sorted(set(args.skip) | {"upscale", "interpolate"})
+    ltx = args.preset in ltx_presets()
+    if ltx:  # LTX-Video draws at the house rate and size: no upscale; "none" retimes 73 frames to 72
+        args.skip = sorted(set(args.skip) | {"upscale"})
 
     import torch
 
     from webtv.producer.devices import pick_device
-    from webtv.producer.interpolate import FilmInterpolator
+    from webtv.producer.interpolate import FilmInterpolator, NoInterpolation
+    from webtv.producer.ltx import LtxVideo
     from webtv.producer.musicgen import MusicGenAudio
     from webtv.producer.zeroscope import ZeroscopeUpscaler, ZeroscopeVideo
 
@@ -326,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         "interpolation": {"backend": "film", "batch": args.film_batch, "tile": args.film_tile, "device": str(device)},
         "audio": {"backend": "musicgen", "device": str(device)},
     }, "bench flags")
+    if ltx:
+        config = with_changes(config, {"video": ltx_bench_table(args, str(device)),
+                                       "interpolation": {"backend": "none"}}, "bench flags")
     video_section, upscale_section, film_section, audio_section = (
         config.video, config.upscale, config.interpolation, config.audio)
 
@@ -336,15 +374,20 @@ def main(argv: list[str] | None = None) -> int:
 
         build_music = tiny_musicgen if args.tiny else musicgen_small
         audio_section = audio_section.model_copy(update={"model": str(build_music(work / "musicgen"))})
-    video, upscaler = ZeroscopeVideo(video_section), ZeroscopeUpscaler(upscale_section)
-    film, music = FilmInterpolator(film_section), MusicGenAudio(audio_section)
+    video = LtxVideo(video_section) if ltx else ZeroscopeVideo(video_section)
+    upscaler = ZeroscopeUpscaler(upscale_section)
+    film = NoInterpolation(film_section) if ltx else FilmInterpolator(film_section)
+    music = MusicGenAudio(audio_section)
     if args.random_weights and ltx:
-        settings = LTX_DISTILLED
-        if args.tiny:  # tiny sizes within the model's rules (multiples of 32, 8k + 1 frames)
-            settings = type(LTX_DISTILLED)(**{**vars(LTX_DISTILLED), "width": 64, "height": 32, "frames": 9,
-                                              "steps": 2})
+        from diffusers import LTXConditionPipeline
+
         started = time.perf_counter()
-        video = LtxStandIn(ltx_components(args.tiny), device, dtype, settings)
+        if not args.tiny:
+            print(ltx_transformer_config(video_section.model)[1], flush=True)
+        pipe = LTXConditionPipeline(**ltx_components(video_section, args.tiny, device, dtype)).to(device, dtype)
+        params = sum(p.numel() for p in pipe.transformer.parameters())
+        print(f"LTX transformer {params / 1e9:.2f} B parameters", flush=True)
+        video.use_pipeline(pipe)
         print(f"LTX models built in {time.perf_counter() - started:.1f} s", flush=True)
     elif args.random_weights:
         load_random(video, upscaler, film, device, dtype, args)
@@ -382,6 +425,23 @@ def main(argv: list[str] | None = None) -> int:
                                          "device": str(device), "dtype": str(dtype), "rows": meter.rows,
                                          "chain_s": wall, "airtime_per_wall_s": airtime}, indent=2, default=str))
     return 0
+
+
+def ltx_bench_table(args, device: str) -> dict:
+    """``[video]`` of the LTX preset ``args.preset`` (LtxVideoSection's defaults, its checkpoint)
+    for ``args.seconds`` at ``args.fps``: 8k+1 frames covering the clip, told they play at that
+    rate (73 at 24 fps for 3 s, the defaults). With --tiny: 64x32 and 2 steps of the
+    pipeline's own schedule, sizes the tests' tiny model takes."""
+    from bench.flops import ltx_video_table
+    from webtv.config import LTX_FRAME_GROUP
+
+    table = ltx_video_table(args.preset, args.seconds)
+    drawn = round(args.seconds * args.fps)
+    frames = -(-drawn // LTX_FRAME_GROUP) * LTX_FRAME_GROUP + 1
+    table |= {"frames": frames, "frame_rate": args.fps, "device": device}
+    if args.tiny:
+        table |= {"width": 64, "height": 32, "steps": 2, "timesteps": []}
+    return table
 
 
 def load_random(video, upscaler, film, device, dtype, args) -> None:
