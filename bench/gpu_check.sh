@@ -1,9 +1,12 @@
 #!/bin/sh
 # The GPU check of issue #16, one command: for the Zeroscope "card" and "fast" presets and LTX
-# distilled (each with MusicGen; Zeroscope with FILM), random weights at the real sizes, it
-# measures seconds per stage, peak GPU memory and airtime per wall second (bf16, two runs of
-# the chain, the second reported: the first warms the kernels). About 6-8 minutes on one
-# H100/H200, most of it building the random models.
+# distilled, 13B (the ltx backend's default checkpoint) and 2B (each with MusicGen; Zeroscope
+# with FILM; LTX through webtv.producer.ltx.LtxVideo on LTXConditionPipeline, 73 frames at
+# 1024x576, retimed to 72), random weights at the real sizes, it measures seconds per stage,
+# peak GPU memory and airtime per wall second (bf16, two runs of the chain, the second
+# reported: the first warms the kernels). Estimated 6-9 minutes on one H100/H200 (not yet
+# measured), most of it building the random Zeroscope models on the CPU; the LTX ones are
+# made on the GPU in bf16.
 #
 #     bench/gpu_check.sh            # on the GPU machine; results in $OUT (default bench-gpu/)
 #     bench/gpu_check.sh --tiny     # the same on the tests' tiny models on the CPU (checks the script)
@@ -22,10 +25,10 @@ else
     flags="--dtype bf16 --repeat 2"
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt" || true
-for preset in card fast ltx-distilled; do
+for preset in card fast ltx-distilled ltx-distilled-2b; do
     echo "== $preset"
     # shellcheck disable=SC2086  # $flags is a list of words
     timeout 300 "$PY" -m bench.models_bench --random-weights --preset "$preset" $flags \
         --json "$OUT/$preset.json" >"$OUT/$preset.log" 2>&1 || echo "$preset: failed, see $OUT/$preset.log"
-    grep -E "^  [a-z]|^chain|parameters|built in" "$OUT/$preset.log" || tail -5 "$OUT/$preset.log"
+    grep -E "^  [a-z]|^chain|parameters|built in|transformer \(" "$OUT/$preset.log" || tail -5 "$OUT/$preset.log"
 done
