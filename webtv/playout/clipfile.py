@@ -66,12 +66,13 @@ class AirFiles:
     changed: list[tuple[Entry, str]] = field(default_factory=list)
 
     def ffconcat(self, block: Block) -> str:
-        """The decoder's list: each entry read through its inherited descriptor."""
+        """The decoder's list: each entry read through its inherited descriptor; one that was
+        not opened by its path (the decoder fails there, as on any missing file)."""
         lines = ["ffconcat version 1.0\n"]
         for entry in block.entries:
             fd = self.fds.get(entry.path)
-            if fd is not None:
-                lines.append(f"file '/dev/fd/{fd}'\nduration {entry.duration:.6f}\n")
+            name = f"/dev/fd/{fd}" if fd is not None else str(entry.path)
+            lines.append(f"file {quote(name)}\nduration {entry.duration:.6f}\n")
         return "".join(lines)
 
     def close(self) -> None:
@@ -83,10 +84,16 @@ class AirFiles:
         self.fds.clear()
 
 
+def quote(path: str) -> str:
+    """A path as one ffconcat token: a quoted token is literal up to the next single quote, so
+    a quote inside is closed, escaped and reopened."""
+    return "'" + path.replace("'", "'\\''") + "'"
+
+
 def open_for_air(block: Block) -> AirFiles:
     """Open every file of ``block`` and compare it with its stamp (blocking: a few syscalls per
-    file). Entries without a stamp (the filler) are opened unchecked; one that cannot be opened
-    is left out, and the decoder fails on a short list as it would on a missing file."""
+    file). Entries without a stamp (the filler) are opened unchecked; one of those that cannot
+    be opened stays in the list by its path, and the decoder fails there as it always has."""
     files = AirFiles()
     for entry in block.entries:
         if entry.path in files.fds:
