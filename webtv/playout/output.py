@@ -149,7 +149,7 @@ class Output:
             )
             self.child = child
             try:
-                code, lived = await self._run_once(child)
+                await self._run_once(child)
             except BaseException:
                 child.signal(signal.SIGKILL)  # cancelled: leave nothing behind
                 raise
