@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.clips import make_house_clip
 from tests.daemon import Daemon, processes_mentioning
 from tests.readers import RtmpReader
+from webtv.config import HouseSection
+from webtv.media import ffprobe_exe
 
 pytestmark = pytest.mark.e2e
 
@@ -154,6 +159,71 @@ def test_corrupted_library_clip_is_skipped_on_air(channel):
     for block in later_blocks:
         assert name not in block.read_text(), f"{block.name} airs the corrupted clip"
     assert channel.status()["outputs"][0]["state"] == "running"
+
+
+def segment_frame_sizes(segments: list[Path]) -> set[tuple[int, int]]:
+    """Every decoded video frame's size in these HLS segments."""
+    sizes = set()
+    for segment in segments:
+        out = subprocess.run([ffprobe_exe(), "-v", "error", "-select_streams", "v", "-show_entries",
+                              "frame=width,height", "-of", "csv=p=0", str(segment)],
+                             capture_output=True, text=True, timeout=30).stdout
+        sizes |= {tuple(map(int, line.split(","))) for line in out.split() if line.count(",") == 1}
+    return sizes
+
+
+def test_clip_replaced_after_its_block_was_chosen_is_skipped(channel, tmp_path):
+    """A clip file replaced by a valid mp4 of another size after the programmer chose (and
+    checked) it for the next block: it never airs (every frame HLS writes keeps the house
+    size), it is marked broken with a log line, and the outputs keep running."""
+    index = channel.folder / "library" / "index.sqlite"
+    playlists, hls = channel.folder / "playlists", channel.folder / "hls"
+    channel.wait_for(lambda s: s["library"]["clips"] >= 4, timeout=60, message="library of 4 clips")
+    other = make_house_clip(tmp_path / "other.mp4", 2.0, HouseSection(width=160, height=90, fps=FPS, video_kbps=200,
+                                                                      audio_kbps=64), pattern="smptebars")
+
+    def blocks() -> dict[int, Path]:
+        return {int(p.stem.split("-")[1]): p for p in playlists.glob("block-*.ffconcat")}
+
+    def names(playlist: Path) -> list[str]:
+        return re.findall(r"(\d{8}\.mp4)'", playlist.read_text())
+
+    on_air = max(blocks())
+    deadline = time.monotonic() + 20
+    while max(blocks()) == on_air and time.monotonic() < deadline:
+        time.sleep(0.02)
+    chosen = max(blocks())
+    assert chosen > on_air, "no new block chosen"
+    listed = names(blocks()[chosen])
+    position, name = next((i, n) for i, n in enumerate(listed) if n not in names(blocks()[on_air]))
+    victim = channel.folder / "library" / "clips" / name
+    tmp = victim.with_name("replacement.tmp")
+    shutil.copyfile(other, tmp)
+    os.replace(tmp, victim)  # a new file of another size where the clip was
+    replaced_at = time.time()
+
+    # Watch what HLS writes until well past the clip's slot in the block (2 s clips).
+    segments, seen = [], set()
+    until = time.monotonic() + 2.0 * (position + 1) + 5
+    while time.monotonic() < until:
+        for segment in hls.glob("seg_*.ts"):
+            if segment.name not in seen and segment.stat().st_mtime >= replaced_at:
+                seen.add(segment.name)
+                copy = tmp_path / segment.name
+                try:
+                    shutil.copyfile(segment, copy)
+                except FileNotFoundError:
+                    continue
+                segments.append(copy)
+        time.sleep(0.3)
+    assert len(segments) >= 3
+    sizes = segment_frame_sizes(segments)
+    assert sizes == {(320, 180)}, f"frames of {sizes} aired after {name} was replaced"
+    with sqlite3.connect(index) as db:
+        state, reason = db.execute("SELECT state, reason FROM clips WHERE file = ?", (name,)).fetchone()
+    assert state == "broken", f"{name} is {state}"
+    assert f"file={name}" in channel.log_tail(10**6)
+    assert all(o["state"] == "running" for o in channel.status()["outputs"])
 
 
 def test_sigterm_stops_within_5s_leaving_no_ffmpeg(channel):

@@ -62,10 +62,10 @@ def test_offsets_are_exact_to_the_tick_and_positive(ticks):
 def test_outputs():
     assert rtmp_command("rtmp://h/app/key") == [
         ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
-        "rtmp://h/app/key",
+        "-progress", "pipe:1", "-stats_period", "0.5", "rtmp://h/app/key",
     ]
     flags = "delete_segments+independent_segments+omit_endlist+temp_file"
-    hls = [ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
+    hls = [ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.5", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
            "-hls_flags", flags, "-hls_segment_filename", "seg_%d.ts", "-start_number", "1234", "index.m3u8"]
     assert hls_command(2.0, 6, 1234) == hls
     hls[hls.index(flags)] = flags + "+discont_start"

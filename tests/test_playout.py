@@ -25,12 +25,12 @@ import pytest_asyncio
 
 from tests.clips import SMALL_HOUSE, make_house_clip
 from tests.readers import RtmpReader
-from tests.rtmp_server import free_port
+from tests.rtmp_server import SilentServer, free_port
 from webtv.config import HouseSection, OutputSection
 from webtv.media import ffmpeg_exe, ffprobe_exe
 from webtv.media.commands import TS_HZ, TS_WRAP, decoder_command, rtmp_command
 from webtv.playout import Block, Entry, Playout, timeline
-from webtv.playout.output import Backoff, Output, read_media_sequence
+from webtv.playout.output import Backoff, Output, RtmpOutput, read_media_sequence
 from webtv.playout.relay import TS_PACKET, GopCache, Relay, parse_pat, parse_pmt
 
 FPS = 24
@@ -538,6 +538,69 @@ async def test_kill9_hls_output_continues_the_playlist(channel: Channel):
     after = channel.output("hls")
     assert after["restarts"] == hls["restarts"] + 1 and after["state"] == "running"
     assert channel.output("rtmp-1")["pid"] == rtmp["pid"]
+
+
+@module
+async def test_a_stopped_output_shows_stalled_until_it_writes_again(channel: Channel):
+    """SIGSTOP the RTMP output: bytes still reach its pipe but none reach the server, so it
+    is "stalled" (not "running") within a few seconds; SIGCONT and it is running again."""
+    deadline = time.monotonic() + 10
+    while channel.output("rtmp-1")["state"] != "running" and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    before = channel.output("rtmp-1")
+    assert before["state"] == "running"
+    os.kill(before["pid"], signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        while channel.output("rtmp-1")["state"] != "stalled" and time.monotonic() - stopped < 8:
+            await asyncio.sleep(0.1)
+        stalled_after = time.monotonic() - stopped
+        stalled = channel.output("rtmp-1")
+    finally:
+        os.kill(before["pid"], signal.SIGCONT)
+    assert stalled["state"] == "stalled", f"a stopped ffmpeg shows {stalled['state']!r}"
+    assert stalled_after <= 6.0 and stalled["pid"] == before["pid"]
+    resumed = time.monotonic()
+    while channel.output("rtmp-1")["state"] != "running" and time.monotonic() - resumed < 5:
+        await asyncio.sleep(0.1)
+    assert channel.output("rtmp-1")["state"] == "running"
+    assert channel.output("hls")["state"] == "running"
+    print(f"\nSIGSTOPped output stalled after {stalled_after:.1f} s, running {time.monotonic() - resumed:.1f} s "
+          f"after SIGCONT")
+
+
+@module
+async def test_a_destination_that_never_handshakes_backs_off(channel: Channel):
+    """A server that accepts the socket and never answers the RTMP handshake: the output is
+    "connecting", then "stalled", never "running"; each process lives longer than
+    ``stable_s`` (until its buffer overflows), yet no bytes flowed, so the backoff grows."""
+    po = channel.playout
+    server = SilentServer().start()
+    # no primer (a whole GOP would overflow this small buffer at once): ffmpeg finds PAT and
+    # PMT in the stream, connects, and waits on the handshake while its buffer fills
+    out = RtmpOutput("silent", f"{server.url}/silent_key_77", 64 * 1024, backoff=Backoff(first_s=0.1, stable_s=0.5))
+    out.stall_s = 1.0
+    po.relay.add(out)
+    await out.start()
+    states, delays = set(), {}
+    try:
+        end = time.monotonic() + 15
+        while time.monotonic() < end and len(delays) < 3:
+            st = out.status()
+            states.add(st["state"])
+            if st["backoff_s"] is not None:
+                delays[st["restarts"]] = st["backoff_s"]
+            await asyncio.sleep(0.05)
+    finally:
+        po.relay.remove(out.name)
+        await out.stop()
+        server.stop()
+    series = [delays[k] for k in sorted(delays)]
+    assert len(server.accepted) >= 2, "ffmpeg never reached the server"
+    assert "running" not in states, f"states seen: {states}"
+    assert {"connecting", "stalled"} <= states, f"states seen: {states}"
+    assert len(series) >= 3 and all(a < b for a, b in zip(series, series[1:])), f"delays do not grow: {series}"
+    print(f"\nsilent destination: states {sorted(states)}, backoff delays {series}")
 
 
 @module

@@ -3,6 +3,7 @@ requests that try to leave the HLS folder, stream keys that must not leak."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -12,6 +13,7 @@ import sys
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon import Daemon, processes_mentioning
 from tests.readers import RtmpReader
@@ -40,7 +42,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def channel(tmp_path_factory, server):
-    daemon = Daemon(tmp_path_factory.mktemp("reliability") / "channel", rtmp_urls=[f"{server.url}/{KEY}"]).start()
+    daemon = Daemon(tmp_path_factory.mktemp("reliability") / "channel", rtmp_urls=[f"{server.url}/{KEY}"],
+                    output={"wedged_after_s": 3.0}).start()
     try:
         daemon.wait_for(lambda s: len(s["outputs"]) == 2 and all(o["state"] == "running" for o in s["outputs"]),
                         timeout=30, message="outputs running")
@@ -112,6 +115,35 @@ def test_rtmp_server_down_30s_reconnects_with_backoff_and_hls_goes_on(channel, s
         assert reader.first_video_after(back_at, timeout=20) is not None, "no frames after the server came back"
     finally:
         reader.stop()
+
+
+def test_stopped_outputs_show_stalled_in_status_metrics_and_healthz(channel):
+    """SIGSTOP both output ffmpegs: the relay still feeds them but nothing is written, so
+    /api/status says "stalled", /metrics counts them down, and /healthz answers 503 once every
+    output has been down for wedged_after_s; SIGCONT and all is well again."""
+    pids = [o["pid"] for o in channel.status()["outputs"]]
+    assert all(o["state"] == "running" for o in channel.status()["outputs"])
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        status = channel.wait_for(lambda s: all(o["state"] == "stalled" for o in s["outputs"]), timeout=8,
+                                  message="both outputs stalled")
+        assert [o["pid"] for o in status["outputs"]] == pids
+        samples = [s for family in text_string_to_metric_families(channel.request("GET", "/metrics")[1])
+                   for s in family.samples if s.name in ("webtv_output_up", "webtv_output_state")]
+        for out in status["outputs"]:
+            mine = {(s.name, s.labels.get("state")): s.value for s in samples if s.labels["output"] == out["name"]}
+            assert mine[("webtv_output_up", None)] == 0
+            assert mine[("webtv_output_state", "stalled")] == 1 and mine[("webtv_output_state", "running")] == 0
+        deadline = time.monotonic() + 8
+        while (health := channel.request("GET", "/healthz"))[0] == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert health[0] == 503 and "stalled" in health[1], health
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    channel.wait_for(lambda s: all(o["state"] == "running" for o in s["outputs"]), timeout=10, message="running again")
+    assert channel.request("GET", "/healthz")[0] == 200
 
 
 def test_kill9_daemon_back_on_air_within_5s_library_intact(channel, server):

@@ -111,6 +111,7 @@ class Channel:
         self.playout = Playout(
             config.output, config.house, config.paths.hls,
             next_block=self.programmer.next_block, on_air=self._on_air, on_failed=self.programmer.recheck,
+            on_changed=self.programmer.reconfirm,
         )
         self.playout_health = PlayoutHealth(config.output.wedged_after_s)  # the watchdog's and /healthz's verdict
         self.schedule = Schedule(config.schedule, self._schedule_slot)

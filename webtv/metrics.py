@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from webtv.config import redact_url
 from webtv.playout.block import Block
+from webtv.playout.output import STATES as OUTPUT_STATES
 from webtv.status import ChannelStatus, ChannelView
 
 log = logging.getLogger("webtv.metrics")
@@ -31,7 +32,6 @@ log = logging.getLogger("webtv.metrics")
 STAGES = ("music", "video", "encode", "validate")
 SOURCES = ("fresh", "loop", "filler")
 THEME_SOURCES = ("config", "api", "schedule")
-OUTPUT_STATES = ("starting", "running", "backoff", "stopped")
 WORKER_STATES = ("unknown", "healthy", "down", "probing")
 # Seconds: a stage of a 2 s clip on a CPU up to a long sequence on a slow model.
 RENDER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf"))
@@ -157,7 +157,7 @@ def library_part(status: ChannelStatus) -> Iterable[Metric]:
 def outputs_part(status: ChannelStatus) -> Iterable[Metric]:
     labels = ["output", "kind"]
     restarts = CounterMetricFamily("webtv_output_restarts", "Restarts of an output's ffmpeg", labels=labels)
-    up = GaugeMetricFamily("webtv_output_up", "1 while the output's ffmpeg is running", labels=labels)
+    up = GaugeMetricFamily("webtv_output_up", "1 while the output's ffmpeg writes to its destination", labels=labels)
     states = GaugeMetricFamily("webtv_output_state", "1 for the output's current state", labels=[*labels, "state"])
     numbers = {
         "pid": GaugeMetricFamily("webtv_output_pid", "Process id of the output's ffmpeg", labels=labels),
@@ -167,6 +167,9 @@ def outputs_part(status: ChannelStatus) -> Iterable[Metric]:
                                        labels=labels),
         "retry_in_s": GaugeMetricFamily("webtv_output_retry_in_seconds", "Seconds until the next restart",
                                         labels=labels),
+        "last_write_age_s": GaugeMetricFamily("webtv_output_last_write_age_seconds",
+                                              "Seconds since the output's ffmpeg last wrote to its destination",
+                                              labels=labels),
     }
     lag = GaugeMetricFamily("webtv_output_lag_bytes", "Bytes written to the output not yet taken", labels=labels)
     for out in status.outputs:

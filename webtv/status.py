@@ -53,10 +53,11 @@ class OutputStatus:
     name: str
     kind: str
     target: str
-    state: str  # starting, running, backoff or stopped
+    state: str  # connecting, running, stalled (from bytes written), backoff or stopped
     pid: int | None
     restarts: int
     uptime_s: float
+    last_write_age_s: float | None  # since the process last wrote to its destination; None before
     backoff_s: float | None  # the last wait before a restart
     retry_in_s: float | None
     lag_kb: int
@@ -145,7 +146,8 @@ class PlayoutLike(Protocol):
 
 
 def outputs_up(states: Iterable[str | None]) -> tuple[int, int]:
-    """(outputs running, outputs in all), from the outputs' states."""
+    """(outputs running, outputs in all), from the outputs' states: "running" means bytes
+    are being written, so a connecting or stalled output is down."""
     states = list(states)
     return sum(state == "running" for state in states), len(states)
 

@@ -63,9 +63,14 @@ def _relay_input() -> list[str]:
     return ["-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000", "-i", "pipe:0"]
 
 
+# What an output has written, on its stdout every 0.5 s (``total_size=``, ``out_time_us=``):
+# the supervisor tells running from stalled by it.
+PROGRESS = ("-progress", "pipe:1", "-stats_period", "0.5")
+
+
 def rtmp_command(url: str) -> list[str]:
     return [ffmpeg_exe(), *GLOBAL_ARGS, *_relay_input(), "-c", "copy", "-f", "flv",
-            "-flvflags", "no_duration_filesize", url]
+            "-flvflags", "no_duration_filesize", *PROGRESS, url]
 
 
 HLS_INDEX = "index.m3u8"
@@ -78,7 +83,7 @@ def hls_command(gop_seconds: float, list_size: int, start_number: int, discont: 
     if discont:
         flags += "+discont_start"
     return [
-        ffmpeg_exe(), *GLOBAL_ARGS, *_relay_input(), "-c", "copy", "-f", "hls",
+        ffmpeg_exe(), *GLOBAL_ARGS, *_relay_input(), "-c", "copy", *PROGRESS, "-f", "hls",
         "-hls_time", f"{gop_seconds:g}", "-hls_list_size", str(list_size), "-hls_flags", flags,
         "-hls_segment_filename", HLS_SEGMENT, "-start_number", str(start_number), HLS_INDEX,
     ]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .clipfile import Stamp
 
 Source = Literal["fresh", "loop", "filler"]
 
@@ -17,6 +20,7 @@ class Entry:
     clip_id: int | None = None
     prompt: str = ""
     theme: str = ""
+    stamp: "Stamp | None" = None  # the file as the programmer checked it (None: unchecked, the filler)
 
 
 @dataclass(frozen=True)

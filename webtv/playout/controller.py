@@ -17,6 +17,10 @@ The schedule is re-anchored to "now" only when it cannot be kept: the first bloc
 a one-message mailbox, ``Resume``, so the next block is spawned at once instead of leaving dead
 air for the rest of the failed block's slot).
 
+Just before a decoder starts, every file of its block is opened and compared with the stamp
+the programmer took when it checked the clip (``clipfile``); a clip changed since is handed to
+``on_changed``, which returns the block without it, and the decoder reads the files opened.
+
 Continuity is by construction, not by timing: each decoder is told the stream time its
 packets start at (``offset``, MPEG-TS ticks modulo 2^33, see ``timeline``), offset(k+1) =
 offset(k) + duration(k), so the outputs read one continuous timeline and never re-base. When a
@@ -32,13 +36,14 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from webtv.config import HouseSection, OutputSection
 
 from . import timeline
 from .block import Block, Entry
+from .clipfile import AirFiles, open_for_air
 from .decoder import Decoder
 from .output import Backoff, HlsOutput, Output, RtmpOutput
 from .relay import Relay
@@ -47,6 +52,8 @@ from .verdict import Verdict, judge
 log = logging.getLogger(__name__)
 
 OnAir = Callable[[Block, float], object]
+Changed = list[tuple[Entry, str]]  # entries whose file is not as checked, and why
+OnChanged = Callable[[Block, Changed], Awaitable[Block]]
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class Playout:
     a decoder may go silent before it is killed, ``overrun_s`` how far past its slot a block
     may run while the next one waits, ``backoff`` the output restart policy, ``origin_s`` the
     stream time the first block starts at (anything: it is taken modulo the 2^33 wrap).
+    ``on_changed(block, changed)`` returns ``block`` without the clips whose file changed
+    since they were checked (the programmer marks them broken); without it they are dropped.
     """
 
     def __init__(
@@ -88,6 +97,7 @@ class Playout:
         next_block: Callable[[], Awaitable[Block]],
         on_air: OnAir | None = None,
         on_failed: Callable[[Block], object] | None = None,
+        on_changed: OnChanged | None = None,
         *,
         lead_s: float = 0.1,
         prefetch_s: float = 2.0,
@@ -104,6 +114,7 @@ class Playout:
         self.next_block = next_block
         self.on_air = on_air
         self.on_failed = on_failed
+        self.on_changed = on_changed
         self.lead_s = lead_s
         self.prefetch_s = prefetch_s
         self.late_slack_s = late_slack_s
@@ -260,7 +271,8 @@ class Playout:
                 spawn_at = now
             else:
                 spawn_at = next_spawn
-            decoder = Decoder(block, due=spawn_at + self.lead_s, offset=offset, seq=seq + 1)
+            block, files = await self._open_files(block)
+            decoder = Decoder(block, due=spawn_at + self.lead_s, offset=offset, seq=seq + 1, files=files)
             self._decoders.add(decoder)  # before the spawn, so stop() finds it whatever happens
             try:
                 await decoder.start()
@@ -275,6 +287,25 @@ class Playout:
             self._queue.put_nowait(decoder)  # never full: join() above saw it empty
             next_spawn = spawn_at + block.duration
             offset = timeline.advance(offset, timeline.ticks(block.duration))
+
+    async def _open_files(self, block: Block) -> tuple[Block, AirFiles]:
+        """Open ``block``'s files for its decoder; a clip changed since it was checked is
+        handed to ``on_changed`` and the block it returns is opened instead (three tries: a file
+        changing all the time is left out of the decoder's list, and the block ends early)."""
+        files = await asyncio.to_thread(open_for_air, block)
+        for _ in range(2):
+            if not files.changed:
+                break
+            files.close()
+            for entry, why in files.changed:
+                log.warning("block %d: clip %s not aired: %s", block.number, entry.path.name, why)
+            if self.on_changed is not None:
+                block = await self.on_changed(block, files.changed)
+            else:
+                gone = {entry.path for entry, _ in files.changed}
+                block = replace(block, entries=tuple(e for e in block.entries if e.path not in gone) or block.entries)
+            files = await asyncio.to_thread(open_for_air, block)
+        return block, files
 
     # -- the relay ---------------------------------------------------------------------------
 

@@ -3,10 +3,19 @@
 An RTMP output is ``-f mpegts -i pipe:0 -c copy -f flv URL``; ffmpeg never reconnects by
 itself, so supervision is the reconnect: a process that exits (killed, server gone, broken
 pipe, or restarted by the relay because its buffer overflowed) is started again after a
-backoff: 0.25 s after a stable run, doubling on each quick failure up to 30 s, back to
-0.25 s once a run has lasted ``stable_s``. HLS is the same with the hls muxer, run inside
-the HLS folder so no path (spaces, quotes, percent signs) ever reaches ffmpeg's command line
-or its segment-name pattern.
+backoff: 0.25 s after a stable run, doubling on each failure up to 30 s, back to 0.25 s
+once bytes have flowed to the destination for ``stable_s`` (a process that only lived long,
+e.g. waiting on a server that never completes the handshake, does not count). HLS is the
+same with the hls muxer, run inside the HLS folder so no path (spaces, quotes, percent
+signs) ever reaches ffmpeg's command line or its segment-name pattern.
+
+State comes from bytes actually written, as ffmpeg reports them (``-progress`` on its
+stdout, every 0.5 s: the muxed size and time grow only once the destination took the
+bytes): ``connecting`` while the process is up and has written nothing yet, ``running``
+while it writes, ``stalled`` when bytes fed to it have waited ``stall_s`` without anything
+being written (a SIGSTOPped ffmpeg, a server that accepts the socket and never answers, a
+peer that stopped reading). An output the relay has nothing for (between blocks) is not
+stalled: only bytes it was given and did not write count.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ from .proc import Child
 log = logging.getLogger(__name__)
 
 Kind = Literal["rtmp", "hls"]
-State = Literal["starting", "running", "backoff", "stopped"]
+State = Literal["connecting", "running", "stalled", "backoff", "stopped"]
+STATES: tuple[State, ...] = ("connecting", "running", "stalled", "backoff", "stopped")
 
 _SEGMENT_RE = re.compile(r"^seg_(\d+)\.ts(\.tmp)?$")
 
@@ -44,7 +54,7 @@ class Backoff:
     first_s: float = 0.25
     cap_s: float = 30.0
     factor: float = 2.0
-    stable_s: float = 10.0  # a run this long resets the delay to first_s
+    stable_s: float = 10.0  # bytes written this long in one run reset the delay to first_s
 
     def delay(self, quick_failures: int) -> float:
         return min(self.cap_s, self.first_s * self.factor ** max(0, quick_failures - 1))
@@ -75,16 +85,22 @@ class Output:
         buffer_bytes: int,
         primer: Callable[[], bytes] = lambda: b"",
         backoff: Backoff = Backoff(),
-        running_after_s: float = 1.0,
+        stall_s: float = 4.0,
     ):
         self.name = name
         self.kind = kind
         self.target = target  # shown in status and logs; never a stream key
         self.buffer_bytes = buffer_bytes
         self.backoff = backoff
-        self.running_after_s = running_after_s
+        self.stall_s = stall_s
         self.primer = primer
-        self.state: State = "stopped"
+        self._phase: Literal["up", "backoff", "stopped"] = "stopped"
+        self._shown: State = "stopped"  # the state last logged
+        # this run's writes (loop times): first and last time the written size grew, and since
+        # when bytes fed to the process have been waiting for a write (None: nothing waits)
+        self._first_write_at: float | None = None
+        self._last_write_at: float | None = None
+        self._waiting_since: float | None = None
         self.restarts = 0
         self.quick_failures = 0
         self.retry_at: float | None = None  # loop time of the next start while in backoff
@@ -123,29 +139,30 @@ class Output:
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stop.is_set():
-            self.state = "starting"
+            self._phase = "up"
+            self._first_write_at = self._last_write_at = self._waiting_since = None
             self.retry_at = None
             self.before_start()
             child = Child(
-                self.command(), name=self.name, stdin=True, cwd=self.cwd(), scrub=self.scrub,
+                self.command(), name=self.name, stdin=True, stdout=True, cwd=self.cwd(), scrub=self.scrub,
                 on_line=self._on_line, tail=20,
             )
             self.child = child
             try:
-                code, lived = await self._run_once(child)
+                await self._run_once(child)
             except BaseException:
                 child.signal(signal.SIGKILL)  # cancelled: leave nothing behind
                 raise
             if self._stop.is_set():
                 break
-            if lived >= self.backoff.stable_s:
+            if self.wrote_for_s() >= self.backoff.stable_s:
                 self.quick_failures = 1
             else:
                 self.quick_failures += 1
             delay = self.backoff.delay(self.quick_failures)
             self.last_backoff_s = delay
             self.restarts += 1
-            self.state = "backoff"
+            self._phase = self._shown = "backoff"
             self.retry_at = loop.time() + delay
             log.warning("output %s (%s) stopped, %s; restart #%d in %.2f s",
                         self.name, self.target, self.last_exit, self.restarts, delay)
@@ -153,7 +170,7 @@ class Output:
                 await asyncio.wait_for(self._stop.wait(), delay)
             except asyncio.TimeoutError:
                 pass
-        self.state = "stopped"
+        self._phase = self._shown = "stopped"
         self.retry_at = None
 
     async def _run_once(self, child: Child) -> tuple[int | None, float]:
@@ -170,14 +187,16 @@ class Output:
             return child.returncode, 0.0
         self._started_once = True
         first = self.primer()
-        if first:
-            child.write(first)
+        if first and child.write(first):
+            self._waiting_since = loop.time()
         self._accepting = True
-        up = loop.call_later(self.running_after_s, self._mark_running, child)
+        helpers = [loop.create_task(self._read_progress(child), name=f"output-{self.name}-progress"),
+                   loop.create_task(self._watch(child), name=f"output-{self.name}-watch")]
         try:
             code = await child.wait()
         finally:
-            up.cancel()
+            for task in helpers:
+                task.cancel()
             self._accepting = False
         lived = loop.time() - child.started
         self.cpu_exited += child.cpu_seconds()
@@ -187,9 +206,61 @@ class Output:
         self.last_exit = f"{how} after {lived:.1f} s: {why}"
         return code, lived
 
-    def _mark_running(self, child: Child) -> None:
-        if self.child is child and child.running and self.state == "starting":
-            self.state = "running"
+    async def _read_progress(self, child: Child) -> None:
+        """Read ffmpeg's ``-progress`` lines until EOF (stdout must be drained, or ffmpeg
+        blocks); a growing ``total_size`` (bytes the muxer wrote) or ``out_time_us`` (for
+        muxers that write files of their own, as HLS does) is a write."""
+        loop = asyncio.get_running_loop()
+        seen = {b"total_size": 0, b"out_time_us": 0}
+        pending = b""
+        while chunk := await child.stdout.read(1 << 16):
+            *lines, pending = (pending + chunk).split(b"\n")
+            pending = pending[-256:]  # progress lines are short: a longer one is not one
+            for line in lines:
+                key, _, value = line.strip().partition(b"=")
+                if key in seen and value.isdigit() and int(value) > seen[key]:
+                    seen[key] = int(value)
+                    now = loop.time()
+                    if self._first_write_at is None:
+                        self._first_write_at = now
+                    self._last_write_at = now
+                    self._waiting_since = None
+
+    async def _watch(self, child: Child) -> None:
+        """Log each change of state while the process runs (the state itself is computed
+        when asked, so it is never stale)."""
+        while True:
+            await asyncio.sleep(0.25)
+            state = self.state
+            if state == self._shown:
+                continue
+            if state == "stalled":
+                log.warning("output %s (%s) stalled: bytes given to it %.1f s ago are not written yet",
+                            self.name, self.target, self.stall_s)
+            elif state == "running":
+                log.info("output %s (%s) running: bytes are written", self.name, self.target)
+            self._shown = state
+
+    @property
+    def state(self) -> State:
+        if self._phase != "up":
+            return self._phase
+        waiting = self._waiting_since
+        if waiting is not None and asyncio.get_running_loop().time() - waiting > self.stall_s:
+            return "stalled"
+        return "connecting" if self._last_write_at is None else "running"
+
+    def wrote_for_s(self) -> float:
+        """Seconds from this run's first write to its last (0 before any)."""
+        if self._first_write_at is None or self._last_write_at is None:
+            return 0.0
+        return self._last_write_at - self._first_write_at
+
+    def last_write_age(self) -> float | None:
+        """Seconds since this run last wrote (None: nothing written yet, or not running)."""
+        if self._phase != "up" or self._last_write_at is None:
+            return None
+        return asyncio.get_running_loop().time() - self._last_write_at
 
     def _on_line(self, line: str) -> None:
         if any(r in line for r in _ROUTINE):
@@ -205,6 +276,8 @@ class Output:
         if not child.write(data):
             self._accepting = False  # its stdin is gone; the exit follows
             return
+        if self._waiting_since is None:
+            self._waiting_since = asyncio.get_running_loop().time()
         self.bytes_in += len(data)
         backlog = child.stdin_backlog()
         if backlog > self.buffer_bytes:
@@ -231,7 +304,7 @@ class Output:
         child = self.child
         if child is not None and child.running:  # started after the check above
             await child.kill()
-        self.state = "stopped"
+        self._phase = self._shown = "stopped"
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -262,6 +335,7 @@ class Output:
             "pid": child.pid if running else None,
             "restarts": self.restarts,
             "uptime_s": round(child.uptime(), 1) if running else 0.0,
+            "last_write_age_s": None if (age := self.last_write_age()) is None else round(age, 2),
             "backoff_s": self.last_backoff_s,
             "retry_in_s": round(max(0.0, self.retry_at - loop.time()), 2) if self.retry_at is not None else None,
             "lag_kb": (child.stdin_backlog() // 1024) if running else 0,

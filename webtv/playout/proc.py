@@ -70,8 +70,10 @@ class Child:
         scrub: Callable[[str], str] = lambda s: s,
         on_line: Callable[[str], None] | None = None,
         stdout_limit: int = 1 << 20,
+        pass_fds: Sequence[int] = (),
     ):
         self.argv = list(argv)
+        self._pass_fds = tuple(pass_fds)
         self.name = name
         self._want_stdin = stdin
         self._want_stdout = stdout
@@ -108,6 +110,7 @@ class Child:
             cwd=self._cwd,
             preexec_fn=lambda: _child_setup(me),
             close_fds=True,
+            pass_fds=self._pass_fds,
         )
         self.pid = self._popen.pid
         self.started = loop.time()

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Iterable
 
 from webtv.files import write_atomic
+from webtv.playout.clipfile import quote
 
 HEADER = "ffconcat version 1.0\n"
 
 
-def quote(path: str) -> str:
-    return "'" + path.replace("'", "'\\''") + "'"
 
 
 def render_ffconcat(entries: Iterable[tuple[Path, float | None]], links_dir: Path) -> str:

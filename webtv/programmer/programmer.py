@@ -7,6 +7,11 @@ The programmer also knows which clips must stay on disk: ``protected_clip_ids()`
 clip of the blocks it handed out that have not been superseded on air (the block on air and
 the next one, already chosen), plus the candidates of a block being chosen right now.
 Retention never deletes those.
+
+Each clip chosen is checked (size and digest) and its file's ``Stamp`` recorded in its entry;
+the playout compares the file with that stamp just before the block's decoder opens it and
+hands back the clips that changed since (``reconfirm``): they are checked again, marked broken
+if they fail, and left out of the block.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Callable
 from webtv.config import ProgrammeSection
 from webtv.library import Clip, Library
 from webtv.playout.block import Block, Entry
+from webtv.playout.clipfile import Stamp
 from webtv.programmer.playlist import slug, write_ffconcat
 
 log = logging.getLogger("webtv.programmer")
@@ -128,8 +134,9 @@ class Programmer:
             for clip in clips:
                 if total >= self.block_seconds:
                     return
-                if await self._intact(clip):
-                    chosen.append(self._entry(clip, source))
+                stamp = await self._intact(clip)
+                if stamp is not None:
+                    chosen.append(self._entry(clip, source, stamp))
                     total += clip.duration
 
         fresh = self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
@@ -160,29 +167,60 @@ class Programmer:
             log.error("programmer: %s query failed, choosing without it: %s: %s", what, type(exc).__name__, exc)
             return []
 
-    async def _intact(self, clip: Clip) -> bool:
-        problem = await asyncio.to_thread(self.library.check_intact, clip)
+    async def _intact(self, clip: Clip) -> Stamp | None:
+        """The stamp of ``clip``'s file when it is as it entered the library; else None, and
+        the clip is marked broken (logged)."""
+        problem, stamp = await asyncio.to_thread(self._check, clip)
         if problem is None:
-            return True
+            return stamp
         log.warning("clip skipped on air: clip=%d file=%s reason=%s", clip.id, clip.path.name, problem)
         self.library.mark_broken(clip.id, problem)
-        return False
+        return None
+
+    def _check(self, clip: Clip) -> tuple[str | None, Stamp | None]:
+        """Size and digest, with the file's stamp taken before and after: equal stamps say the
+        digest read that very file, unchanged throughout. Blocking: reads the file."""
+        before = Stamp.of_path(clip.path)
+        problem = self.library.check_intact(clip)
+        after = Stamp.of_path(clip.path)
+        if problem is None and (before is None or before != after):
+            problem = "file changed while it was checked"
+        return problem, after
+
+    async def reconfirm(self, block: Block, changed: list[tuple[Entry, str]]) -> Block:
+        """``block`` without the clips whose file changed since they were checked (the
+        playout's ``on_changed``): each is checked again; one still intact (its stamp moved,
+        e.g. a hard link was added) keeps its place with the new stamp, the others are marked
+        broken and leave it. The filler airs when nothing is left; the playlist is rewritten."""
+        stamps: dict[Path, Stamp | None] = {}
+        for entry, _ in changed:
+            clip = self.library.get(entry.clip_id) if entry.clip_id is not None else None
+            stamps[entry.path] = await self._intact(clip) if clip is not None else None
+        entries = [replace(e, stamp=stamps[e.path]) if e.path in stamps else e
+                   for e in block.entries if e.path not in stamps or stamps[e.path] is not None]
+        if not entries:
+            entries = [Entry(path=self.filler, duration=self.filler_seconds, source="filler")]
+        block = replace(block, entries=tuple(entries))
+        self._handed = [block if b.number == block.number else b for b in self._handed]
+        await asyncio.to_thread(write_ffconcat, block.playlist, [(e.path, e.duration) for e in entries])
+        return block
 
     @staticmethod
-    def _entry(clip: Clip, source: str) -> Entry:
+    def _entry(clip: Clip, source: str, stamp: Stamp | None = None) -> Entry:
         return Entry(
             path=clip.path, duration=clip.duration, source=source,  # type: ignore[arg-type]
-            clip_id=clip.id, prompt=clip.prompt, theme=clip.theme,
+            clip_id=clip.id, prompt=clip.prompt, theme=clip.theme, stamp=stamp,
         )
 
     def _prune_blocks(self, newest: int) -> None:
-        for old in self.dir.glob("block-*.ffconcat"):
+        # with the decoders' lists (".block-N.ffconcat.SEQ.air") a crash left behind
+        for old in [*self.dir.glob("block-*.ffconcat"), *self.dir.glob(".block-*.air")]:
             if _block_number(old) <= newest - KEEP_BLOCKS:
                 old.unlink(missing_ok=True)
 
 
 def _block_number(path: Path) -> int:
     try:
-        return int(path.stem.split("-")[1])
+        return int(path.name.split("-")[1].split(".")[0])
     except (IndexError, ValueError):
         return 0
