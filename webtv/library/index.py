@@ -16,6 +16,11 @@ commit or a delete that did), rows whose file is gone are removed.
   again if the commit fails). Before the commit: no row; after it: both.
 - ``forget`` (retention): delete the rows and commit first, then the caller removes the files
   off the event loop. Between the two: files without rows.
+
+A full disk: every write of the index but ``ingest`` (``forget``, ``mark_aired``, ``mark_broken``,
+``set_keep``) that fails for want of space gives up the library's space reserve (``.reserve``,
+see ``webtv.library.space``) and is tried once more, so retention can still make room and
+aired counts go on when the disk is full to the last byte.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from webtv.director import Shot
+from webtv.library.space import Reserve, is_disk_full
 
 log = logging.getLogger("webtv.library")
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clips (
@@ -95,6 +104,8 @@ class Library:
         self.db.executescript(SCHEMA)
         self._migrate()
         self.reconcile()
+        self.reserve = Reserve(self.root / ".reserve")
+        self.reserve.restore()
 
     def _migrate(self) -> None:
         """Bring an index.sqlite made by an older version up to this schema."""
@@ -207,16 +218,27 @@ class Library:
         row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(duration), 0) FROM clips WHERE state = 'ok'").fetchone()
         return row[0], float(row[1])
 
-    def mark_aired(self, clip_ids: list[int], when: float) -> None:
+    def _write(self, work: Callable[[], T]) -> T:
+        """``work()`` in one transaction; when it fails for want of space, once more after giving
+        up the space reserve."""
+        try:
+            with self.db:
+                return work()
+        except sqlite3.OperationalError as exc:
+            if not (is_disk_full(exc) and self.reserve.release()):
+                raise
         with self.db:
-            self.db.executemany(
-                "UPDATE clips SET times_aired = times_aired + 1, last_aired = ? WHERE id = ?",
-                [(when, i) for i in clip_ids],
-            )
+            return work()
+
+    def mark_aired(self, clip_ids: list[int], when: float) -> None:
+        self._write(lambda: self.db.executemany(
+            "UPDATE clips SET times_aired = times_aired + 1, last_aired = ? WHERE id = ?",
+            [(when, i) for i in clip_ids],
+        ))
 
     def mark_broken(self, clip_id: int, reason: str) -> None:
-        with self.db:
-            self.db.execute("UPDATE clips SET state = 'broken', reason = ? WHERE id = ?", (reason, clip_id))
+        self._write(lambda: self.db.execute(
+            "UPDATE clips SET state = 'broken', reason = ? WHERE id = ?", (reason, clip_id)))
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -243,8 +265,7 @@ class Library:
         marks = ",".join("?" * len(clip_ids))
         files = [self.clips_dir / r["file"] for r in
                  self.db.execute(f"SELECT file FROM clips WHERE id IN ({marks})", clip_ids)]
-        with self.db:
-            self.db.execute(f"DELETE FROM clips WHERE id IN ({marks})", clip_ids)
+        self._write(lambda: self.db.execute(f"DELETE FROM clips WHERE id IN ({marks})", clip_ids))
         return files
 
     @staticmethod
@@ -261,8 +282,7 @@ class Library:
 
     def set_keep(self, clip_id: int, keep: bool) -> bool:
         """Mark a clip keep (retention never deletes it) or not; False when there is no such clip."""
-        with self.db:
-            cur = self.db.execute("UPDATE clips SET keep = ? WHERE id = ?", (int(keep), clip_id))
+        cur = self._write(lambda: self.db.execute("UPDATE clips SET keep = ? WHERE id = ?", (int(keep), clip_id)))
         return cur.rowcount > 0
 
     def count_kept(self) -> int:
@@ -296,6 +316,12 @@ class Library:
             state=row["state"],
             keep=bool(row["keep"]),
         )
+
+    def recent_clip_bytes(self, last: int = 20) -> int | None:
+        """The largest of the last ``last`` clips made (None for an empty library)."""
+        row = self.db.execute("SELECT MAX(size) FROM (SELECT size FROM clips ORDER BY id DESC LIMIT ?)",
+                              (last,)).fetchone()
+        return row[0]
 
     def total_bytes(self) -> int:
         """Bytes of airable clips, as indexed (the size of each file when it entered)."""

@@ -7,6 +7,12 @@ backoff: 0.25 s after a stable run, doubling on each quick failure up to 30 s, b
 0.25 s once a run has lasted ``stable_s``. HLS is the same with the hls muxer, run inside
 the HLS folder so no path (spaces, quotes, percent signs) ever reaches ffmpeg's command line
 or its segment-name pattern.
+
+An output whose process runs may still fail: ffmpeg's hls muxer says nothing when a segment
+cannot be written (a full disk) and lists it anyway, empty or cut short. ``problem()`` says so
+(``HlsOutput.segment_problem``: the newest listed segments against the bytes fed in), each such
+segment counts in ``write_failures``, and ``/healthz`` names it. A restart would not mend it, so
+the output is not restarted for it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import os
 import re
 import signal
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +67,11 @@ def read_media_sequence(index: Path) -> tuple[int, int] | None:
     if not m:
         return None
     return int(m.group(1)), len(re.findall(r"^#EXTINF:", text, re.M))
+
+
+def _segment_number(name: str) -> int:
+    m = _SEGMENT_RE.match(name)
+    return int(m.group(1)) if m else -1
 
 
 class Output:
@@ -112,6 +124,15 @@ class Output:
 
     def before_start(self) -> None:
         """Runs just before each (re)start, on the loop thread."""
+
+    def problem(self) -> str | None:
+        """Why the output fails while its process runs (None: it does not, as far as we can tell)."""
+        return None
+
+    @property
+    def write_failures(self) -> int:
+        """What the output's process could not write (HLS: segments), since start."""
+        return 0
 
     # -- supervision -----------------------------------------------------------------------
 
@@ -267,6 +288,8 @@ class Output:
             "lag_kb": (child.stdin_backlog() // 1024) if running else 0,
             "last_exit": self.last_exit,
             "stderr": list(child.stderr_tail)[-5:] if child is not None else [],
+            "problem": self.problem(),
+            "write_failures": self.write_failures,
         }
 
 
@@ -304,6 +327,9 @@ class HlsOutput(Output):
         self.list_size = list_size
         self._start_number = 0
         self._restarted = False
+        self._fed: deque[tuple[float, int]] = deque(maxlen=64)  # (loop time, bytes_in) samples
+        self._failed_segments: set[str] = set()
+        self._write_failures = 0
 
     def cwd(self) -> Path:
         return self.hls_dir
@@ -333,6 +359,52 @@ class HlsOutput(Output):
                     os.unlink(self.hls_dir / name)
                 except OSError:
                     pass
+
+    @property
+    def write_failures(self) -> int:
+        return self._write_failures
+
+    def problem(self) -> str | None:
+        return self.segment_problem()
+
+    def segment_problem(self, newest: int = 2) -> str | None:
+        """Why the ``newest`` segments listed in the playlist are not whole (empty, or under half
+        the bytes fed in over their duration), or None. Counts each such segment once."""
+        loop_time = asyncio.get_running_loop().time()
+        self._fed.append((loop_time, self.bytes_in))
+        while len(self._fed) > 2 and loop_time - self._fed[0][0] > 30:
+            self._fed.popleft()
+        (t0, b0), (t1, b1) = self._fed[0], self._fed[-1]
+        rate = (b1 - b0) / (t1 - t0) if t1 - t0 >= 2 * self.gop_seconds else None
+        index = self.hls_dir / HLS_INDEX
+        try:
+            text = index.read_text(errors="replace")
+        except FileNotFoundError:
+            return None  # not started yet
+        except OSError as exc:
+            return f"{HLS_INDEX} unreadable: {exc.strerror}"
+        if not text:
+            return f"{HLS_INDEX} is empty: the playlist was not written (disk full?)"
+        listed = re.findall(r"^#EXTINF:([\d.]+),?.*\n(\S+)$", text, re.M)
+        problems = []
+        for duration, name in listed[-newest:]:
+            try:
+                size = os.stat(self.hls_dir / name).st_size
+            except OSError:
+                size = 0
+            expected = float(duration) * rate if rate else None
+            if size == 0 or (expected and size < expected / 2):
+                if name not in self._failed_segments:
+                    self._failed_segments.add(name)
+                    self._write_failures += 1
+                    log.error("output %s: segment %s not written whole: %d bytes%s", self.name, name, size,
+                              f" of ~{expected / 1024:.0f} KB" if expected else "")
+                problems.append(f"{name} {size} bytes" + (f" of ~{expected / 1024:.0f} KB" if expected else ""))
+        if len(self._failed_segments) > 256:
+            self._failed_segments = set(sorted(self._failed_segments, key=_segment_number)[-64:])
+        if problems:
+            return f"segments not written whole (disk full?): {', '.join(problems)}"
+        return None
 
     def command(self) -> list[str]:
         return hls_command(self.gop_seconds, self.list_size, self._start_number, discont=self._restarted)
