@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 FPS = 24
 FULL_S = 8.0  # how long the disk is kept full
-OLD = 4  # aired clips of an old theme, which retention may delete
+OLD = 4  # aired clips of an old theme: retention may delete them
 
 
 def mount_tmpfs(folder: Path, size: str) -> str | None:
@@ -45,7 +45,7 @@ def mount_tmpfs(folder: Path, size: str) -> str | None:
 
 
 class DiskHog(threading.Thread):
-    """Keeps the filesystem of ``path`` full: takes every byte freed, every 50 ms."""
+    """Keeps the filesystem of ``path`` full: takes every byte freed, twice a second."""
 
     def __init__(self, path: Path):
         super().__init__(daemon=True)
@@ -68,7 +68,7 @@ class DiskHog(threading.Thread):
                         except OSError:
                             pass
                 self.first_full.set()
-                self.stopped.wait(0.05)
+                self.stopped.wait(0.5)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -100,7 +100,8 @@ class Episode:
     during: list[dict] = field(default_factory=list)  # status polls while full
     healthz_full: list[tuple[int, str]] = field(default_factory=list)
     disk_full_metric: float | None = None
-    resumed_after_s: float | None = None
+    resumed_after_s: float | None = None  # disk_full cleared
+    made_after_s: float | None = None  # the next clip made
     after: dict | None = None
     healthz_after: tuple[int, str] | None = None
     video: list = field(default_factory=list)  # RtmpReader packets while full
@@ -144,7 +145,8 @@ def run_episode(mnt: Path, root: Path, rtmp_server: str, clip_file: Path) -> Epi
             and all(o["state"] == "running" for o in s["outputs"]), timeout=60, message="on air, producing")
         ep = Episode(daemon, seeded, before)
         reader.start()
-        time.sleep(2.0)
+        assert reader.first_video_after(time.monotonic(), 20) is not None, "nothing on the RTMP stream"
+        time.sleep(2.0)  # past the reader's probing, whose packets come in one burst
         full_at = time.monotonic()
         hog.start()
         assert hog.first_full.wait(10), "the disk never filled"
@@ -163,11 +165,13 @@ def run_episode(mnt: Path, root: Path, rtmp_server: str, clip_file: Path) -> Epi
         hog.stop()
         freed_at = time.monotonic()
         deadline = freed_at + 20
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and ep.made_after_s is None:
             status = daemon.status()
-            if status is not None and status["producer"]["clips_made"] > made:
-                ep.resumed_after_s = time.monotonic() - freed_at
-                break
+            if status is not None:
+                if ep.resumed_after_s is None and not status["disk"]["full"] and not status["producer"]["paused"]:
+                    ep.resumed_after_s = time.monotonic() - freed_at
+                if status["producer"]["clips_made"] > made:
+                    ep.made_after_s = time.monotonic() - freed_at
             time.sleep(0.1)
         ep.after = daemon.wait_for(lambda s: s["playout"]["blocks_aired"] >= ep.during[-1]["playout"]["blocks_aired"] + 2,
                                    timeout=30, message="two more blocks aired")
@@ -196,10 +200,9 @@ def test_production_pauses_with_a_disk_full_state(episode):
 
 
 def test_retention_is_asked_for_room_first(episode):
-    deleted = episode.during[-1]["library"]["deleted"]
-    assert deleted >= OLD, f"retention deleted {deleted} clips to make room"
-    names = {name for _, name in episode.seeded}
-    assert not names & episode.files, "the old clips retention may delete are still on disk"
+    deleted = [s["library"]["deleted"] for s in episode.during]
+    assert deleted[-1] >= 1, "retention was not asked for room"
+    assert episode.before["library"]["deleted"] == 0, "no quota is set: every deletion was to make room"
 
 
 def test_hls_segments_not_written_make_healthz_say_why(episode):
@@ -219,12 +222,14 @@ def test_rtmp_stream_goes_on_while_the_disk_is_full(episode):
           f" arrivals {max(waits) * 1000:.0f} ms")
     assert max(gaps) <= 1 / FPS + 0.020, f"largest gap between video timestamps {max(gaps) * 1000:.0f} ms"
     span, wall = video[-1].dts - video[0].dts, video[-1].arrived - video[0].arrived
-    assert abs(wall - span) < 1.5, f"{span:.1f} s of stream arrived over {wall:.1f} s"
+    assert abs(wall - span) < 1.0, f"{span:.1f} s of stream arrived over {wall:.1f} s"
 
 
 def test_production_resumes_within_10s_of_space_returning(episode):
-    print(f"\nproduction resumed {episode.resumed_after_s} s after space returned")
+    print(f"\nspace returned: production resumed after {episode.resumed_after_s} s, the next clip made after"
+          f" {episode.made_after_s} s")
     assert episode.resumed_after_s is not None and episode.resumed_after_s <= 10.0
+    assert episode.made_after_s is not None and episode.made_after_s <= 10.0
     assert episode.after["producer"].get("paused") is None and not episode.after["disk"]["full"]
     assert episode.healthz_after[0] == 200, episode.healthz_after
 

@@ -70,7 +70,8 @@ def filler_card(config: Config) -> Path:
     return card
 
 
-def disk_guard(config: Config, library: Library, retention: Retention) -> DiskGuard:
+def disk_guard(config: Config, library: Library, retention: Retention,
+               on_space_back: Callable[[], object]) -> DiskGuard:
     """Production's check of free space (``webtv.library.space``): room for two clips of the size
     the library's recent ones have (at the house bitrate until there are some), plus two HLS
     segments."""
@@ -79,7 +80,7 @@ def disk_guard(config: Config, library: Library, retention: Retention) -> DiskGu
     estimate = int(bytes_per_s * config.video.clip_seconds * 1.25)
     headroom = 2 * int(bytes_per_s * house.gop_seconds * 1.25) if config.output.hls else 0
     return DiskGuard(config.paths.library, lambda: library.recent_clip_bytes() or estimate, headroom,
-                     retention.make_room, library.reserve)
+                     retention.make_room, library.reserve, on_space_back=on_space_back)
 
 
 async def build_channel(config: Config) -> Channel:
@@ -116,7 +117,7 @@ class Channel:
         self.programmer = Programmer(library, config.paths.playlists, config.programme, filler, self._theme)
         self.retention = Retention(library, config.library, self.programmer.protected_clip_ids, self._theme,
                                    on_deleted=lambda ids: self.programmer.write_catalogue())
-        self.disk = disk_guard(config, library, self.retention)
+        self.disk = disk_guard(config, library, self.retention, self.programmer.record_aired)
         self.producer = Producer(
             ClipPipeline(make_stages(config, self.workers), config.house, config.video.clip_seconds),
             self.sequences, library, self._theme, config.producer.ahead,

@@ -119,7 +119,8 @@ class DiskGuard:
 
     ``clip_bytes()``: the size one clip will take (the library's recent ones); ``headroom``:
     what the other writers need meanwhile (HLS segments); ``make_room(bytes)``: retention,
-    deleting what it may to free that much, returning the bytes freed.
+    deleting what it may to free that much, returning the bytes freed; ``on_space_back()``:
+    called when a pause ends (what waited for space may be written now).
     """
 
     def __init__(
@@ -130,6 +131,7 @@ class DiskGuard:
         make_room: Callable[[int], Awaitable[int]],
         reserve: Reserve | None = None,
         poll_s: float = 1.0,
+        on_space_back: Callable[[], object] | None = None,
     ):
         self.folder = Path(folder)
         self.clip_bytes = clip_bytes
@@ -137,6 +139,7 @@ class DiskGuard:
         self.make_room = make_room
         self.reserve = reserve
         self.poll_s = poll_s
+        self.on_space_back = on_space_back
         self.full = False
         self.full_since: float | None = None
         self.pauses = 0
@@ -158,7 +161,7 @@ class DiskGuard:
             try:
                 freed = await self.make_room(need - self.free)
             except Exception as exc:  # noqa: BLE001 - no room made; production pauses below
-                log.warning("disk: retention could not make room: %s", exc)
+                (log.debug if self.full else log.warning)("disk: retention could not make room: %s", exc)
                 freed = 0
             if freed:
                 log.info("disk: retention deleted %d KB to make room (free %d KB, need %d KB)",
@@ -191,6 +194,11 @@ class DiskGuard:
             log.warning("disk: space is back (free %d KB); production resumes after %.0f s paused",
                         self.free // 1024, time.time() - (self.full_since or time.time()))
             self.full_since = None
+            if self.on_space_back is not None:
+                try:
+                    self.on_space_back()
+                except Exception:  # noqa: BLE001 - production resumes whatever a listener does
+                    log.exception("on_space_back callback failed")
         self.full = full
 
     def status(self) -> DiskStatus:

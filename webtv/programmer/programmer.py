@@ -11,8 +11,8 @@ Retention never deletes those.
 A full disk must not take the channel off air. A block playlist that cannot be written for
 want of space is written again after the library gives up its space reserve; when even that
 fails, the block before it airs again (its playlist is still on disk) rather than none. Aired
-counts that cannot be recorded are kept and recorded with the next block that can be (their
-clips are not offered as fresh meanwhile). The catalogue playlists (``all``, ``fresh``,
+counts that cannot be recorded are kept and recorded with the next block that can be, or when
+space returns (``record_aired``); their clips are not offered as fresh meanwhile. The catalogue playlists (``all``, ``fresh``,
 ``tag-*``) are for outside readers: one that cannot be written stays as it was.
 """
 
@@ -120,11 +120,12 @@ class Programmer:
             if entry.clip_id is not None:
                 self._unrecorded.append((entry.clip_id, started_at + offset))
             offset += entry.duration
-        if self._unrecorded and self._record_aired():
-            self.write_catalogue()
+        self.record_aired()
 
-    def _record_aired(self) -> bool:
-        """Write the aired counts not yet in the index; False when the disk is too full."""
+    def record_aired(self) -> bool:
+        """Write the aired counts not yet in the index (then the catalogue); False when the disk
+        is too full."""
+        recorded = False
         while self._unrecorded:
             clip_id, when = self._unrecorded[0]
             try:
@@ -136,6 +137,9 @@ class Programmer:
                             len(self._unrecorded))
                 return False
             del self._unrecorded[0]
+            recorded = True
+        if recorded:
+            self.write_catalogue()
         return True
 
     async def recheck(self, block: Block) -> None:
