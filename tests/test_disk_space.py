@@ -1,0 +1,158 @@
+"""The parts of the disk-full handling, one at a time, on a tiny tmpfs (the whole daemon on a full
+disk is tests/test_disk_full.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.clips import add_to_library
+from tests.test_disk_full import mount_tmpfs
+from webtv.config import LibrarySection, ProgrammeSection
+from webtv.files import write_atomic
+from webtv.library import Library
+from webtv.library.retention import Retention
+from webtv.library.space import DiskGuard, free_bytes, is_disk_full
+from webtv.media.commands import HLS_INDEX
+from webtv.playout.output import HlsOutput
+from webtv.programmer import Programmer
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MB tmpfs; ``fill()`` takes every free byte, ``free()`` gives them back."""
+    mnt = tmp_path / "mnt"
+    why = mount_tmpfs(mnt, "2m")
+    if why:
+        pytest.skip(why)
+
+    class Disk:
+        path = mnt
+        ballast = mnt / "ballast"
+
+        def fill(self) -> None:
+            with open(self.ballast, "ab", buffering=0) as f:
+                for size in (65536, 4096, 512):
+                    try:
+                        while True:
+                            f.write(b"\0" * size)
+                    except OSError:
+                        pass
+
+        def free(self) -> None:
+            self.ballast.unlink(missing_ok=True)
+
+    try:
+        yield Disk()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
+
+
+@pytest.mark.fast
+def test_what_counts_as_disk_full():
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13
+    assert is_disk_full(full)
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("encode failed") from exc
+    except RuntimeError as wrapped:
+        assert is_disk_full(wrapped)
+    assert is_disk_full(RuntimeError("ffmpeg failed (exit 1):\nav_interleaved_write_frame(): No space left on device"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not is_disk_full(RuntimeError("validate failed: unreadable"))
+
+
+@pytest.mark.fast
+async def test_hls_segments_not_written_whole_are_output_failures(tmp_path):
+    out = HlsOutput("hls", tmp_path, gop_seconds=2.0, list_size=5, buffer_bytes=1 << 20)
+    playlist = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:3\n" + "".join(f"#EXTINF:2.000000,\nseg_{n}.ts\n" for n in (3, 4, 5))
+    (tmp_path / HLS_INDEX).write_text(playlist)
+    for n in (3, 4, 5):
+        (tmp_path / f"seg_{n}.ts").write_bytes(b"\x47" * 100_000)
+    assert out.problem() is None
+    out.bytes_in = 0
+    out._fed.clear()
+    out._fed.append((asyncio.get_running_loop().time() - 10, 0))
+    out.bytes_in = 500_000  # 50 KB/s fed in: a 2 s segment is ~100 KB
+    assert out.problem() is None and out.write_failures == 0
+    (tmp_path / "seg_5.ts").write_bytes(b"")
+    (tmp_path / "seg_4.ts").write_bytes(b"\x47" * 4096)
+    problem = out.problem()
+    assert problem and "seg_5.ts 0 bytes" in problem and "seg_4.ts 4096 bytes" in problem
+    assert out.write_failures == 2
+    out.problem()
+    assert out.write_failures == 2, "a segment counts once"
+    assert out.status()["problem"] == problem and out.status()["write_failures"] == 2
+    (tmp_path / HLS_INDEX).write_text("")
+    assert "empty" in out.problem()
+
+
+def test_write_atomic_leaves_no_temp_file_on_a_full_disk(tiny_disk):
+    target = tiny_disk.path / "list.ffconcat"
+    target.write_text("old\n")
+    tiny_disk.fill()
+    with pytest.raises(OSError) as caught:
+        write_atomic(target, "new\n" * 10_000)
+    assert is_disk_full(caught.value)
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tiny_disk.path.iterdir()) == ["ballast", "list.ffconcat"]
+
+
+async def test_full_disk_index_writes_block_playlists_and_room(tiny_disk, clip_file):
+    """The library gives up its reserve so retention can delete rows and aired counts go on;
+    a block playlist that cannot be written is the block before it again; retention makes
+    room in its own order and protections; the guard pauses and resumes."""
+    library = Library(tiny_disk.path / "library")
+    try:
+        assert library.reserve.held()
+        old = [add_to_library(library, clip_file, f"old {i}", "old theme") for i in range(3)]
+        for clip in old:
+            library.mark_aired([clip.id], 1.0)
+        prog = Programmer(library, tiny_disk.path / "playlists", ProgrammeSection.model_construct(
+            block_seconds=1.0, filler_seconds=1.0), tiny_disk.path / "filler.mp4", lambda: "sea")
+        retention = Retention(library, LibrarySection(), prog.protected_clip_ids, lambda: "sea")
+        first = await prog.next_block()
+        prog.on_air(first, time.time())
+        assert first.entries[0].clip_id == old[0].id
+
+        tiny_disk.fill()
+        assert free_bytes(tiny_disk.path) == 0
+        second = await prog.next_block()  # written in the reserve's room
+        assert second.playlist.name == f"block-{second.number:06d}.ffconcat" and second.playlist.exists()
+        assert not library.reserve.held()
+        tiny_disk.fill()  # what the reserve freed is taken too
+        third = await prog.next_block()
+        assert third.number == second.number + 1 and third.playlist == second.playlist  # block before, again
+        prog.on_air(second, time.time())
+        assert library.get(second.entries[0].clip_id).times_aired == 1, "recorded later, not now"
+        assert prog._unrecorded
+
+        guard = DiskGuard(tiny_disk.path, lambda: 10_000, 0, retention.make_room, library.reserve, poll_s=0.1,
+                          on_space_back=prog.record_aired)
+        assert not await guard.room() and guard.full  # the rows cannot be deleted: nothing freed
+        assert {c.id for c in library.all_clips()} == {c.id for c in old}
+
+        tiny_disk.free()
+        assert await guard.room() and not guard.full and guard.pauses == 1
+        assert library.get(second.entries[0].clip_id).times_aired == 2 and not prog._unrecorded
+        assert library.reserve.held(), "the reserve is made again when there is room"
+
+        freed = await retention.make_room(1)  # deletion order: most aired first; on air and next are kept
+        protected = prog.protected_clip_ids()
+        assert freed > 0 and len(library.all_clips()) == 2
+        assert protected <= {c.id for c in library.all_clips()}
+        assert {p.name for p in library.clips_dir.iterdir()} == {c.path.name for c in library.all_clips()}
+    finally:
+        library.close()
+
