@@ -110,9 +110,9 @@ def test_write_atomic_leaves_no_temp_file_on_a_full_disk(tiny_disk):
 
 
 async def test_full_disk_index_writes_block_playlists_and_room(tiny_disk, clip_file):
-    """The library gives up its reserve so retention can delete rows and aired counts go on;
-    a block playlist that cannot be written is the block before it again; retention makes
-    room in its own order and protections; the guard pauses and resumes."""
+    """A block playlist that cannot be written is the block before it again; aired counts wait
+    for space; retention makes room with the library's reserve, in its order and protections;
+    the guard pauses, and resumes when space returns."""
     library = Library(tiny_disk.path / "library")
     try:
         assert library.reserve.held()
@@ -128,31 +128,25 @@ async def test_full_disk_index_writes_block_playlists_and_room(tiny_disk, clip_f
 
         tiny_disk.fill()
         assert free_bytes(tiny_disk.path) == 0
-        second = await prog.next_block()  # written in the reserve's room
-        assert second.playlist.name == f"block-{second.number:06d}.ffconcat" and second.playlist.exists()
-        assert not library.reserve.held()
-        tiny_disk.fill()  # what the reserve freed is taken too
-        third = await prog.next_block()
-        assert third.number == second.number + 1 and third.playlist == second.playlist  # block before, again
+        second = await prog.next_block()
+        assert second.number == first.number + 1 and second.playlist == first.playlist  # the block before, again
         prog.on_air(second, time.time())
-        assert library.get(second.entries[0].clip_id).times_aired == 1, "recorded later, not now"
-        assert prog._unrecorded
+        assert library.get(first.entries[0].clip_id).times_aired == 2, "recorded later, not now"
+        assert prog._unrecorded and library.reserve.held()
 
-        guard = DiskGuard(tiny_disk.path, lambda: 10_000, 0, retention.make_room, library.reserve, poll_s=0.1,
+        guard = DiskGuard(tiny_disk.path, lambda: 10_000_000, 0, retention.make_room, library.reserve, poll_s=0.1,
                           on_space_back=prog.record_aired)
-        assert not await guard.room() and guard.full  # the rows cannot be deleted: nothing freed
-        assert {c.id for c in library.all_clips()} == {c.id for c in old}
+        assert not await guard.room() and guard.full  # room made with the reserve, not enough
+        assert not library.reserve.held()
+        left = library.all_clips()
+        assert {c.id for c in left} == prog.protected_clip_ids() == {old[0].id}, "on air and next are kept"
+        assert {p.name for p in library.clips_dir.iterdir()} == {c.path.name for c in left}
 
         tiny_disk.free()
+        guard.clip_bytes = lambda: 10_000
         assert await guard.room() and not guard.full and guard.pauses == 1
-        assert library.get(second.entries[0].clip_id).times_aired == 2 and not prog._unrecorded
+        assert library.get(old[0].id).times_aired == 3 and not prog._unrecorded
         assert library.reserve.held(), "the reserve is made again when there is room"
-
-        freed = await retention.make_room(1)  # deletion order: most aired first; on air and next are kept
-        protected = prog.protected_clip_ids()
-        assert freed > 0 and len(library.all_clips()) == 2
-        assert protected <= {c.id for c in library.all_clips()}
-        assert {p.name for p in library.clips_dir.iterdir()} == {c.path.name for c in library.all_clips()}
     finally:
         library.close()
 

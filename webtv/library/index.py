@@ -17,10 +17,10 @@ commit or a delete that did), rows whose file is gone are removed.
 - ``forget`` (retention): delete the rows and commit first, then the caller removes the files
   off the event loop. Between the two: files without rows.
 
-A full disk: every write of the index but ``ingest`` (``forget``, ``mark_aired``, ``mark_broken``,
-``set_keep``) that fails for want of space gives up the library's space reserve (``.reserve``,
-see ``webtv.library.space``) and is tried once more, so retention can still make room and
-aired counts go on when the disk is full to the last byte.
+A full disk: ``forget`` (retention) that fails for want of space gives up the library's space
+reserve (``.reserve``, see ``webtv.library.space``) and is tried once more, so retention can
+still make room when the disk is full to the last byte. The reserve is kept for that alone:
+making room is what lets every other writer go on.
 """
 
 from __future__ import annotations
@@ -231,14 +231,15 @@ class Library:
             return work()
 
     def mark_aired(self, clip_ids: list[int], when: float) -> None:
-        self._write(lambda: self.db.executemany(
-            "UPDATE clips SET times_aired = times_aired + 1, last_aired = ? WHERE id = ?",
-            [(when, i) for i in clip_ids],
-        ))
+        with self.db:
+            self.db.executemany(
+                "UPDATE clips SET times_aired = times_aired + 1, last_aired = ? WHERE id = ?",
+                [(when, i) for i in clip_ids],
+            )
 
     def mark_broken(self, clip_id: int, reason: str) -> None:
-        self._write(lambda: self.db.execute(
-            "UPDATE clips SET state = 'broken', reason = ? WHERE id = ?", (reason, clip_id)))
+        with self.db:
+            self.db.execute("UPDATE clips SET state = 'broken', reason = ? WHERE id = ?", (reason, clip_id))
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -282,7 +283,8 @@ class Library:
 
     def set_keep(self, clip_id: int, keep: bool) -> bool:
         """Mark a clip keep (retention never deletes it) or not; False when there is no such clip."""
-        cur = self._write(lambda: self.db.execute("UPDATE clips SET keep = ? WHERE id = ?", (int(keep), clip_id)))
+        with self.db:
+            cur = self.db.execute("UPDATE clips SET keep = ? WHERE id = ?", (int(keep), clip_id))
         return cur.rowcount > 0
 
     def count_kept(self) -> int:

@@ -10,10 +10,11 @@ folder, usually on one filesystem, so a full disk hits every writer at once. Wha
   ``poll_s`` (so production resumes within about ``poll_s`` of space returning). A render that
   fails for want of space (``is_disk_full``) pauses production in the same way, until more
   room is free than there was when it failed;
-- the index keeps a small ``Reserve`` file in the library: when a write of the index fails with
-  the disk full, the library gives the reserve up and writes again, so retention can delete
-  rows (and then files) and aired counts go on, on a disk that is full to the last byte. The
-  guard makes the reserve again once there is room for it and a clip besides.
+- the library keeps a small ``Reserve`` file: when retention's deletion of rows fails with the
+  disk full to the last byte, the library gives the reserve up and deletes again, so the
+  clips' files can go and free real room. The reserve is for that alone; the guard makes it
+  again once there is room for it and a clip besides. Meanwhile the other writers have their
+  own fallbacks (``webtv.programmer``: the block before airs again, aired counts wait).
 
 Free space is read with ``os.statvfs`` (``f_bavail``: what an unprivileged writer may use).
 """
@@ -61,8 +62,8 @@ def free_bytes(folder: Path) -> int:
 
 
 class Reserve:
-    """A file of ``size`` bytes held on the library's filesystem, given up when the index cannot
-    be written for want of space (SQLite needs a few pages to delete rows, too)."""
+    """A file of ``size`` bytes held on the library's filesystem, given up when retention cannot
+    delete rows for want of space (SQLite needs a few pages to delete rows, too)."""
 
     def __init__(self, path: Path, size: int = 1 << 20):
         self.path = Path(path)
@@ -98,7 +99,7 @@ class Reserve:
             self.path.unlink()
         except FileNotFoundError:
             return False
-        log.warning("disk full: gave up the %d KB space reserve so the library index can be written",
+        log.warning("disk full: gave up the %d KB space reserve so retention can delete clips",
                     self.size // 1024)
         return True
 

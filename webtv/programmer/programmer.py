@@ -8,9 +8,9 @@ clip of the blocks it handed out that have not been superseded on air (the block
 the next one, already chosen), plus the candidates of a block being chosen right now.
 Retention never deletes those.
 
-A full disk must not take the channel off air. A block playlist that cannot be written for
-want of space is written again after the library gives up its space reserve; when even that
-fails, the block before it airs again (its playlist is still on disk) rather than none. Aired
+A full disk must not take the channel off air. When a block playlist cannot be written for
+want of space, the block before it airs again (its playlist is still on disk) rather than none,
+until retention has made room (``webtv.library.space``). Aired
 counts that cannot be recorded are kept and recorded with the next block that can be, or when
 space returns (``record_aired``); their clips are not offered as fresh meanwhile. The catalogue playlists (``all``, ``fresh``,
 ``tag-*``) are for outside readers: one that cannot be written stays as it was.
@@ -91,17 +91,13 @@ class Programmer:
 
     async def _write_block(self, block: Block) -> bool:
         """Write ``block``'s playlist; False when the disk is too full for it (see the module)."""
-        lines = [(e.path, e.duration) for e in block.entries]
-        for last in (False, True):
-            try:
-                await asyncio.to_thread(write_ffconcat, block.playlist, lines)
-                return True
-            except OSError as exc:
-                if not is_disk_full(exc):
-                    raise
-            if last or not self.library.reserve.release():
-                return False
-        return False
+        try:
+            await asyncio.to_thread(write_ffconcat, block.playlist, [(e.path, e.duration) for e in block.entries])
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            return False
+        return True
 
     def _repeat(self, before: Block | None, number: int) -> Block:
         """Block ``number`` when its playlist could not be written: ``before`` again."""
