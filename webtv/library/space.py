@@ -7,7 +7,9 @@ folder, usually on one filesystem, so a full disk hits every writer at once. Wha
   guard first asks retention for room (``Retention.make_room``: the same order and protections
   as the quota), and only when that is not enough production pauses: ``disk_full`` in
   ``/api/status`` and ``/metrics``, no render started, free space read again every
-  ``poll_s`` (so production resumes within about ``poll_s`` of space returning). A render that
+  ``poll_s`` (so production resumes within about ``poll_s`` of space returning). Retention is
+  asked once per pause: when another process takes every byte freed (a runaway log), asking
+  again at each poll would delete the whole library into it. A render that
   fails for want of space (``is_disk_full``) pauses production in the same way, until more
   room is free than there was when it failed;
 - the library keeps a small ``Reserve`` file: when retention's deletion of rows fails with the
@@ -158,7 +160,7 @@ class DiskGuard:
         pauses (``full``) when that is not enough, resumes when it is."""
         self.free = await asyncio.to_thread(free_bytes, self.folder)
         need = self.need_bytes()
-        if self.free < need:
+        if self.free < need and not self.full:  # once per pause: what something else eats is not ours to feed
             try:
                 freed = await self.make_room(need - self.free)
             except Exception as exc:  # noqa: BLE001 - no room made; production pauses below

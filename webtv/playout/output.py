@@ -10,7 +10,7 @@ or its segment-name pattern.
 
 An output whose process runs may still fail: ffmpeg's hls muxer says nothing when a segment
 cannot be written (a full disk) and lists it anyway, empty or cut short. ``problem()`` says so
-(``HlsOutput.segment_problem``: the newest listed segments against the bytes fed in), each such
+(``HlsOutput.segment_problem``: the newest listed segments, whole TS packets or not), each such
 segment counts in ``write_failures``, and ``/healthz`` names it. A restart would not mend it, so
 the output is not restarted for it.
 """
@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import signal
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ Kind = Literal["rtmp", "hls"]
 State = Literal["starting", "running", "backoff", "stopped"]
 
 _SEGMENT_RE = re.compile(r"^seg_(\d+)\.ts(\.tmp)?$")
+TS_PACKET = 188  # bytes; the mpegts muxer writes whole packets (relay.py has the same)
 
 # Expected at a block join (a new PAT/PMT and continuity counters; the first audio packet
 # of a block overlaps the last one's tail by a few ms and is moved on) or after a restart; not news.
@@ -327,7 +327,6 @@ class HlsOutput(Output):
         self.list_size = list_size
         self._start_number = 0
         self._restarted = False
-        self._fed: deque[tuple[float, int]] = deque(maxlen=64)  # (loop time, bytes_in) samples
         self._failed_segments: set[str] = set()
         self._write_failures = 0
 
@@ -368,14 +367,10 @@ class HlsOutput(Output):
         return self.segment_problem()
 
     def segment_problem(self, newest: int = 2) -> str | None:
-        """Why the ``newest`` segments listed in the playlist are not whole (empty, or under half
-        the bytes fed in over their duration), or None. Counts each such segment once."""
-        loop_time = asyncio.get_running_loop().time()
-        self._fed.append((loop_time, self.bytes_in))
-        while len(self._fed) > 2 and loop_time - self._fed[0][0] > 30:
-            self._fed.popleft()
-        (t0, b0), (t1, b1) = self._fed[0], self._fed[-1]
-        rate = (b1 - b0) / (t1 - t0) if t1 - t0 >= 2 * self.gop_seconds else None
+        """Why the ``newest`` segments listed in the playlist are not whole, or None. The mpegts
+        muxer writes whole 188-byte packets, so a segment is whole when its size is a non-zero
+        multiple of 188; a write cut short by a full disk ends on a block boundary instead.
+        Counts each such segment once."""
         index = self.hls_dir / HLS_INDEX
         try:
             text = index.read_text(errors="replace")
@@ -385,21 +380,18 @@ class HlsOutput(Output):
             return f"{HLS_INDEX} unreadable: {exc.strerror}"
         if not text:
             return f"{HLS_INDEX} is empty: the playlist was not written (disk full?)"
-        listed = re.findall(r"^#EXTINF:([\d.]+),?.*\n(\S+)$", text, re.M)
         problems = []
-        for duration, name in listed[-newest:]:
+        for name in re.findall(r"^(seg_\d+\.ts)$", text, re.M)[-newest:]:
             try:
                 size = os.stat(self.hls_dir / name).st_size
             except OSError:
                 size = 0
-            expected = float(duration) * rate if rate else None
-            if size == 0 or (expected and size < expected / 2):
+            if size == 0 or size % TS_PACKET:
                 if name not in self._failed_segments:
                     self._failed_segments.add(name)
                     self._write_failures += 1
-                    log.error("output %s: segment %s not written whole: %d bytes%s", self.name, name, size,
-                              f" of ~{expected / 1024:.0f} KB" if expected else "")
-                problems.append(f"{name} {size} bytes" + (f" of ~{expected / 1024:.0f} KB" if expected else ""))
+                    log.error("output %s: segment %s not written whole: %d bytes", self.name, name, size)
+                problems.append(f"{name} {size} bytes")
         if len(self._failed_segments) > 256:
             self._failed_segments = set(sorted(self._failed_segments, key=_segment_number)[-64:])
         if problems:
