@@ -181,8 +181,8 @@ def run_episode(mnt: Path, root: Path, rtmp_server: str, clip_file: Path) -> Epi
                 if status["producer"]["clips_made"] > made:
                     ep.made_after_s = time.monotonic() - freed_at
             time.sleep(0.1)
-        ep.after = daemon.wait_for(lambda s: s["playout"]["blocks_aired"] >= ep.during[-1]["playout"]["blocks_aired"] + 2,
-                                   timeout=30, message="two more blocks aired")
+        ep.after = daemon.wait_for(lambda s: s["playout"]["blocks_aired"] > ep.during[-1]["playout"]["blocks_aired"]
+                                   and s["playout"]["healthy"], timeout=20, message="a block aired, healthy again")
         ep.healthz_after = healthz(daemon)
         ep.video = [p for p in reader.video() if full_at <= p.arrived <= full_video_until]
         ep.video_before = [p for p in reader.video() if settled_at <= p.arrived < full_at]
