@@ -3,6 +3,8 @@
 
     python -m bench.models_bench --random-weights            # the real sizes, random weights
     python -m bench.models_bench --config channel.toml       # the models the config names
+    python -m bench.models_bench --flops [--config FILE] [--preset card|fast|ltx-distilled]
+                                                             # FLOP budget on meta tensors (bench/flops.py)
 
 With --random-weights every model is built in code at its published architecture (Zeroscope
 576w/XL: the ModelScope UNet3D, SD's VAE, OpenCLIP ViT-H text tower; FILM Style; MusicGen
@@ -72,14 +74,10 @@ def zeroscope_components() -> dict:
     return dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
 
 
-def musicgen_small(folder: Path) -> Path:
-    """facebook/musicgen-small's architecture, random weights, with the tests' processor."""
-    import torch
-    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
+def musicgen_small_config():
+    """facebook/musicgen-small's architecture: T5-base, a 24-layer decoder, 32 kHz EnCodec."""
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
 
-    from tests.tiny_musicgen import tiny_processor
-
-    torch.manual_seed(0)
     text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)
     audio = EncodecConfig(
         sampling_rate=32000, audio_channels=1, target_bandwidths=[2.2], upsampling_ratios=[8, 5, 4, 4],
@@ -91,13 +89,106 @@ def musicgen_small(folder: Path) -> Path:
         vocab_size=2048, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096,
         num_codebooks=4, max_position_embeddings=2048, audio_channels=1,
     )
-    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
-    model = MusicgenForConditionalGeneration(config)
+    return MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
+
+
+def musicgen_small(folder: Path) -> Path:
+    """facebook/musicgen-small's architecture, random weights, with the tests' processor."""
+    import torch
+    from transformers import MusicgenForConditionalGeneration
+
+    from tests.tiny_musicgen import tiny_processor
+
+    torch.manual_seed(0)
+    model = MusicgenForConditionalGeneration(musicgen_small_config())
     model.generation_config.decoder_start_token_id = 2048
     model.generation_config.pad_token_id = 2048
     model.save_pretrained(folder)
     tiny_processor(32000).save_pretrained(folder)  # real processor code; short prompts, same shapes
     return folder
+
+
+# The LTX-Video VAE of the 0.9.5 and later checkpoints (the distilled ones included), as
+# diffusers' conversion script writes it; the transformer's class defaults are the 2B one's.
+LTX_VAE_095 = dict(
+    in_channels=3, out_channels=3, latent_channels=128, block_out_channels=(128, 256, 512, 1024, 2048),
+    down_block_types=("LTXVideo095DownBlock3D",) * 4, decoder_block_out_channels=(256, 512, 1024),
+    layers_per_block=(4, 6, 6, 2, 2), decoder_layers_per_block=(5, 5, 5, 5),
+    spatio_temporal_scaling=(True,) * 4, decoder_spatio_temporal_scaling=(True,) * 3,
+    decoder_inject_noise=(False,) * 4, downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+    upsample_residual=(True,) * 3, upsample_factor=(2,) * 3, timestep_conditioning=True, patch_size=4,
+    patch_size_t=1, resnet_norm_eps=1e-6, scaling_factor=1.0, encoder_causal=True, decoder_causal=False,
+    spatial_compression_ratio=32, temporal_compression_ratio=8,
+)
+
+
+def t5_xxl_config():
+    """google/t5-v1_1-xxl's encoder, LTX-Video's text encoder."""
+    from transformers import T5Config
+
+    return T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                    feed_forward_proj="gated-gelu", is_encoder_decoder=False)
+
+
+def ltx_components(tiny: bool) -> dict:
+    """LTX-Video 2B (0.9.5+ VAE, T5-XXL encoder) with random weights, or a tiny one for the CPU
+    check of the bench (the diffusers tests' sizes). No tokenizer: the stand-in stage feeds the
+    encoder random ids of the prompt length."""
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    if tiny:
+        transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, num_attention_heads=4,
+                                                 attention_head_dim=8, cross_attention_dim=32, num_layers=1,
+                                                 caption_channels=32)
+        vae = AutoencoderKLLTXVideo(
+            in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+            decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+            upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+            patch_size_t=1, encoder_causal=True, decoder_causal=False)
+        text = T5EncoderModel(T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
+                                       is_encoder_decoder=False))
+    else:
+        transformer = LTXVideoTransformer3DModel()  # the class defaults are the 2B checkpoints' config
+        vae = AutoencoderKLLTXVideo(**LTX_VAE_095)
+        text = T5EncoderModel(t5_xxl_config())
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                                                base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1)
+    return dict(transformer=transformer, vae=vae, text_encoder=text, scheduler=scheduler)
+
+
+class LtxStandIn:
+    """STAND-IN for ltx: the "ltx" part's backend times LTXPipeline here until the branches
+    meet. T5 runs on random ids (128, the pipeline's prompt length), then LTXPipeline draws
+    ``frames`` frames at the model's native rate with the distilled settings."""
+
+    def __init__(self, parts: dict, device, dtype, settings) -> None:
+        from diffusers import LTXPipeline
+
+        self.text = parts["text_encoder"].to(device, dtype)
+        self.pipe = LTXPipeline(transformer=parts["transformer"], vae=parts["vae"], scheduler=parts["scheduler"],
+                                text_encoder=None, tokenizer=None).to(device, dtype)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.device, self.settings = device, settings
+
+    def render(self, shot, seconds, progress=None, *, light=False) -> Frames:
+        import torch
+
+        s = self.settings
+        with torch.no_grad():
+            ids = torch.randint(0, self.text.config.vocab_size, (1, 128), device=self.device)
+            embeds = self.text(input_ids=ids).last_hidden_state
+            mask = torch.ones(1, 128, device=self.device)
+            out = self.pipe(prompt_embeds=embeds, prompt_attention_mask=mask, width=s.width, height=s.height,
+                            num_frames=s.frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
+                            decode_timestep=0.05, decode_noise_scale=0.025, output_type="np",
+                            generator=torch.Generator("cpu").manual_seed(shot.seed))
+        video = np.rint(np.clip(np.asarray(out.frames)[0], 0, 1) * 255).astype(np.uint8)
+        return Frames(video, fps=len(video) / seconds)
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -185,9 +276,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--tiny", action="store_true", help="with --random-weights: the tests' tiny models "
                         "(checks the bench itself; use with --size 32x24 --upscale-size 64x40)")
+    parser.add_argument("--flops", action="store_true", help="count the FLOPs of the configured chain at the real "
+                        "sizes on meta tensors (no weights, no GPU) and print the budget per airtime second")
+    parser.add_argument("--preset", choices=("card", "fast", "ltx-distilled"),
+                        help="with --flops: a commented preset of the repository's channel.toml on top of --config")
     args = parser.parse_args(argv)
+    if args.flops:
+        from bench import flops
+
+        return flops.main(args.config, args.preset, Path(__file__).resolve().parents[1] / "channel.toml")
     if not args.random_weights and args.config is None:
         parser.error("give --random-weights, or --config with the models to time")
+    fractions = {}
+    if args.preset in ("card", "fast"):  # the preset's sampling settings, at the sizes of the flags
+        from bench.flops import preset_tables
+
+        tables = preset_tables(args.preset, (Path(__file__).resolve().parents[1] / "channel.toml").read_text())
+        video_t, upscale_t = tables["video"], tables["upscale"]
+        args.frames, args.steps, args.guidance = video_t["frames"], video_t["steps"], video_t["guidance"]
+        args.upscale_steps, args.strength = upscale_t["steps"], upscale_t["strength"]
+        fractions = {"video": video_t.get("guidance_fraction", 1.0), "upscale": upscale_t.get("guidance_fraction", 1.0)}
+    ltx = args.preset == "ltx-distilled"
+    if ltx:  # STAND-IN for ltx: native-rate frames, no upscale, no interpolation
+        from bench.flops import LTX_DISTILLED
+
+        args.skip = sorted(set(args.skip) | {"upscale", "interpolate"})
 
     import torch
 
@@ -205,9 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config) if args.config else Config()
     config = with_changes(config, {
         "video": {"backend": "zeroscope", "width": width, "height": height, "frames": args.frames,
-                  "steps": args.steps, "guidance": args.guidance, "device": str(device)},
+                  "steps": args.steps, "guidance": args.guidance, "device": str(device),
+                  "guidance_fraction": fractions.get("video", 1.0)},
         "upscale": {"backend": "zeroscope", "width": up_width, "height": up_height, "steps": args.upscale_steps,
-                    "strength": args.strength, "guidance": args.guidance, "device": str(device)},
+                    "strength": args.strength, "guidance": args.guidance, "device": str(device),
+                    "guidance_fraction": fractions.get("upscale", 1.0)},
         "interpolation": {"backend": "film", "batch": args.film_batch, "tile": args.film_tile, "device": str(device)},
         "audio": {"backend": "musicgen", "device": str(device)},
     }, "bench flags")
@@ -223,13 +338,21 @@ def main(argv: list[str] | None = None) -> int:
         audio_section = audio_section.model_copy(update={"model": str(build_music(work / "musicgen"))})
     video, upscaler = ZeroscopeVideo(video_section), ZeroscopeUpscaler(upscale_section)
     film, music = FilmInterpolator(film_section), MusicGenAudio(audio_section)
-    if args.random_weights:
+    if args.random_weights and ltx:
+        settings = LTX_DISTILLED
+        if args.tiny:  # tiny sizes within the model's rules (multiples of 32, 8k + 1 frames)
+            settings = type(LTX_DISTILLED)(**{**vars(LTX_DISTILLED), "width": 64, "height": 32, "frames": 9,
+                                              "steps": 2})
+        started = time.perf_counter()
+        video = LtxStandIn(ltx_components(args.tiny), device, dtype, settings)
+        print(f"LTX models built in {time.perf_counter() - started:.1f} s", flush=True)
+    elif args.random_weights:
         load_random(video, upscaler, film, device, dtype, args)
     if "music" not in args.skip:
         music.load()  # loading is not part of a render: the daemon keeps models warm
     shot = Shot(prompt=PROMPT, seed=1, theme="bench")
     sequence = Sequence(id="bench", theme="bench", music_prompt="slow ambient strings, cinematic", seed=1, shots=(shot,))
-    if "video" in args.skip:
+    if "video" in args.skip and not ltx:
         size = (height, width) if "upscale" not in args.skip else (up_height, up_width)
         noise = np.random.default_rng(0).integers(0, 256, (args.frames, *size, 3), dtype=np.uint8)
         video = StandInVideo(Frames(noise, args.frames / args.seconds))

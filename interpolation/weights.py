@@ -1,10 +1,13 @@
 """FILM weights on disk: the PyTorch port's TorchScript releases (film_net_fp32.pt,
 film_net_fp16.pt), plain state-dict pickles of the same names, and our safetensors files
-(config in the metadata)."""
+(config in the metadata). Files from the port's first release (v1.0.0) load too: their
+tensor names are mapped to today's."""
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -13,6 +16,11 @@ from interpolation.film import FilmConfig, FilmNet
 
 CONFIG_KEY = "film_config"
 _FIRST_CONV = "extract.extract_sublevels.convs.0.0.0.weight"
+# The port's v1.0.0 kept the convs without an activation (each fusion block's 2x2 conv, each
+# flow head's last 1x1) as bare Conv2d modules: their tensors lack the ".0" of the Sequential
+# around today's convs (fuse.convs.K.0.weight for fuse.convs.K.0.0.weight). Today's names
+# never match: they have that ".0" before weight/bias.
+_V1_NAME = re.compile(r"(fuse\.convs\.\d+\.0|predict_flow\._predictors?(?:\.\d+)?\._convs\.\d+)\.(weight|bias)")
 
 
 class FilmLoadError(ValueError):
@@ -50,6 +58,7 @@ def load_film(path: Path | str, device="cpu", dtype: torch.dtype | None = None,
         state, pyramid_levels = _read_torch(path)
     else:
         raise FilmLoadError(f"{path}: unknown FILM model format {suffix!r} (want .pt, .pth or .safetensors)")
+    state, file_names = _current_names(state)
     if _FIRST_CONV not in state:
         raise FilmLoadError(f"{path} is not a FILM model: it has no {_FIRST_CONV} "
                             f"(its first keys: {', '.join(list(state)[:4]) or 'none'})")
@@ -62,12 +71,26 @@ def load_film(path: Path | str, device="cpu", dtype: torch.dtype | None = None,
         raise FilmLoadError(f"{path}: weights do not fit film_net {config}: "
                             f"missing {_few(missing)}; unexpected {_few(unexpected)}")
     wanted = model.state_dict()
-    shapes = [f"{name} is {tuple(state[name].shape)}, not {tuple(wanted[name].shape)}"
+    shapes = [f"{file_names.get(name, name)} is {tuple(state[name].shape)}, not {tuple(wanted[name].shape)}"
               for name in wanted if state[name].shape != wanted[name].shape]
     if shapes:
         raise FilmLoadError(f"{path}: weights do not fit film_net {config}: {_few(shapes)}")
     model.load_state_dict(state, strict=True)
     return model.to(device=torch.device(device), dtype=dtype or torch.float32).eval()
+
+
+def _current_names(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``state`` under today's tensor names (v1.0.0 names mapped), and the file's name of
+    each renamed tensor so that messages name what the file holds."""
+    renamed: dict[str, torch.Tensor] = {}
+    file_names: dict[str, str] = {}
+    for name, tensor in state.items():
+        if _V1_NAME.fullmatch(name):
+            current = _V1_NAME.sub(r"\1.0.\2", name)
+            file_names[current] = name
+            name = current
+        renamed[name] = tensor
+    return renamed, file_names
 
 
 def _few(names: list[str]) -> str:
@@ -121,12 +144,23 @@ def _count(state: dict[str, torch.Tensor], template: str) -> int:
     return n
 
 
+def _size(state: dict[str, torch.Tensor], *sources: tuple[str, int]) -> int:
+    """The size most of ``sources`` (tensor name, dimension) agree on, the first on a tie. Each
+    size is read from several tensors so that one bad tensor is named by the shape check
+    instead of being read into the config and its neighbours blamed."""
+    sizes = [state[name].shape[dim] for name, dim in sources if name in state and state[name].dim() > dim]
+    if not sizes:
+        raise KeyError(sources[0][0])
+    return Counter(sizes).most_common(1)[0][0]
+
+
 def infer_config(state: dict[str, torch.Tensor], pyramid_levels: int | None = None,
                  source: Path | str = "state dict") -> FilmConfig:
-    """The FilmConfig whose FilmNet has these weights. ``pyramid_levels`` leaves no trace in
-    the weights (levels beyond the specialized ones share them); default 7."""
+    """The FilmConfig whose FilmNet has these weights (today's tensor names). ``pyramid_levels``
+    leaves no trace in the weights (levels beyond the specialized ones share them); default 7."""
     try:
-        filters = state[_FIRST_CONV].shape[0]
+        filters = _size(state, (_FIRST_CONV, 0), ("extract.extract_sublevels.convs.0.0.0.bias", 0),
+                        ("extract.extract_sublevels.convs.0.1.0.weight", 1), ("fuse.output_conv.weight", 1))
         sub_levels = _count(state, "extract.extract_sublevels.convs.{}.0.0.weight")
         specialized = _count(state, "predict_flow._predictors.{}._convs.0.0.weight")
         heads = [f"predict_flow._predictors.{specialized - 1 - i}" for i in range(specialized)]
@@ -135,7 +169,8 @@ def infer_config(state: dict[str, torch.Tensor], pyramid_levels: int | None = No
         for head in heads:
             layers = _count(state, head + "._convs.{}.0.weight")
             flow_convs.append(layers - 2)
-            flow_filters.append(state[f"{head}._convs.0.0.weight"].shape[0])
+            flow_filters.append(_size(state, (f"{head}._convs.0.0.weight", 0), (f"{head}._convs.0.0.bias", 0),
+                                      (f"{head}._convs.1.0.weight", 1)))
         fusion_levels = _count(state, "fuse.convs.{}.0.0.weight") + 1
         return FilmConfig(
             pyramid_levels=pyramid_levels or max(7, specialized + 1, fusion_levels, sub_levels),

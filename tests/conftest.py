@@ -52,3 +52,16 @@ def library(tmp_path):
     lib = Library(tmp_path / "lib rary's")
     yield lib
     lib.close()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module of tiny models: they gain nothing from threads, and
+    OpenMP threads that spin while other test processes hold the cores make a 6 s module
+    take a minute. (Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.)"""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,6 +27,7 @@ from webtv.media.commands import (
     probe_with_ffmpeg_command,
     read_through_command,
     rtmp_command,
+    resample_audio_command,
     ts_offset_arg,
     wav_write_command,
 )
@@ -137,6 +138,10 @@ def test_worker_files():
     assert wav_write_command(48000, 2, "/w/m.wav") == [
         ffmpeg_exe(), *ERRORS, "-y", "-f", "f32le", "-ar", "48000", "-ac", "2", "-i", "pipe:0",
         "-c:a", "pcm_f32le", "-f", "wav", "/w/m.wav",
+    ]
+    assert resample_audio_command(32000, 48000, 2) == [
+        ffmpeg_exe(), *ERRORS, "-f", "f32le", "-ar", "32000", "-ac", "2", "-i", "pipe:0",
+        "-f", "f32le", "-ar", "48000", "-ac", "2", "pipe:1",
     ]
     assert decode_audio_command("/w/m.mp3", 44100, 1) == [
         ffmpeg_exe(), *ERRORS, "-i", "/w/m.mp3", "-map", "0:a:0", "-f", "f32le", "-ar", "44100", "-ac", "1", "pipe:1",

@@ -1,6 +1,7 @@
 """`webtv check` and the config loader: good files pass, bad ones name the key or line."""
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,15 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, text, expected):
     assert done.returncode == 2
     for fragment in expected:
         assert fragment in done.stderr, done.stderr
+
+
+def test_system_prompt_that_is_not_utf8_text_exits_2_naming_the_key(tmp_path):
+    (tmp_path / "prompt.txt").write_bytes("Écris des plans de caméra".encode("cp1252"))
+    path = tmp_path / "channel.toml"
+    path.write_text('[director]\nbackend = "openai"\nsystem_prompt = "prompt.txt"\n')
+    done = check(path)
+    assert done.returncode == 2
+    assert "channel.toml:3: director.system_prompt" in done.stderr and "not UTF-8 text" in done.stderr, done.stderr
 
 
 def test_missing_config_file(tmp_path):
@@ -153,7 +163,7 @@ def problems(text: str) -> list[str]:
     "text, expected",
     [
         ('[upscale]\nsteps = 3\n', 'c.toml:2: upscale.steps: belongs to backend "zeroscope", not "none"'),
-        ('[video]\nframes = 8\n', 'c.toml:2: video.frames: belongs to backend "zeroscope" or "remote", not "procedural"'),
+        ('[video]\nframes = 8\n', 'c.toml:2: video.frames: belongs to backend "zeroscope" or "remote" or "ltx", not "procedural"'),
         ('[video]\nbackend = "procedural"\n\n[video.adapter]\nendpoint = "/run"\n',
          'c.toml:4: video.adapter: belongs to backend "remote", not "procedural"'),
         ('[director]\nbase_url = "http://x/v1"\n', 'c.toml:2: director.base_url: belongs to backend "openai", not "offline"'),
@@ -170,6 +180,22 @@ def problems(text: str) -> list[str]:
 def test_union_and_schedule_errors_name_key_line_and_owner(text, expected):
     found = problems(text)
     assert any(line.startswith(expected) for line in found), found
+
+
+@pytest.mark.parametrize(
+    "text, env, expected",
+    [
+        ('[channel]\ntheme = "bells\\u0007 at dawn"\n', {}, "c.toml:2: channel.theme: holds a control character, U+0007"),
+        ('[channel]\ntheme = "${THEME}"\n', {"THEME": "a\udcffb"},  # os.environ's surrogateescape of a non-UTF-8 byte
+         "c.toml:2: channel.theme: cannot be encoded as UTF-8: lone surrogate U+DCFF"),
+        ('[[schedule]]\nat = "06:00"\ntheme = "x\\u202ey"\n', {}, "c.toml:3: schedule[0].theme: holds an invisible format"),
+        ('[[schedule]]\nat = "06:00"\ntheme = "x"\ntags = ["a\\tb"]\n', {}, "c.toml:4: schedule[0].tags[0]: holds a control"),
+    ],
+)
+def test_themes_and_tags_must_be_printable_text(text, env, expected):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, Path("c.toml"), env)
+    assert any(line.startswith(expected) for line in str(caught.value).splitlines()), str(caught.value)
 
 
 def test_a_table_without_backend_keeps_the_default_and_its_keys():
@@ -302,3 +328,29 @@ def test_a_flag_the_backend_cannot_take_is_a_config_error():
         with_model_flags(Config(), flags(frames=8))
     with pytest.raises(ConfigError, match=r"video\.steps: Input should be greater than or equal to 1"):
         with_model_flags(Config(), flags(video_model="owner/t2v", steps=0))
+
+
+def test_check_warns_about_house_settings_twitch_rejects_or_degrades(tmp_path):
+    twitch = '[output]\nrtmp_urls = ["rtmp://live.twitch.tv/app/${KEY}"]\n'
+    path = tmp_path / "c.toml"
+    path.write_text(twitch + "\n[house]\nvideo_kbps = 8000\ngop_seconds = 4.0\naudio_kbps = 192\n")
+    done = check(path, env={**os.environ, "KEY": "live_123_secret"})
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("webtv: warning:")]
+    assert warnings == [
+        f"webtv: warning: {path}:5: house.video_kbps: 8000 kb/s is over the 6000 kb/s Twitch takes "
+        "(rtmp://live.twitch.tv/app/***)",
+        f"webtv: warning: {path}:6: house.gop_seconds: a keyframe every 4 s; Twitch wants one every 2 s "
+        "(rtmp://live.twitch.tv/app/***)",
+        f"webtv: warning: {path}:7: house.audio_kbps: 192 kb/s is over the 160 kb/s Twitch takes "
+        "(rtmp://live.twitch.tv/app/***)",
+    ]
+    assert "live_123_secret" not in done.stderr + done.stdout
+    # the defaults suit Twitch; another server gets no Twitch advice
+    path.write_text(twitch.replace("live.twitch.tv", "ingest.global-contribute.live-video.net"))
+    assert "warning" not in check(path, env={**os.environ, "KEY": "k"}).stderr
+    path.write_text('[output]\nrtmp_urls = ["rtmp://a.rtmp.youtube.com/live2/k"]\n[house]\nvideo_kbps = 8000\n')
+    assert "warning" not in check(path).stderr
+    path.write_text('[output]\nrtmp_urls = ["rtmps://x.contribute.live-video.net/app/k"]\n[house]\nfps = 25\n'
+                    'gop_seconds = 1.98\n')
+    assert "warning" not in check(path).stderr  # 1.98 s at 25 fps is a 50-frame GOP: a keyframe every 2 s

@@ -123,6 +123,18 @@ async def test_extra_shots_are_dropped_and_a_fenced_reply_is_read(openai_server,
     assert director.state.fallbacks == 0 and director.state.sequences == 2
 
 
+async def test_prompts_that_are_not_printable_text_are_dropped_and_logged(openai_server, make, caplog):
+    director = make(backoff_s=0.01)
+    openai_server.behave("too_many", "ok")
+    openai_server.poison = {1: "a\ud800b", 3: "a bell\x07rings"}
+    kept = await director.write_sequence(THEME, 3, 1)
+    assert [s.prompt for s in kept.shots] == [shot_prompt(THEME, i) for i in (0, 2, 4)]
+    assert "U+D800" in caplog.text and "U+0007" in caplog.text and "dropped" in caplog.text
+    too_few = await director.write_sequence(THEME, 3, 2)  # 2 of 3 left: retried, then the offline writer
+    assert too_few == OfflineDirector().write(THEME, 3, 2)
+    assert director.state.fallbacks == 1 and "2 shots, 3 were asked" in director.state.last_error
+
+
 # ----------------------------------------------------------------------------- failures
 
 
@@ -249,7 +261,7 @@ def test_reply_parsing():
     assert extract_json('noise {"a": 1} trailing') == {"a": 1}
     for bad, shots in [("", 1), ("[1, 2]", 1), ('{"music_prompt": "x y z", "shots": [{"prompt": "  "}]}', 1),
                        ('{"music_prompt": "ok music", "shots": [{"prompt": "' + "x" * 5000 + '"}]}', 1),
-                       (json.dumps(good), 3)]:
+                       (json.dumps(good), 3), ('{"music_prompt": "soft\\u0000piano", "shots": ["a boat"]}', 1)]:
         with pytest.raises(ReplyError):
             parse_reply(bad, shots)
 

@@ -24,7 +24,7 @@ from interpolation import (
     save_film,
     unpad,
 )
-from tests.tiny_film import TINY, random_frames, save_scripted, tiny_film
+from tests.tiny_film import TINY, random_frames, save_scripted, save_scripted_v1, tiny_film, v1_layout
 from webtv.config import FilmSection, HouseSection, MinterpolateSection, NoInterpolationSection, RemoteInterpolationSection
 from webtv.media import ffmpeg_exe, probe
 from webtv.producer.base import Frames
@@ -256,6 +256,50 @@ def test_safetensors_round_trip(tmp_path, model):
     assert next(loaded.parameters()).dtype == torch.float64
     frames = random_frames(3, 24, 32, seed=7)
     assert np.array_equal(interpolate(loaded.float(), frames, 2), interpolate(model, frames, 2))
+
+
+def test_v1_layout_renames_the_issues_16_tensors():
+    with torch.device("meta"):
+        model = FilmNet(FilmConfig())
+        old = set(v1_layout(model).state_dict()) - set(model.state_dict())
+    heads = ["predict_flow._predictor"] + [f"predict_flow._predictors.{k}" for k in range(3)]
+    assert old == ({f"fuse.convs.{k}.0.{p}" for k in range(4) for p in ("weight", "bias")}
+                   | {f"{head}._convs.4.{p}" for head in heads for p in ("weight", "bias")})
+
+
+def test_v1_torchscript_file_loads_with_identical_outputs(tmp_path, model):
+    path = save_scripted_v1(model, tmp_path / "film_net_fp32.pt")
+    loaded = load_film(path)
+    assert loaded.config == TINY
+    x0, x1 = pair()
+    dt = torch.full((2, 1), 0.5)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x0, x1, dt), torch.jit.load(str(path))(x0, x1, dt))
+        assert torch.equal(loaded(x0, x1, dt), model(x0, x1, dt))
+
+
+@pytest.mark.parametrize("layout, name, cut", [
+    # sizes the config is read from: one bad tensor must not be blamed on its neighbours
+    ("now", "extract.extract_sublevels.convs.0.0.0.weight", lambda t: t[:-1]),
+    ("now", "predict_flow._predictors.1._convs.0.0.weight", lambda t: t[:1]),
+    ("now", "predict_flow._predictor._convs.0.0.weight", lambda t: t[:-1]),
+    ("now", "fuse.convs.1.1.0.weight", lambda t: t[:, :-1]),
+    # a renamed tensor is named as the file names it
+    ("v1", "fuse.convs.1.0.weight", lambda t: t[:, :-1]),
+    ("v1", "predict_flow._predictor._convs.2.weight", lambda t: t[:1]),
+])
+def test_a_shape_mismatch_names_the_tensor(tmp_path, model, layout, name, cut):
+    state = dict((v1_layout(model) if layout == "v1" else model).state_dict())
+    wanted = tuple(state[name].shape)
+    state[name] = cut(state[name]).clone()
+    path = tmp_path / "film.pth"
+    torch.save(state, path)
+    with pytest.raises(FilmLoadError) as caught:
+        load_film(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: weights do not fit film_net")
+    assert f"{name} is {tuple(state[name].shape)}, not {wanted}" in message
+    assert message.count(" is (") == 1  # that tensor only
 
 
 def test_load_errors_name_the_file(tmp_path, model):

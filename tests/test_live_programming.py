@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import re
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +123,63 @@ def test_rtmp_outputs_added_and_removed_live(channel, rtmp_server):
     channel.wait_for(lambda s: not any(o["kind"] == "rtmp" for o in s["outputs"]), timeout=15,
                      message="rtmp output removed")
     assert channel.output("hls")["pid"] == hls_pid
+
+
+def test_sighup_reloads_channel_toml(channel):
+    """SIGHUP (systemd's ExecReload) reads channel.toml again, as a watched edit would; the
+    daemon stays on air and says so in its log."""
+    before = channel.status()["config_reloads"]
+    channel.proc.send_signal(signal.SIGHUP)
+    channel.wait_for(lambda s: s["config_reloads"] > before, timeout=10, message="a reload on SIGHUP")
+    assert re.search(r"SIGHUP: reloading .*channel\.toml", channel.log_tail(20000))
+    assert channel.proc.poll() is None and channel.status()["playout"]["healthy"]
+
+
+def test_sighup_while_starting_is_a_reload_not_the_end(tmp_path):
+    """A SIGHUP that comes while the daemon is still reading its config (before its handler
+    is in) waits for the handler: the daemon comes up and reloads, it does not exit 129."""
+    daemon = Daemon(tmp_path / "channel", output={"rtmp_urls": [], "hls": True})
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 10  # the moment webtv.cli holds SIGHUP, the config not yet read
+        while not int(re.search(r"SigBlk:\s*([0-9a-f]+)", (Path(f"/proc/{daemon.proc.pid}/status")).read_text())
+                      .group(1), 16) & (1 << (signal.SIGHUP - 1)):
+            assert time.monotonic() < deadline and daemon.proc.poll() is None, "SIGHUP is never held while starting"
+            time.sleep(0.002)
+        daemon.proc.send_signal(signal.SIGHUP)
+        status = daemon.wait_for(lambda s: s["config_reloads"] >= 1, timeout=30, message="the held SIGHUP served")
+        assert daemon.proc.poll() is None and status["outputs"]
+        assert "SIGHUP (while starting): reloading" in daemon.log_tail(20000)
+    finally:
+        daemon.stop()
+
+
+def test_bad_live_edits_keep_the_last_good_config_and_the_watch_goes_on(channel):
+    """A bad [[schedule]] entry leaves the good slots scheduled; a system prompt that is not
+    UTF-8 text (the file is there, so only reading it finds out) is a config error too; after
+    both, the next good edit still applies."""
+    text = channel.config.read_text()
+    good = text.split("\n[[schedule]]")[0] + '\n[[schedule]]\ncron = "30 4 1 1 *"\ntheme = "new year at dawn"\n'
+    channel.config.write_text(good)
+    channel.wait_for(lambda s: (s["schedule"]["next"] or {}).get("theme") == "new year at dawn", timeout=10,
+                     message="the good schedule loaded")
+    channel.config.write_text(good + '\n[[schedule]]\ncron = "0 99 * * *"\ntheme = "never"\n')
+    status = channel.wait_for(lambda s: s["config_error"] is not None, timeout=10, message="config_error")
+    assert "schedule" in status["config_error"] and "0 99 * * *" in status["config_error"]
+    assert status["schedule"]["next"]["theme"] == "new year at dawn"
+    (channel.folder / "prompt.txt").write_bytes("Écris des plans de caméra".encode("cp1252"))
+    channel.config.write_text(good.replace("[director]\n", '[director]\nbackend = "openai"\n'
+                                           'base_url = "http://127.0.0.1:9/v1"\nsystem_prompt = "prompt.txt"\n'))
+    status = channel.wait_for(lambda s: "director.system_prompt" in (s["config_error"] or ""), timeout=10,
+                              message="config_error naming director.system_prompt")
+    assert "UTF-8" in status["config_error"] and status["director"]["backend"] == "offline"
+    channel.config.write_text(re.sub(r'theme = ".*"', 'theme = "kites over the dunes"', good, count=1))
+    status = channel.wait_for(lambda s: s["theme"] == "kites over the dunes", timeout=10,
+                              message="the next good edit applied")
+    assert status["config_error"] is None and status["schedule"]["next"]["theme"] == "new year at dawn"
+    reloads = status["config_reloads"]
+    channel.config.write_text(text)
+    channel.wait_for(lambda s: s["config_reloads"] > reloads, timeout=10, message="the file put back")
 
 
 def test_mutations_are_off_without_a_token(tmp_path):

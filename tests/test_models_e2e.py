@@ -1,5 +1,5 @@
 """The model stack end to end on the CPU, with tiny random models written by save_pretrained
-(as a user with downloaded models has them): Zeroscope -> XL upscale -> FILM -> MusicGen
+(as a user with downloaded models has them): Zeroscope -> XL upscale -> FILM -> MusicGen, and LTX-Video
 -> house clip, through `webtv render` and through the running daemon."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from tests.daemon import REPO, Daemon, write_config
 from tests.tiny_film import save_scripted, tiny_film
+from tests.tiny_ltx import tiny_ltx
 from tests.tiny_musicgen import tiny_musicgen
 from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video
 from webtv.config import HouseSection
@@ -127,3 +128,41 @@ def test_the_daemon_airs_clips_the_models_made_and_answers_while_rendering(model
         polling.set()
         took = channel.stop()
     assert took <= 5.0, f"the daemon took {took:.1f} s to stop with models loaded"
+
+
+@pytest.fixture(scope="module")
+def ltx_model(tmp_path_factory) -> Path:
+    return tiny_ltx(tmp_path_factory.mktemp("models") / "LTX-Video-0.9.8-13B-distilled")
+
+
+def ltx_sections(model: Path) -> dict:
+    """LTX draws a 1 s clip at the house rate (24 frames + the first), so nothing interpolates."""
+    return {"video": {"backend": "ltx", "model": str(model), "clip_seconds": 1.0, "width": 64, "height": 32,
+                      "frames": 25, "frame_rate": 24, "steps": 2, "timesteps": [1000, 500]},
+            "interpolation": {"backend": "none"}}
+
+
+def test_render_command_makes_a_house_clip_with_ltx(ltx_model, tmp_path):
+    config = write_config(tmp_path, 0, [], house=HOUSE, **ltx_sections(ltx_model))
+    out = tmp_path / "ltx.mp4"
+    done = subprocess.run([sys.executable, "-m", "webtv", "render", "a lighthouse in a storm", "--out", str(out),
+                           "--config", str(config)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "video " in done.stderr and "encode " in done.stderr, done.stderr
+    assert_house_clip(out, 1.0)
+
+
+def test_the_daemon_airs_ltx_clips(ltx_model, tmp_path):
+    channel = Daemon(tmp_path / "channel", [], house=HOUSE, producer={"ahead": 1},
+                     programme={"block_seconds": 4.0, "filler_seconds": 2.0}, **ltx_sections(ltx_model))
+    try:
+        channel.start()
+        status = channel.wait_for(lambda s: (s["now_playing"] or {}).get("clip_id") is not None, timeout=120,
+                                  message="an LTX clip on air")
+        assert status["producer"]["clips_failed"] == 0, status["producer"]
+        clips = sorted((channel.folder / "library" / "clips").glob("*.mp4"))
+        assert clips
+        assert_house_clip(clips[0], 1.0)
+    finally:
+        took = channel.stop()
+    assert took <= 5.0, f"the daemon took {took:.1f} s to stop with LTX loaded"

@@ -105,3 +105,16 @@ async def test_failed_block_is_rechecked(library, clip_file, tmp_path):
     assert library.get(second.id).state == "broken"
     assert library.get(first.id).state == "ok"
     assert second.id not in [e.clip_id for e in (await prog.next_block()).entries]
+
+
+async def test_a_query_that_fails_falls_back_to_the_library_then_the_filler(library, clip_file, tmp_path, caplog):
+    theme = ["a\ud800b"]  # a theme SQLite cannot bind: the fresh query raises
+    clip = add(library, clip_file, "a lighthouse", "sea")
+    prog = programmer(library, tmp_path, theme, block_seconds=2.0)
+    block = await prog.next_block()
+    assert [(e.clip_id, e.source) for e in block.entries] == [(clip.id, "loop")] * 2
+    assert "fresh clips" in caplog.text
+    library.db.close()  # every query raises now
+    block = await prog.next_block()
+    assert [e.source for e in block.entries] == ["filler"]
+    assert "rotation" in caplog.text

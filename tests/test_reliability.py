@@ -137,3 +137,28 @@ def test_kill9_daemon_back_on_air_within_5s_library_intact(channel, server):
     for _, name, _, _ in before:
         assert (channel.folder / "library" / "clips" / name).is_file()
     assert len(prompts) == len(set(prompts)), "a clip was rendered twice"
+
+
+def test_second_daemon_on_the_same_library_exits_2_naming_the_holder(channel, tmp_path):
+    """A second `webtv run` on a library in use (its own port: it would air) stops before it
+    touches the library: the first daemon's render in flight stays, no clip goes."""
+    library = channel.folder / "library"
+    in_flight = library / "incoming" / "4242-1.mp4"  # what a render leaves there until it is ingested
+    in_flight.write_bytes(b"half a render")
+    clips_before = {p.name for p in (library / "clips").iterdir()}
+    second = Daemon(tmp_path / "second", paths={"library": str(library)}).start()
+    try:
+        second.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        second.kill()
+    try:
+        assert second.proc.returncode == 2, second.log_tail()
+        assert f"pid {channel.proc.pid}" in second.log_tail() and str(library) in second.log_tail()
+        assert in_flight.exists(), "the second daemon deleted a render in flight"
+        assert clips_before <= {p.name for p in (library / "clips").iterdir()}
+        assert not (tmp_path / "second" / "playlists").exists(), "the second daemon wrote playlists"
+        assert channel.status()["playout"]["healthy"]
+    finally:
+        in_flight.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -12,7 +13,7 @@ from tests.clips import add_to_library
 from tests.daemon import Daemon
 from webtv.config import LibrarySection, ProgrammeSection
 from webtv.director import Shot
-from webtv.library import Library
+from webtv.library import Library, LibraryLocked
 from webtv.library.retention import Retention
 from webtv.programmer import Programmer
 
@@ -158,6 +159,19 @@ async def test_a_crash_half_way_through_is_reconciled_at_the_next_start(tmp_path
         assert library.check_intact(new) is None
     finally:
         library.close()
+
+
+def test_a_library_open_elsewhere_cannot_be_opened_until_it_is_closed(tmp_path):
+    root = tmp_path / "library"
+    first = Library(root)
+    leftover = first.incoming_path()
+    leftover.write_bytes(b"a render in flight")
+    with pytest.raises(LibraryLocked, match=f"in use by pid {os.getpid()}"):
+        Library(root)
+    assert leftover.exists()  # the second opener repaired nothing
+    first.close()
+    Library(root).close()  # the lock went with the first
+    assert not leftover.exists()
 
 
 def test_ingest_removes_the_renamed_file_when_the_commit_fails(library, clip_file):

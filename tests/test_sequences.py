@@ -155,3 +155,18 @@ async def test_reconfigure_closes_the_retired_director_and_moderator():
     assert director.closed and moderator.closed
     assert isinstance(source.director, OfflineDirector) and source.director.state.backend == "offline"
     await source.aclose()
+
+
+async def test_a_director_that_failed_to_be_made_is_made_again_at_the_next_reconfigure(tmp_path):
+    from webtv.config import OpenAIDirectorSection
+
+    source = SequenceSource.from_config(OfflineDirectorSection(), ModerationSection(), None)
+    prompt = tmp_path / "prompt.txt"
+    openai = OpenAIDirectorSection(base_url="http://127.0.0.1:9/v1", system_prompt=prompt)  # not there yet
+    with pytest.raises(OSError):
+        await source.reconfigure(openai, ModerationSection())
+    assert isinstance(source.director, OfflineDirector)
+    prompt.write_text("Write shots.")
+    await source.reconfigure(openai, ModerationSection())  # the same sections again: not taken as applied
+    assert source.director.state.backend == "openai"
+    await source.aclose()

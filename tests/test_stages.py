@@ -100,7 +100,9 @@ async def test_the_producer_skips_a_shot_that_fails_twice_and_goes_on(tmp_path, 
         await asyncio.gather(task, return_exceptions=True)
     assert producer.state.clips_made == 2, producer.state
     assert producer.state.clips_failed == 1
-    assert "video failed twice" in producer.state.last_error
+    assert "render failed, skipped" in caplog.text and "video failed twice" in caplog.text
+    # the clips after the failure succeeded: the error is over, when it happened stays
+    assert producer.state.last_error is None and producer.state.last_error_at is not None
     assert not library.has_prompt(first, "owls")
     assert list(library.incoming_dir.glob("*")) == [], "the failed render left a file behind"
 

@@ -87,7 +87,7 @@ def test_status_json_keeps_its_shape():
     assert set(body["now_playing"]) == {"clip_id", "prompt", "theme", "source", "started_at", "block"}
     assert {"clips", "seconds", "bytes", "clips_total", "max_bytes", "max_clips", "over_quota", "kept", "deleted",
             "deleted_bytes"} <= set(body["library"])
-    assert {"clips_made", "clips_failed", "prompts_blocked", "rendering", "last_error"} <= set(body["producer"])
+    assert {"clips_made", "clips_failed", "prompts_blocked", "rendering", "last_error", "last_error_at"} <= set(body["producer"])
     assert {"backend", "fallback_active", "fallbacks", "last_error"} <= set(body["director"])
     assert set(body["schedule"]) == {"current", "next"} and set(body["schedule"]["next"]) == {"theme", "at", "tags"}
     assert set(body["schedule"]["current"]) == {"theme", "tags", "trigger"}

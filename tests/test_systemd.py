@@ -83,6 +83,7 @@ def test_unit_file_settings():
     assert one["Type"] == "notify" and one["NotifyAccess"] == "main" and one["WatchdogSec"] == "30"
     assert one["Restart"] == "on-failure" and one["KillMode"] == "mixed" and one["TimeoutStopSec"] == "15"
     assert one["User"] == "webtv" and one["Group"] == "webtv"
+    assert one["ExecReload"] == "/bin/kill -HUP $MAINPID"  # the daemon reloads channel.toml on SIGHUP
     assert one["EnvironmentFile"] == "-/etc/webtv/webtv.env"
     assert one["ProtectSystem"] == "strict" and one["NoNewPrivileges"] == "yes" and one["PrivateTmp"] == "yes"
     assert one["RestrictAddressFamilies"] == "AF_UNIX AF_INET AF_INET6"

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video  # noqa: E402
 from webtv.config import ZeroscopeUpscaleSection, ZeroscopeVideoSection  # noqa: E402
@@ -18,18 +19,6 @@ from webtv.producer.base import light_frame_count  # noqa: E402
 from webtv.producer.zeroscope import ZeroscopeUpscaler, ZeroscopeVideo  # noqa: E402
 
 SHOT = Shot(prompt="a red fox running through fresh snow, slow pan left", seed=7, theme="winter")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny models gain nothing from threads, and OpenMP threads that spin while other test
-    processes hold the cores make a 6 s module take a minute."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -89,13 +89,21 @@ def build_tiny_musicgen(
 def tiny_processor(sampling_rate: int):
     """A real MusicgenProcessor: Encodec's feature extractor and a T5 tokenizer that spells
     prompts character by character (ids below TEXT_VOCAB_SIZE), built without a download."""
-    from transformers import EncodecFeatureExtractor, MusicgenProcessor, T5Tokenizer
+    from transformers import EncodecFeatureExtractor, MusicgenProcessor
+
+    tokenizer = char_t5_tokenizer(model_max_length=256)
+    features = EncodecFeatureExtractor(feature_size=1, sampling_rate=sampling_rate, padding_value=0.0)
+    return MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
+
+
+def char_t5_tokenizer(model_max_length: int):
+    """A real T5 tokenizer (Unigram) that spells prompts character by character, with ids
+    below TEXT_VOCAB_SIZE: what T5 encoders of tiny models read (MusicGen's, LTX-Video's)."""
+    from transformers import T5Tokenizer
 
     vocab = _SPECIALS + [(c, -3.0) for c in _CHARS]
     assert len(vocab) <= TEXT_VOCAB_SIZE
-    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=256)
-    features = EncodecFeatureExtractor(feature_size=1, sampling_rate=sampling_rate, padding_value=0.0)
-    return MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=model_max_length)
 
 
 def tiny_musicgen(folder: str | Path, **kwargs) -> Path:

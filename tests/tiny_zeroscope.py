@@ -26,7 +26,7 @@ latents are a quarter of the frame size a side (the real VAE: an eighth). On a s
 CI machine, ``torch.set_num_threads(1)`` around such tests keeps them fast: the models are
 too small to gain from threads, and OpenMP threads spinning beside other busy processes can
 make a few seconds of work take a minute (see the ``one_thread`` fixture in
-tests/test_zeroscope.py). ``tiny_components(seed)`` gives the components unsaved, for
+tests/conftest.py). ``tiny_components(seed)`` gives the components unsaved, for
 ``pipeline_class(**components)`` and ``ZeroscopeVideo.use_pipeline``.
 """
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -71,9 +72,12 @@ class WorkerProcess:
         return self
 
     def answers(self) -> bool:
+        """The app is up: it serves its config, or refuses it for want of credentials."""
         try:
             with urllib.request.urlopen(self.url + "config", timeout=2) as response:
                 return response.status == 200
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401
         except OSError:
             return False
 

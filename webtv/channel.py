@@ -38,7 +38,7 @@ from webtv.status import (
     WorkerStatus,
 )
 from webtv.theme import ThemeState
-from webtv.theme.edit import write_theme
+from webtv.theme.edit import ThemeNotSaved, write_theme
 from webtv.theme.live import ConfigWatcher
 from webtv.theme.schedule import Schedule
 
@@ -84,12 +84,13 @@ def disk_guard(config: Config, library: Library, retention: Retention,
 
 
 async def build_channel(config: Config) -> Channel:
-    """Make the channel's folders, open its library, make its filler card (off the loop) and
-    every component. Nothing airs before ``Channel.run()``."""
-    for folder in (config.paths.library, config.paths.playlists, config.paths.hls):
-        folder.mkdir(parents=True, exist_ok=True)
+    """Open (and lock) the channel's library, make its other folders, its filler card (off the
+    loop) and every component. Nothing airs before ``Channel.run()``; a library in use by
+    another daemon raises LibraryLocked before anything is written."""
     library = Library(config.paths.library)
     try:
+        for folder in (config.paths.playlists, config.paths.hls):
+            folder.mkdir(parents=True, exist_ok=True)
         filler = await asyncio.to_thread(filler_card, config)
     except BaseException:
         library.close()
@@ -112,6 +113,7 @@ class Channel:
         self._failing: set[str] = set()  # status parts whose last read failed
         self.library = library
         self.theme_state = ThemeState(config.channel.theme)
+        self._theme_change = asyncio.Lock()  # a control-API theme change: saved, then on air
         self.workers = WorkerPool(config.workers) if config.needs_workers else None  # remote render stages
         self.sequences = SequenceSource.from_config(config.director, config.moderation, library)
         self.programmer = Programmer(library, config.paths.playlists, config.programme, filler, self._theme)
@@ -162,6 +164,8 @@ class Channel:
             for task in done - {stopping}:
                 if not task.cancelled() and task.exception():
                     log.error("%s stopped: %r", task.get_name(), task.exception())
+                else:
+                    log.error("%s ended before the stop; playout goes on without it", task.get_name())
             await stop.wait()
         finally:
             for task in tasks:
@@ -231,18 +235,24 @@ class Channel:
         log.info("config applied: reloads=%d", self.watcher.reloads)
 
     async def set_theme(self, theme: str) -> str | None:
-        """Control API: put ``theme`` on air and write it back to the file. Returns the
-        moderation rule that blocked it, or None."""
+        """Control API: write ``theme`` back to the file, then put it on air; one at a time.
+        Returns the moderation rule that blocked it, or None. When the write-back fails
+        (ThemeNotSaved: the file is missing or broken, the disk is full) nothing changes."""
         rule = await self.sequences.moderator.check(theme)
         if rule:
             log.warning("theme blocked: rule=%s theme=%r", rule, theme)
             return rule
-        self.theme_state.set(theme, "api")
-        if self.config.source is not None:
-            # The watcher will read our own edit back; the theme is the same, so it is a no-op.
-            self.config = self.config.model_copy(
-                update={"channel": self.config.channel.model_copy(update={"theme": theme})})
-            await asyncio.to_thread(write_theme, self.config.source, theme)
+        async with self._theme_change:  # two requests: the last saved is the one on air
+            if self.config.source is not None:
+                try:
+                    await asyncio.to_thread(write_theme, self.config.source, theme)
+                except ThemeNotSaved as exc:
+                    log.error("theme not saved, nothing changed on air: %s", exc)
+                    raise
+                # The watcher will read our own edit back; the theme is the same, so it is a no-op.
+                self.config = self.config.model_copy(
+                    update={"channel": self.config.channel.model_copy(update={"theme": theme})})
+            self.theme_state.set(theme, "api")
         return None
 
     def set_keep(self, clip_id: int, keep: bool) -> bool:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from webtv.config import DEFAULT_CONFIG, Config, ConfigError, check_worker, load_config, summary
+from webtv.config import (DEFAULT_CONFIG, Config, ConfigError, check_worker, config_warnings, load_config, summary,
+                          worker_auth)
+from webtv.text import text_problem
 
 EXIT_CONFIG = 2
 
@@ -18,8 +22,11 @@ log = logging.getLogger("webtv")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from webtv import __version__
+
     parser = argparse.ArgumentParser(prog="webtv", description="A generative TV channel that airs 24/7.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"webtv {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="air the channel until SIGTERM/SIGINT")
@@ -29,13 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
     render = commands.add_parser("render", help="render one house-format clip through the configured backends")
-    render.add_argument("prompt")
+    render.add_argument("prompt", type=printable)
     render.add_argument("--out", type=Path, required=True, help="where to write the clip (.mp4)")
-    render.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    render.add_argument("--config", type=Path, default=None,
+                        help="channel file (default: channel.toml here, else the built-in defaults)")
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--remote", metavar="URL", help="ask the webtv worker at URL for the whole clip (/clip)")
     models = render.add_argument_group("models (each flag overrides the config and picks that model's backend)")
-    models.add_argument("--video-model", metavar="PATH_OR_ID", help="Zeroscope 576w: a hub id or a local folder")
+    models.add_argument("--video-model", metavar="PATH_OR_ID",
+                        help="Zeroscope 576w (or LTX-Video where the config's [video] backend is \"ltx\"): "
+                             "a hub id or a local folder")
     models.add_argument("--upscale-model", metavar="PATH_OR_ID", help="Zeroscope XL: a hub id or a local folder")
     models.add_argument("--music-model", metavar="PATH_OR_ID", help="MusicGen: a hub id or a local folder")
     models.add_argument("--film-model", type=Path, metavar="FILE", help="FILM weights (.pt TorchScript or .safetensors)")
@@ -43,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("--frames", type=int, metavar="N", help="frames the video model draws")
     models.add_argument("--size", metavar="WxH", help="size the video model draws at, e.g. 576x320")
 
-    worker = commands.add_parser("worker", help="serve the configured render stages as a Gradio app (a remote GPU worker)")
+    worker = commands.add_parser(
+        "worker", help="serve the configured render stages as a Gradio app (a remote GPU worker)",
+        epilog="auth from the environment, never the command line: WEBTV_WORKER_TOKEN (callers send "
+               "Authorization: Bearer), or WEBTV_WORKER_USER and WEBTV_WORKER_PASSWORD (a Gradio login)")
     worker.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     worker.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     worker.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
@@ -57,32 +70,41 @@ def main(argv: list[str] | None = None) -> int:
                              help="FILM weights; without them ffmpeg's minterpolate does the work")
 
     prompts = commands.add_parser("prompts", help="print shot prompts the configured director writes for a theme")
-    prompts.add_argument("theme")
+    prompts.add_argument("theme", type=printable)
     prompts.add_argument("-n", type=int, default=None, metavar="N",
                          help="how many prompts (default: director.shots_per_sequence)")
     prompts.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     prompts.add_argument("--json", action="store_true", help="a JSON list of shots instead of one prompt a line")
 
     args = parser.parse_args(argv)
+    if args.command == "run":
+        # A SIGHUP before the daemon's handler is in (the config is still being read) waits,
+        # held by the kernel, instead of ending the process; webtv.daemon lets it through.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     from webtv.log import setup_logging
 
     setup_logging(args.verbose)
     if args.command == "interpolate":
         return _interpolate(args.src, args.dst, args.factor, args.film_model)
     try:
-        if (args.command == "render" and args.remote and args.config == DEFAULT_CONFIG
-                and not args.config.exists()):
-            config = Config()  # a remote render needs no channel file: the default house format
+        if args.command == "render" and args.config is None and not DEFAULT_CONFIG.is_file():
+            # one clip needs no channel: anywhere, `webtv render` works on the built-in defaults
+            print(f"webtv: no {DEFAULT_CONFIG} here: rendering with the built-in defaults "
+                  "(--config FILE to use one)", file=sys.stderr)
+            config = Config()
         else:
-            config = load_config(args.config)
+            config = load_config(args.config or DEFAULT_CONFIG)
         if args.command == "render":
             config = with_model_flags(config, args)
         if args.command == "worker":
             check_worker(config)
+            auth = worker_auth(dict(os.environ))
     except ConfigError as exc:
         return _config_error(exc)
     if args.command == "check":
         print(summary(config))
+        for line in config_warnings(config):
+            print(f"webtv: warning: {line}", file=sys.stderr)
         return 0
     if args.command == "render" and args.remote:
         return _render_remote(config, args.remote, args.prompt, args.out, args.seed)
@@ -91,10 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         from webtv.worker.app import serve
 
-        return serve(config, args.host, args.port)
+        return serve(config, args.host, args.port, auth)
     if args.command == "prompts":
         return _prompts(config, args.theme, args.n, args.json)
     return _run(config)
+
+
+def printable(text: str) -> str:
+    """An argument that must be one line of printable text (a theme, a prompt): argparse
+    refuses anything else with exit code 2 and the reason."""
+    problem = text_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _config_error(exc: ConfigError) -> int:
@@ -105,6 +136,8 @@ def _config_error(exc: ConfigError) -> int:
 def _run(config: Config) -> int:
     from webtv.daemon import run
 
+    for line in config_warnings(config):
+        log.warning("%s", line)
     try:
         return run(config)
     except ConfigError as exc:  # found while starting: the same words and exit code as `webtv check`
@@ -113,14 +146,16 @@ def _run(config: Config) -> int:
 
 def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
     """``config`` with the render command's model flags applied, validated like the file. A
-    model flag picks its backend (--video-model: zeroscope), dropping the keys of the one the
-    file named; --steps goes to the upscale pass only when it has one."""
+    model flag picks its backend (--video-model: zeroscope, or the file's video model backend
+    such as ltx), dropping the keys of the one the file named; --steps goes to the upscale
+    pass only when it has one."""
     from webtv.config import resolve_model, with_changes
 
     changes: dict[str, dict] = {"video": {}, "upscale": {}, "interpolation": {}, "audio": {}}
     here = Path.cwd()  # a folder given on the command line is relative to where the command runs
     if args.video_model:
-        changes["video"].update(backend="zeroscope", model=resolve_model(args.video_model, here))
+        backend = config.video.backend if config.video.model_marker else "zeroscope"
+        changes["video"].update(backend=backend, model=resolve_model(args.video_model, here))
     if args.upscale_model:
         changes["upscale"].update(backend="zeroscope", model=resolve_model(args.upscale_model, here))
     if args.music_model:
@@ -129,6 +164,9 @@ def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
         changes["interpolation"].update(backend="film", model=args.film_model.resolve())
     if args.steps is not None:
         changes["video"]["steps"] = args.steps
+        listed = getattr(config.video, "timesteps", None)
+        if listed and len(listed) != args.steps:
+            changes["video"]["timesteps"] = []  # ltx: the pipeline's own schedule of that many steps
         if changes["upscale"].get("backend", config.upscale.backend) == "zeroscope":
             changes["upscale"]["steps"] = args.steps
     if args.frames is not None:
@@ -179,7 +217,8 @@ def _render_remote(config: Config, url: str, prompt: str, out: Path, seed: int) 
     started = time.monotonic()
     try:
         render_remote_clip(url, prompt, seed, out, config.workers.timeout_s, seconds=config.video.clip_seconds,
-                           house=config.house, theme=config.channel.theme)
+                           house=config.house, theme=config.channel.theme,
+                           credentials=config.workers.credentials_for(url))
     except Exception as exc:
         print(f"webtv: remote render failed: {exc}", file=sys.stderr)
         return 1

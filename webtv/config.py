@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from webtv.text import text_problem
 
 DEFAULT_CONFIG = Path("channel.toml")
 
@@ -33,9 +36,20 @@ class Section(BaseModel):
     restart_keys: ClassVar[tuple[str, ...]] = ()
 
 
+def _printable(text: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+PrintableText = Annotated[str, AfterValidator(_printable)]
+"""One line of printable text (``webtv.text``): what airs, is stored and is drawn on screen."""
+
+
 class ChannelSection(Section):
-    name: str = "webtv"
-    theme: str = "a calm journey through imaginary landscapes"
+    name: PrintableText = "webtv"
+    theme: PrintableText = "a calm journey through imaginary landscapes"
 
 
 class HouseSection(Section):
@@ -112,10 +126,10 @@ class ScheduleEntry(Section):
     Both are checked by building the APScheduler trigger the daemon runs, so what
     ``webtv check`` accepts is what ``webtv run`` can schedule."""
 
-    theme: str
+    theme: PrintableText
     cron: str | None = None
     at: str | None = None
-    tags: list[str] = []
+    tags: list[PrintableText] = []
 
     @field_validator("cron")
     @classmethod
@@ -189,15 +203,108 @@ class AdapterSection(Section):
         return args
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable's name")]
+
+
+class WorkerCredentials(Section):
+    """How the channel authenticates to the worker at ``url``. Every value names an
+    environment variable that holds the secret: no secret is written in channel.toml (which
+    the API writes back), held in the config, or shown in status and logs."""
+
+    url: str
+    token_env: EnvName | None = Field(None, description="sent as Authorization: Bearer (a worker's WEBTV_WORKER_TOKEN)")
+    user_env: EnvName | None = Field(None, description="Gradio login: the user (a worker's WEBTV_WORKER_USER)")
+    password_env: EnvName | None = Field(None, description="Gradio login: the password")
+    hf_token_env: EnvName | None = Field(None, description="a Hugging Face token, for a private Space")
+    headers_env: dict[str, EnvName] = Field({}, description="more headers: header name -> environment variable")
+
+    @model_validator(mode="after")
+    def _login_in_pairs(self) -> "WorkerCredentials":
+        if (self.user_env is None) != (self.password_env is None):
+            key, other = ("user_env", "password_env") if self.user_env else ("password_env", "user_env")
+            raise PydanticCustomError("at_key", "{key}: {message}", {"key": key, "message": f"needs {other} too"})
+        return self
+
+    def variables(self) -> dict[str, str]:
+        """key -> the environment variable it names ("headers_env.X-Api-Key" for a header)."""
+        named = {key: getattr(self, key) for key in ("token_env", "user_env", "password_env", "hf_token_env")}
+        named.update({f"headers_env.{header}": var for header, var in self.headers_env.items()})
+        return {key: var for key, var in named.items() if var is not None}
+
+    def client_options(self, env: dict[str, str]) -> dict[str, Any]:
+        """gradio_client ``Client`` keyword arguments with the secrets read from ``env``:
+        ``auth`` (login), ``token`` (the HF token; False sends none, not even one saved on this
+        machine) and ``headers``. A variable gone since load raises RuntimeError naming it."""
+        def read(var: str) -> str:
+            if var not in env:
+                raise RuntimeError(f"credentials of {self.url}: environment variable {var} is not set")
+            return env[var]
+
+        headers = {header: read(var) for header, var in self.headers_env.items()}
+        if self.token_env is not None:
+            headers["Authorization"] = f"Bearer {read(self.token_env)}"
+        login = (read(self.user_env), read(self.password_env)) if self.user_env and self.password_env else None
+        return {"auth": login, "token": read(self.hf_token_env) if self.hf_token_env else False, "headers": headers}
+
+
 class WorkersSection(Section):
     """Remote GPU workers (``webtv worker`` or compatible Gradio apps) for stages whose
     backend is ``remote``."""
 
     urls: list[str] = []
+    credentials: list[WorkerCredentials] = Field([], description="per worker URL: [[workers.credentials]] tables")
     timeout_s: float = Field(600.0, gt=0, le=86400, description="one job, queue wait included")
     retries: int = Field(2, ge=0, le=20, description="other workers tried after a failed job")
     health_interval_s: float = Field(10.0, gt=0, le=3600)
     probe_after_s: float = Field(30.0, gt=0, le=86400, description="a worker taken out is probed again after this")
+
+    def credentials_for(self, url: str) -> WorkerCredentials | None:
+        """The credentials table of ``url`` (a trailing / does not matter), if any."""
+        for entry in self.credentials:
+            if entry.url.rstrip("/") == url.rstrip("/"):
+                return entry
+        return None
+
+
+WORKER_TOKEN_VAR = "WEBTV_WORKER_TOKEN"
+WORKER_USER_VAR = "WEBTV_WORKER_USER"
+WORKER_PASSWORD_VAR = "WEBTV_WORKER_PASSWORD"
+
+
+@dataclass(frozen=True)
+class WorkerAuth:
+    """What ``webtv worker`` asks of its callers, read from its environment only (a command
+    line is visible to every user of the machine): a bearer token, or a Gradio login."""
+
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """For the log: which kind, never the secret."""
+        if self.token is not None:
+            return f"bearer token ({WORKER_TOKEN_VAR})"
+        return f"login as {self.user!r} ({WORKER_USER_VAR}, {WORKER_PASSWORD_VAR})"
+
+
+def worker_auth(env: dict[str, str]) -> WorkerAuth | None:
+    """The worker's auth from ``env``; None when none is set. Raises ConfigError when only one
+    of user and password is set, when both kinds are, or when a value is empty."""
+    token, user, password = (env.get(var) for var in (WORKER_TOKEN_VAR, WORKER_USER_VAR, WORKER_PASSWORD_VAR))
+    if token is not None and (user is not None or password is not None):
+        raise ConfigError(f"set {WORKER_TOKEN_VAR} or {WORKER_USER_VAR}/{WORKER_PASSWORD_VAR}, not both")
+    if (user is None) != (password is None):
+        missing = WORKER_PASSWORD_VAR if password is None else WORKER_USER_VAR
+        raise ConfigError(f"{WORKER_USER_VAR} and {WORKER_PASSWORD_VAR} go together: {missing} is not set")
+    empty = [var for var, value in ((WORKER_TOKEN_VAR, token), (WORKER_USER_VAR, user),
+                                    (WORKER_PASSWORD_VAR, password)) if value == ""]
+    if empty:
+        raise ConfigError(f"{', '.join(empty)} is empty")
+    if token is not None:
+        return WorkerAuth(token=token)
+    if user is not None:
+        return WorkerAuth(user=user, password=password)
+    return None
 
 
 class StageSection(Section):
@@ -254,7 +361,16 @@ class ProceduralVideoSection(VideoBase):
     )
 
 
-class ZeroscopeVideoSection(VideoBase, VideoDraw, DiffusionPass):
+class ZeroscopeSpeed(Section):
+    """The Zeroscope passes' speed levers beside ``steps`` (see webtv/producer/zeroscope.py)."""
+
+    scheduler: Literal["dpm++", "model"] = Field(
+        "dpm++", description='"dpm++": DPM-Solver++ (DPMSolverMultistep); "model": the checkpoint\'s own (DDIM)')
+    guidance_fraction: float = Field(
+        1.0, ge=0, le=1, description="classifier-free guidance for this first fraction of the steps only")
+
+
+class ZeroscopeVideoSection(VideoBase, VideoDraw, ZeroscopeSpeed, DiffusionPass):
     """diffusers' TextToVideoSDPipeline; ``model`` a hub id or a local folder."""
 
     model_marker: ClassVar[str | None] = "model_index.json"
@@ -270,7 +386,67 @@ class RemoteVideoSection(VideoBase, VideoDraw, Sampling):
     adapter: AdapterSection | None = None
 
 
-VIDEO_BACKENDS = (ProceduralVideoSection, ZeroscopeVideoSection, RemoteVideoSection)
+LTX_SIZE_MULTIPLE = 32
+"""LTX-Video's VAE turns 32x32 pixels into one latent (the pipeline refuses other sizes)."""
+LTX_FRAME_GROUP = 8
+"""... and 8 frames into one latent after the first: it draws 8k+1 frames."""
+LTX_DISTILLED_TIMESTEPS = (1000, 993, 987, 981, 975, 909, 725, 0.03)
+"""The schedule the distilled checkpoints (0.9.7, 0.9.8) are published with (diffusers' docs)."""
+
+
+class LtxVideoSection(VideoBase, Sampling):
+    """diffusers' LTXConditionPipeline, text only; ``model`` a hub id or a local folder. Draws
+    ``frames`` at ``frame_rate`` (the rate the model is told), so frames air one for one when
+    ``frame_rate`` is house.fps and ``frames`` is clip_seconds x frame_rate + 1."""
+
+    model_marker: ClassVar[str | None] = "model_index.json"
+    backend: Literal["ltx"] = "ltx"
+    model: str = "Lightricks/LTX-Video-0.9.8-13B-distilled"
+    width: int = Field(1024, ge=LTX_SIZE_MULTIPLE, le=4096)
+    height: int = Field(576, ge=LTX_SIZE_MULTIPLE, le=4096)
+    frames: int = Field(73, ge=LTX_FRAME_GROUP + 1, le=1025)
+    frame_rate: int = Field(24, ge=1, le=60, description="frames per second the model is told it draws")
+    steps: int = Field(8, ge=1, le=500)
+    guidance: float = Field(1.0, ge=0, le=50, description="1.0 (no classifier-free guidance) for the distilled models")
+    timesteps: list[float] = Field(list(LTX_DISTILLED_TIMESTEPS),
+                                   description="a schedule of `steps` timesteps; [] for the pipeline's own")
+    decode_timestep: float = Field(0.05, ge=0, le=1, description="the timestep-aware VAE's decode timestep (0.9.1 and later)")
+    decode_noise_scale: float = Field(0.025, ge=0, le=1, description="noise mixed into the latents before that decode")
+    device: Device = "auto"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+
+    @field_validator("width", "height")
+    @classmethod
+    def _whole_latents(cls, value: int) -> int:
+        if value % LTX_SIZE_MULTIPLE:
+            below = value // LTX_SIZE_MULTIPLE * LTX_SIZE_MULTIPLE
+            raise ValueError(f"LTX-Video draws widths and heights that are multiples of {LTX_SIZE_MULTIPLE} "
+                             f"(its VAE turns {LTX_SIZE_MULTIPLE}x{LTX_SIZE_MULTIPLE} pixels into one latent): "
+                             f"{value} is not; {below} or {below + LTX_SIZE_MULTIPLE} is")
+        return value
+
+    @field_validator("frames")
+    @classmethod
+    def _whole_latent_frames(cls, value: int) -> int:
+        if (value - 1) % LTX_FRAME_GROUP:
+            below = (value - 1) // LTX_FRAME_GROUP * LTX_FRAME_GROUP + 1
+            raise ValueError(f"LTX-Video draws {LTX_FRAME_GROUP}k+1 frames (its VAE packs {LTX_FRAME_GROUP} frames "
+                             f"into one latent after the first): {value} is not; {below} or "
+                             f"{below + LTX_FRAME_GROUP} is")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_has_steps(self) -> "LtxVideoSection":
+        if self.timesteps and len(self.timesteps) != self.steps:
+            raise ValueError(f"timesteps lists {len(self.timesteps)} timesteps but steps = {self.steps}: "
+                             f"give steps = {len(self.timesteps)}, or timesteps = [] for the pipeline's schedule")
+        if any(not 0 <= t <= 1000 for t in self.timesteps) or self.timesteps != sorted(self.timesteps, reverse=True):
+            raise ValueError("timesteps must fall from at most 1000 to at least 0")
+        return self
+
+
+VIDEO_BACKENDS = (ProceduralVideoSection, ZeroscopeVideoSection, RemoteVideoSection, LtxVideoSection)
 VideoSection = Annotated[Union[VIDEO_BACKENDS], Field(discriminator="backend")]
 
 
@@ -281,7 +457,7 @@ class NoUpscaleSection(StageSection):
     backend: Literal["none"] = "none"
 
 
-class ZeroscopeUpscaleSection(StageSection, DiffusionPass):
+class ZeroscopeUpscaleSection(StageSection, ZeroscopeSpeed, DiffusionPass):
     """VideoToVideoSDPipeline with the Zeroscope XL weights, same prompt."""
 
     model_marker: ClassVar[str | None] = "model_index.json"
@@ -511,6 +687,9 @@ def cross_section_problems(config: Config) -> list[Problem]:
     if not config.workers.urls:
         problems += [((name, "backend"), '"remote" needs workers.urls: the workers that take its jobs')
                      for name in config.remote_stages]
+    urls = {url.rstrip("/") for url in config.workers.urls}
+    problems += [(("workers", "credentials", i, "url"), "not one of workers.urls")
+                 for i, entry in enumerate(config.workers.credentials) if entry.url.rstrip("/") not in urls]
     if config.moderation.openai and config.director.backend != "openai":
         problems.append((("moderation", "openai"),
                          'asks the [director] server, so it needs [director] backend = "openai"'))
@@ -527,8 +706,48 @@ def check_worker(config: Config) -> None:
     """Raise ConfigError, naming the key and line, when ``config`` cannot serve as a worker."""
     problems = worker_problems(config)
     if problems:
-        text = config.source.read_text(encoding="utf-8") if config.source is not None and config.source.is_file() else ""
-        raise ConfigError(_problems(problems, config.source or Path("(config)"), text))
+        raise ConfigError(_problems_in_source(problems, config))
+
+
+TWITCH_INGEST = re.compile(r"^rtmps?://(?:[^/@]*@)?[^/:@]*(?:\btwitch\.tv|\blive-video\.net)(?::\d+)?/", re.IGNORECASE)
+TWITCH_MAX_VIDEO_KBPS = 6000
+TWITCH_KEYFRAME_S = 2.0
+TWITCH_MAX_AUDIO_KBPS = 160
+
+
+def ingest_problems(config: Config) -> list[Problem]:
+    """House settings an ingest server of ``output.rtmp_urls`` rejects or degrades (the stream
+    copies the house format): for Twitch, video over 6000 kb/s, a keyframe interval other
+    than 2 s, audio over 160 kb/s. Warnings: the channel airs anyway."""
+    twitch = next((url for url in config.output.rtmp_urls if TWITCH_INGEST.match(url)), None)
+    if twitch is None:
+        return []
+    house, to = config.house, f" ({redact_url(twitch)})"
+    problems: list[Problem] = []
+    if house.video_kbps > TWITCH_MAX_VIDEO_KBPS:
+        problems.append((("house", "video_kbps"),
+                         f"{house.video_kbps} kb/s is over the {TWITCH_MAX_VIDEO_KBPS} kb/s Twitch takes{to}"))
+    keyframe_s = house.gop_frames / house.fps
+    if abs(keyframe_s - TWITCH_KEYFRAME_S) > 1e-6:
+        problems.append((("house", "gop_seconds"),
+                         f"a keyframe every {keyframe_s:g} s; Twitch wants one every {TWITCH_KEYFRAME_S:g} s{to}"))
+    if house.audio_kbps > TWITCH_MAX_AUDIO_KBPS:
+        problems.append((("house", "audio_kbps"),
+                         f"{house.audio_kbps} kb/s is over the {TWITCH_MAX_AUDIO_KBPS} kb/s Twitch takes{to}"))
+    return problems
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What ``webtv check`` and ``webtv run`` warn about, one line each, naming file, line and key."""
+    problems = ingest_problems(config)
+    return _problems_in_source(problems, config).splitlines() if problems else []
+
+
+def _problems_in_source(problems: list[Problem], config: Config) -> str:
+    """``problems`` worded with the file and line of ``config``'s source, where it has one."""
+    source = config.source
+    text = source.read_text(encoding="utf-8") if source is not None and source.is_file() else ""
+    return _problems(problems, source or Path("(config)"), text)
 
 
 def file_problems(config: Config) -> list[Problem]:
@@ -541,6 +760,9 @@ def file_problems(config: Config) -> list[Problem]:
     if isinstance(config.interpolation, FilmSection):
         files.append((("interpolation", "model"), config.interpolation.model))
     problems += [(loc, f"file not found: {file}") for loc, file in files if file is not None and not file.is_file()]
+    prompt = config.director.system_prompt if isinstance(config.director, OpenAIDirectorSection) else None
+    if prompt is not None and (problem := text_file_problem(prompt)):
+        problems.append((("director", "system_prompt"), problem))  # read by the director as it is made
     for name in STAGES:
         section = getattr(config, name)
         marker = section.model_marker
@@ -548,6 +770,17 @@ def file_problems(config: Config) -> list[Problem]:
         if problem:
             problems.append(((name, "model"), f"{section.model}: {problem}"))
     return problems
+
+
+def text_file_problem(path: Path) -> str | None:
+    """Why the file at ``path`` (there or not: that is checked apart) is not UTF-8 text, or None."""
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except OSError:
+        pass
+    return None
 
 
 def local_model_problem(model: str, marker: str) -> str | None:
@@ -592,14 +825,22 @@ def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     raw = _expand(raw, (), env, path, text)
     try:
-        config = Config.model_validate({**raw, "source": path.resolve()})
+        # The path as named, not resolved: a symlinked file is followed anew at each read and write.
+        config = Config.model_validate({**raw, "source": Path(os.path.abspath(path))})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
     config = _resolve_paths(config, path.resolve().parent)
-    problems = file_problems(config)
+    problems = file_problems(config) + env_problems(config, env)
     if problems:
         raise ConfigError(_problems(problems, path, text))
     return config
+
+
+def env_problems(config: Config, env: dict[str, str]) -> list[Problem]:
+    """Environment variables that [workers] credentials name and that are not set."""
+    return [(("workers", "credentials", i, *key.split(".", 1)), f"environment variable {var} is not set")
+            for i, entry in enumerate(config.workers.credentials)
+            for key, var in entry.variables().items() if var not in env]
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
@@ -668,6 +909,10 @@ def _describe(exc: ValidationError, path: Path, text: str) -> str:
         loc = _without_tag(raw_loc)
         if err["type"] == "cross_section":
             lines.append(_problems(err["ctx"]["problems"], path, text))
+            continue
+        if err["type"] == "at_key":  # a rule of a table about one of its keys: point at that key
+            loc += (err["ctx"]["key"],)
+            lines.append(_where(path, text, loc) + f"{_dotted(loc)}: {err['ctx']['message']}")
             continue
         if err["type"] == "union_tag_invalid":
             loc += ("backend",)
@@ -798,7 +1043,7 @@ def summary(config: Config) -> str:
             f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
             f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
-            f"video:      {_stage(config.video)}, {config.video.clip_seconds:g} s clips",
+            f"video:      {_stage(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
             f"upscale:    {_stage(config.upscale)}",
             f"interpolate: {_interpolation(config)}",
             f"audio:      {_stage(config.audio)}",
@@ -815,6 +1060,14 @@ def summary(config: Config) -> str:
 
 def _stage(section: StageSection) -> str:
     return f"{section.backend} ({section.model})" if section.model_marker else section.backend
+
+
+def _drawn(section: StageSection) -> str:
+    """For a video model that is told its frame rate (ltx): what it draws, and for how long."""
+    if not isinstance(section, LtxVideoSection):
+        return ""
+    return (f", {section.width}x{section.height}, {section.frames} frames at {section.frame_rate} fps "
+            f"({section.frames / section.frame_rate:.2f} s)")
 
 
 def _interpolation(config: Config) -> str:

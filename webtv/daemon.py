@@ -2,9 +2,10 @@
 
 Order: the channel is built (library, filler card, every component), then HTTP answers
 (``/api/status`` works while playout starts), then the channel airs with the systemd watcher
-beside it. On SIGTERM/SIGINT: the channel stops airing (STOPPING=1 goes out as the stop is
-seen), HTTP closes, then the channel lets go of its library, and last any encoder still
-running in a worker thread is ended.
+beside it. SIGHUP reloads channel.toml as a watched edit would (one that comes while the
+channel is being built is served once it airs). On SIGTERM/SIGINT: the channel stops airing
+(STOPPING=1 goes out as the stop is seen), HTTP closes, then the channel lets go of its
+library, and last any encoder still running in a worker thread is ended.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import signal
 from webtv.channel import Channel, build_channel
 from webtv.config import Config
 from webtv.http.server import start_http
+from webtv.library import LibraryLocked
 from webtv.metrics import ChannelMetrics
 from webtv.notify import watch
 from webtv.process import kill_children
 
 log = logging.getLogger("webtv")
+
+EXIT_LIBRARY_LOCKED = 2  # like an invalid channel file: starting again will not help (systemd does not)
 
 
 def run(config: Config) -> int:
@@ -33,14 +37,24 @@ def run(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        hangups: list[str] = []  # SIGHUPs before the channel exists
+        loop.add_signal_handler(signal.SIGHUP, hangups.append, "SIGHUP")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # one held since the start comes now
         try:
-            await serve(await build_channel(config), stop)
+            channel = await build_channel(config)
+            loop.add_signal_handler(signal.SIGHUP, channel.watcher.request, "SIGHUP")
+            if hangups:
+                channel.watcher.request("SIGHUP (while starting)")
+            await serve(channel, stop)
         finally:
             # Encoders running in worker threads are not the playout's: end them too.
             await asyncio.to_thread(kill_children, 1.0)
 
     try:
         asyncio.run(air())
+    except LibraryLocked as exc:
+        log.error("cannot run: %s", exc)
+        return EXIT_LIBRARY_LOCKED
     except OSError as exc:
         log.error("cannot run: %s", exc)
         return 1

@@ -258,7 +258,9 @@ class ChannelView(Protocol):
         ``/healthz``'s verdict."""
 
     async def set_theme(self, theme: str) -> str | None:
-        """Put ``theme`` on air; the moderation rule that blocked it, or None."""
+        """Save ``theme`` to the channel file, then put it on air; the moderation rule that
+        blocked it, or None. ``webtv.theme.edit.ThemeNotSaved`` when it could not be saved
+        (then nothing changed)."""
 
     def set_keep(self, clip_id: int, keep: bool) -> bool:
         """Mark a clip keep (or not); False when there is no such clip."""

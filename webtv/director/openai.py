@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import openai
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, ValidationError, field_validator
 
 from webtv.config import DirectorSection
 from webtv.director.base import DirectorState, Sequence, Shot
 from webtv.director.offline import OfflineDirector, _clean
+from webtv.text import checked_text, text_problem
 
 log = logging.getLogger("webtv.director")
 
@@ -98,7 +99,8 @@ class ShotReply(BaseModel):
 class SequenceReply(BaseModel):
     """What the model must answer; extra keys are ignored."""
 
-    music_prompt: Annotated[str, BeforeValidator(_text), StringConstraints(min_length=3, max_length=MAX_MUSIC_CHARS)]
+    music_prompt: Annotated[str, BeforeValidator(_text), StringConstraints(min_length=3, max_length=MAX_MUSIC_CHARS),
+                            AfterValidator(checked_text)]
     tags: list[str] = Field(default_factory=list)
     shots: list[ShotReply] = Field(min_length=1)
 
@@ -186,9 +188,20 @@ def parse_reply(content: str | None, shots: int) -> SequenceReply:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "reply"
         raise ReplyError(f"reply has the wrong shape: {where}: {first['msg']}") from None
+    printable = [shot for shot in reply.shots if not _dropped(shot.prompt)]
+    if len(printable) < len(reply.shots):
+        reply = reply.model_copy(update={"shots": printable})
     if len(reply.shots) < shots:
         raise ReplyError(f"reply has {len(reply.shots)} shots, {shots} were asked for")
     return reply.model_copy(update={"shots": reply.shots[:shots]})
+
+
+def _dropped(prompt: str) -> bool:
+    """True (and logged) when a shot prompt is not printable text: that shot is left out."""
+    problem = text_problem(prompt)
+    if problem is not None:
+        log.warning("director: shot prompt dropped, it %s: %r", problem, prompt[:80])
+    return problem is not None
 
 
 # ----------------------------------------------------------------------------- the director

@@ -12,12 +12,17 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from webtv.metrics import ChannelMetrics
 from webtv.status import ChannelStatus, ChannelView, MutationsOff
+from webtv.text import text_problem
+from webtv.theme.edit import ThemeNotSaved
 
 log = logging.getLogger("webtv.http")
 
 STATIC = Path(__file__).parent / "static"
 HLS_JS = STATIC / "vendor" / "hls.min.js"
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+# POST /api/theme when the write-back failed: the file must be fixed first (missing, not
+# valid TOML), the disk is full, or another error of the system.
+NOT_SAVED = {"file": 409, "disk_full": 507, "io": 500}
 
 
 def status_json(status: ChannelStatus) -> dict:
@@ -49,6 +54,16 @@ def status_json(status: ChannelStatus) -> dict:
     }
 
 
+def bearer_credentials(header: str) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` header as the client's bytes, or None
+    for another scheme. The scheme is matched in any case (RFC 7235). aiohttp decodes header
+    bytes as UTF-8 with surrogateescape, so bytes that are not UTF-8 come back as sent."""
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip().encode("utf-8", "surrogateescape")
+
+
 def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     app = web.Application()
 
@@ -63,8 +78,12 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     async def hls(request: web.Request) -> web.StreamResponse:
         root = channel.hls_dir.resolve()
         name = request.match_info["name"]
-        target = (root / name).resolve()
-        if not target.is_relative_to(root) or not target.is_file():
+        try:
+            target = (root / name).resolve()
+            found = target.is_relative_to(root) and target.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name or a path too long for the system
+            found = False
+        if not found:
             raise web.HTTPNotFound()
         headers = NO_CACHE if target.suffix == ".m3u8" else {}
         return web.FileResponse(target, headers=headers)
@@ -77,8 +96,8 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
             token = channel.api_token()
         except MutationsOff as exc:
             raise web.HTTPForbidden(text=f"{exc}\n") from None
-        given = request.headers.get("Authorization", "")
-        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
+        given = bearer_credentials(request.headers.get("Authorization", ""))
+        if given is None or not hmac.compare_digest(given, token.encode("utf-8", "surrogateescape")):
             raise web.HTTPUnauthorized(text="a valid 'Authorization: Bearer <token>' header is required\n",
                                        headers={"WWW-Authenticate": "Bearer"})
 
@@ -91,7 +110,14 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         theme = body.get("theme") if isinstance(body, dict) else None
         if not isinstance(theme, str) or not theme.strip() or len(theme) > 500:
             raise web.HTTPBadRequest(text='"theme" must be a non-empty string of at most 500 characters\n')
-        rule = await channel.set_theme(theme.strip())
+        problem = text_problem(theme)
+        if problem is not None:
+            raise web.HTTPBadRequest(text=f'"theme" {problem}\n')
+        try:
+            rule = await channel.set_theme(theme.strip())
+        except ThemeNotSaved as exc:
+            return web.json_response({"error": f"theme not saved, nothing changed on air: {exc}"},
+                                     status=NOT_SAVED[exc.kind])
         if rule:
             return web.json_response({"error": "theme blocked by moderation", "rule": rule}, status=422)
         return web.json_response({"theme": theme.strip()})

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from webtv.director import Shot
+from webtv.library.lock import LibraryLock
 from webtv.library.space import Reserve, is_disk_full
 
 log = logging.getLogger("webtv.library")
@@ -90,22 +91,31 @@ def file_digest(path: Path) -> str:
 
 
 class Library:
-    """Owns ``<root>/clips`` and ``<root>/index.sqlite``. Used from one thread (the event loop)."""
+    """Owns ``<root>/clips`` and ``<root>/index.sqlite``. Used from one thread (the event loop).
+
+    Opened by one process at a time: the lock (``webtv.library.lock``) is taken before anything
+    in the folder is read or repaired, and ``close()`` lets go of it; a second opener gets
+    LibraryLocked naming the holder's pid and the folder untouched."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.clips_dir = self.root / "clips"
-        self.incoming_dir = self.root / "incoming"
-        self.clips_dir.mkdir(parents=True, exist_ok=True)
-        self.incoming_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.root / "index.sqlite")
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
-        self._migrate()
-        self.reconcile()
-        self.reserve = Reserve(self.root / ".reserve")
-        self.reserve.restore()
+        self.lock = LibraryLock.take(self.root)
+        try:
+            self.clips_dir = self.root / "clips"
+            self.incoming_dir = self.root / "incoming"
+            self.clips_dir.mkdir(parents=True, exist_ok=True)
+            self.incoming_dir.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.root / "index.sqlite")
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+            self._migrate()
+            self.reconcile()
+            self.reserve = Reserve(self.root / ".reserve")
+            self.reserve.restore()
+        except BaseException:
+            self.lock.release()
+            raise
 
     def _migrate(self) -> None:
         """Bring an index.sqlite made by an older version up to this schema."""
@@ -141,7 +151,10 @@ class Library:
         return removed
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.db.close()
+        finally:
+            self.lock.release()
 
     def incoming_path(self, suffix: str = ".mp4") -> Path:
         """A private name for a clip being made; ``ingest`` moves it into the library."""

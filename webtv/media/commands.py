@@ -244,6 +244,13 @@ def wav_write_command(sample_rate: int, channels: int, out: Path | str) -> list[
             "-i", "pipe:0", "-c:a", "pcm_f32le", "-f", "wav", str(out)]
 
 
+def resample_audio_command(src_rate: int, dst_rate: int, channels: int) -> list[str]:
+    """Raw float samples at ``src_rate`` on stdin, at ``dst_rate`` on stdout: ffmpeg's resampler
+    at its defaults, the same that ``decode_audio_command`` runs (webtv's one resampler)."""
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-f", "f32le", "-ar", str(src_rate), "-ac", str(channels), "-i", "pipe:0",
+            "-f", "f32le", "-ar", str(dst_rate), "-ac", str(channels), "pipe:1"]
+
+
 def decode_audio_command(path: Path | str, sample_rate: int, channels: int) -> list[str]:
     """The first audio stream of ``path`` as raw float samples at ``sample_rate`` on stdout."""
     return [ffmpeg_exe(), *ERRORS_ONLY, "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-ar", str(sample_rate),

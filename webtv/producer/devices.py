@@ -35,11 +35,12 @@ def pick_device(name: str):
     return device
 
 
-def pick_dtype(device):
-    """fp16 on CUDA (what the Zeroscope and MusicGen checkpoints are used at), fp32 on CPU."""
+def pick_dtype(device, cuda: str = "float16"):
+    """``cuda`` (a torch dtype's name) on CUDA, fp32 on CPU: fp16 is what the Zeroscope and
+    MusicGen checkpoints are used at, bf16 what LTX-Video's are."""
     import torch
 
-    return torch.float16 if device.type == "cuda" else torch.float32
+    return getattr(torch, cuda) if device.type == "cuda" else torch.float32
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -12,8 +12,9 @@ the window (12 s of 30) of what is already written, and the re-decoded prompt is
 into the original over a quarter second, so the music carries on instead of restarting.
 
 The result is cut or padded to the exact sample count at the model's rate, resampled to the
-house rate with a windowed-sinc polyphase filter (numpy), mapped to the house channels,
-faded in and out over a few milliseconds / a quarter second and peak-normalised to 0.9.
+house rate by ffmpeg (``webtv.media.audio.resample``, as a worker's track is), mapped to the
+house channels, faded in and out over a few milliseconds / a quarter second and
+peak-normalised to 0.9.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from webtv.config import MusicGenAudioSection
 from webtv.director.base import Sequence
+from webtv.media.audio import resample
 
 MAX_WINDOW_SECONDS = 30.0
 """What one generate call may write: MusicGen's training excerpt length."""
@@ -273,49 +275,3 @@ def normalise(audio: np.ndarray) -> np.ndarray:
     if peak > 0:
         audio = audio * min(PEAK / peak, MAX_GAIN)
     return np.ascontiguousarray(np.clip(audio, -1.0, 1.0), dtype=np.float32)
-
-
-def resample(audio: np.ndarray, src: int, dst: int, *, zeros: int = 24, rolloff: float = 0.945,
-             beta: float = 8.6) -> np.ndarray:
-    """Band-limited rational resampling along axis 0 (polyphase windowed sinc, Kaiser window).
-
-    ``zeros`` sinc zero crossings on each side of a tap set, ``rolloff`` the cutoff as a
-    fraction of the lower Nyquist frequency. Returns ceil(len * dst / src) samples, float32.
-    """
-    audio = np.asarray(audio, dtype=np.float32)
-    if src == dst or len(audio) == 0:
-        return audio.copy()
-    g = math.gcd(int(src), int(dst))
-    up, down = int(dst) // g, int(src) // g
-    squeeze = audio.ndim == 1
-    x = audio[:, None] if squeeze else audio.reshape(len(audio), -1)
-    n = len(x)
-    out_len = -(-n * up // down)
-
-    # Output j sits at input time t = j * down / up = base + phase / up. It takes inputs
-    # base - half + 1 ... base + half, at distances d = phase / up + half - 1 - i.
-    fc = rolloff * min(1.0, up / down)  # cutoff, in cycles per input sample * 2
-    half = int(math.ceil(zeros / fc))
-    taps = 2 * half
-    d = np.arange(up)[:, None] / up + (half - 1 - np.arange(taps))[None, :]
-    table = fc * np.sinc(fc * d) * _kaiser(d / half, beta)
-    table /= table.sum(axis=1, keepdims=True)  # unit DC gain at every phase
-    table = table.astype(np.float32)
-
-    xp = np.concatenate([np.zeros((half, x.shape[1]), np.float32), x, np.zeros((half, x.shape[1]), np.float32)])
-    out = np.empty((out_len, x.shape[1]), dtype=np.float32)
-    offsets = 1 + np.arange(taps)
-    block = max(1, (1 << 20) // taps)
-    for start in range(0, out_len, block):
-        j = np.arange(start, min(out_len, start + block), dtype=np.int64)
-        base, phase = np.divmod(j * down, up)
-        gathered = xp[base[:, None] + offsets[None, :]]  # (block, taps, channels)
-        out[start:start + len(j)] = np.einsum("bt,btc->bc", table[phase], gathered, optimize=True)
-    return out[:, 0] if squeeze else out.reshape((out_len,) + audio.shape[1:])
-
-
-def _kaiser(x: np.ndarray, beta: float) -> np.ndarray:
-    """The Kaiser window at positions ``x`` in [-1, 1] (zero outside)."""
-    inside = np.abs(x) <= 1
-    arg = beta * np.sqrt(np.clip(1 - x * x, 0.0, None))
-    return np.where(inside, np.i0(arg) / np.i0(beta), 0.0)

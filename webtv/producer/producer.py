@@ -76,7 +76,8 @@ class ProducerState:
     clips_made: int = 0
     clips_failed: int = 0
     rendering: str | None = None
-    last_error: str | None = None
+    last_error: str | None = None  # the last failure, until a clip enters the library again
+    last_error_at: float | None = None  # when the last failure happened (Unix time); kept
     prompts_blocked: int = 0
     paused: str | None = None  # why production is paused: "disk_full"; None while it is not
 
@@ -213,6 +214,7 @@ class Producer:
             self._failed(f"shot {shot.prompt!r}", exc)
             return
         self.state.clips_made += 1
+        self.state.last_error = None  # production works again; last_error_at says when it did not
         if self.disk is not None:
             self.disk.clip_made()
         self._report(rendered.made.timings)
@@ -233,6 +235,7 @@ class Producer:
     def _failed(self, what: str, exc: Exception) -> None:
         self.state.clips_failed += 1
         self.state.last_error = f"{what}: {exc}"
+        self.state.last_error_at = time.time()
         log.error("render failed, skipped: %s: %s", what, exc)
         if self.disk is not None and self.disk.render_failed(exc):
             self.state.paused = "disk_full"

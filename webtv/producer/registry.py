@@ -56,6 +56,7 @@ VIDEO: Mapping[str, Factory] = MappingProxyType({
     "procedural": lazy("webtv.producer.procedural:ProceduralVideo", "house"),
     "zeroscope": lazy("webtv.producer.zeroscope:ZeroscopeVideo"),
     "remote": lazy("webtv.producer.remote:RemoteVideo", "workers"),
+    "ltx": lazy("webtv.producer.ltx:LtxVideo"),
 })
 
 UPSCALE: Mapping[str, Factory] = MappingProxyType({

@@ -70,15 +70,15 @@ class SequenceSource:
         old = self._sections
         new_director = old is None or director != old[0]
         new_moderator = new_director or moderation != old[1]
-        self._sections = (director, moderation)
         self.seed, self.shots_per_sequence = director.seed, director.shots_per_sequence
         if new_moderator:
             retired_moderator, self.moderator = self.moderator, Moderator(moderation, director)
             if retired_moderator is not None:
                 await retired_moderator.aclose()
         if new_director:
-            retired_director, self.director = self.director, make_director(director)
+            retired_director, self.director = self.director, make_director(director)  # may raise: kept as it was
             await retired_director.aclose()
+        self._sections = (director, moderation)  # only once both were made: a failed edit is tried again
 
     async def aclose(self) -> None:
         await self.director.aclose()

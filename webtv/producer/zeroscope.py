@@ -1,153 +1,63 @@
 """Zeroscope: text -> video (576w weights), then video -> larger video (XL weights).
 
-Both stages run a diffusers pipeline: ``TextToVideoSDPipeline`` draws ``[video] frames``
-frames at ``[video] width x height`` from the shot's prompt; ``VideoToVideoSDPipeline``
-re-draws them at ``[upscale] width x height`` with the same prompt (``strength`` of the
-XL model's card: how much it may change). ``model`` is a hub id or a local folder written
-by ``save_pretrained``. Each stage swaps the checkpoint's scheduler for DPMSolverMultistep
-(what the model cards use) and applies the memory switches of its config section:
+Both stages run a diffusers pipeline's components: ``TextToVideoSDPipeline`` draws
+``[video] frames`` frames at ``[video] width x height`` from the shot's prompt;
+``VideoToVideoSDPipeline`` re-draws them at ``[upscale] width x height`` with the same prompt
+(``strength`` of the XL model's card: how much it may change, i.e. the last
+int(steps x strength) steps of the schedule). ``model`` is a hub id or a local folder written
+by ``save_pretrained``. The denoise loops are ``webtv/producer/denoise.py``'s (the pipelines'
+own, plus guidance for only the first ``guidance_fraction`` of the steps). The speed levers of
+each section: ``steps``; ``scheduler`` (``"dpm++"``: the checkpoint's scheduler swapped for
+DPMSolverMultistep with DPM-Solver++, what the model cards use, good at 20-25 steps;
+``"model"``: the checkpoint's own, DDIM for Zeroscope); ``guidance_fraction``; ``frames``
+(fewer drawn frames, stretched to the house rate by FILM); ``strength``. Each section also
+applies its memory switches:
 
-- ``cpu_offload``: ``enable_model_cpu_offload`` (CUDA only, needs the ``accelerate``
-  package); each model visits the GPU only while it runs.
+- ``cpu_offload``: each model visits the GPU only while it runs (DiffusionStage).
 - ``vae_slicing``: the VAE encodes and decodes one frame at a time.
 - ``forward_chunking``: the UNet's feed-forward layers run one frame at a time.
 
-The pipeline loads on the first call (a lock keeps two threads from loading it twice, and
-serialises renders: a pipeline's scheduler is not thread-safe) and stays loaded.
-``light=True`` (the retry after an out-of-memory failure) turns every switch on for that
-call and, for the video stage, renders half the frames (at least 8, or at least 2 when
-fewer are configured). CPU offload, once a light call turned it on, stays on: a stage that
-ran out of memory once would likely do so again, and moving the weights back costs time.
-
-Noise comes from a CPU generator seeded with ``shot.seed``, so a seed gives the same
-frames on CPU and GPU, offloaded or not.
+Loading, device, CPU offload (also turned on for good by the light retry), progress and
+seeded noise are ``webtv.producer.diffusion.DiffusionStage``'s. ``light=True`` (the retry
+after an out-of-memory failure) turns every switch on for that call and, for the video
+stage, renders half the frames (at least 8, or at least 2 when fewer are configured).
 
 diffusers 0.42 keeps both pipelines under ``pipelines/deprecated`` (importable from the
-top level, with a warning on load); their ``__call__`` takes the old
-``callback(step, timestep, latents)`` / ``callback_steps``, not ``callback_on_step_end``,
-and ``.frames`` is a float array in [0, 1] of shape (batch, frames, height, width, 3) for
-``output_type="np"``. The pipelines' own ``enable_vae_slicing`` is gone; the VAE's
-``enable_slicing`` is used instead.
+top level, with a warning on load); the loops in ``denoise.py`` return what their
+``.frames`` is for ``output_type="np"``: floats in [0, 1] of shape (batch, frames, height,
+width, 3). The pipelines' own ``enable_vae_slicing`` is gone; the VAE's ``enable_slicing``
+is used instead.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
 import logging
-import threading
-from typing import Any
-
-import numpy as np
 
 from webtv.config import ZeroscopeUpscaleSection, ZeroscopeVideoSection
 from webtv.director.base import Shot
 from webtv.producer.base import Frames, Progress, light_frame_count
-from webtv.producer.devices import model_source, pick_device, pick_dtype
+from webtv.producer.denoise import OnStep, partial_steps, text_to_video, video_to_video
+from webtv.producer.diffusion import DiffusionStage
 
 log = logging.getLogger("webtv.producer")
 
 
-def load_pipeline(class_name: str, model: str, what: str, dtype, marker: str) -> Any:
-    """``diffusers.<class_name>.from_pretrained(model)``, on the CPU, at ``dtype``.
-
-    Raises RuntimeError("cannot load <what> model '<model>': ...") when the folder is missing
-    or is no pipeline folder, or when the hub cannot give the model.
-    """
-    import diffusers
-
-    source = model_source(model, what, marker)
-    pipeline_class = getattr(diffusers, class_name)
-    try:
-        return pipeline_class.from_pretrained(source, dtype=dtype)
-    except Exception as exc:
-        raise RuntimeError(f"cannot load {what} model {model!r}: {exc}") from exc
-
-
-def _uint8_frames(frames) -> np.ndarray:
-    """A pipeline's ``.frames`` (np, batch first, floats in [0, 1]) as uint8 (T, H, W, 3)."""
-    video = np.asarray(frames)
-    if video.ndim == 5:
-        video = video[0]
-    if video.ndim != 4 or video.shape[-1] != 3:
-        raise RuntimeError(f"unexpected frames from the pipeline: shape {video.shape}")
-    if video.dtype == np.uint8:
-        return np.ascontiguousarray(video)
-    return np.rint(np.clip(video, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-class _ZeroscopeStage:
-    """What both stages share: lazy load, device and dtype, memory switches, progress."""
-
-    pipeline_class = ""
-    what = ""  # the progress stage name, and the word in errors
+class _ZeroscopeStage(DiffusionStage):
+    """What both Zeroscope stages share beyond DiffusionStage: the scheduler and the switches."""
 
     def __init__(self, section: ZeroscopeVideoSection | ZeroscopeUpscaleSection):
-        self.section = section
-        self._lock = threading.Lock()
-        self._pipe = None
-        self._device = None
-        self._offloaded = False
-        self.loads = 0  # how many times the weights were loaded (tests, status)
+        super().__init__(section)
 
-    @property
-    def pipeline(self):
-        """The loaded pipeline, or None before the first call."""
-        return self._pipe
-
-    def use_pipeline(self, pipe) -> None:
-        """Use ``pipe``, already built, on its device and at its dtype, instead of loading
-        ``model`` (benchmarks with random weights at the real sizes, tests). The scheduler
-        swap and ``cpu_offload`` apply as for a loaded one."""
-        with self._lock:
-            self._offloaded = False
-            self._device = pipe.device
-            self._prepare(pipe)
-            self._pipe = pipe
-
-    def _load(self):
-        if self._pipe is not None:
-            return self._pipe
-        device = pick_device(self.section.device)
-        log.info("loading %s model %r on %s", self.what, self.section.model, device)
-        pipe = load_pipeline(self.pipeline_class, self.section.model, self.what, pick_dtype(device),
-                             self.section.model_marker)
-        self._offloaded = False
-        self._device = device
-        if not (self.section.cpu_offload and device.type == "cuda"):
-            pipe.to(device)
-        self._prepare(pipe)
-        self._pipe = pipe
-        self.loads += 1
-        return pipe
-
-    def _prepare(self, pipe) -> None:
+    def _prepare_scheduler(self, pipe) -> None:
         from diffusers import DPMSolverMultistepScheduler
 
-        if not isinstance(pipe.scheduler, DPMSolverMultistepScheduler):
-            pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
-        pipe.set_progress_bar_config(disable=True)
-        if self.section.cpu_offload:
-            if self._device.type == "cuda":
-                self._offload(pipe, required=True)
-            else:
-                log.info("%s: cpu_offload only applies on CUDA; running on %s", self.what, self._device)
+        if self.section.scheduler == "dpm++":
+            if not (isinstance(pipe.scheduler, DPMSolverMultistepScheduler)
+                    and pipe.scheduler.config.algorithm_type == "dpmsolver++"):
+                pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config,
+                                                                         algorithm_type="dpmsolver++")
 
-    def _offload(self, pipe, *, required: bool) -> None:
-        if self._offloaded or self._device.type != "cuda":
-            return
-        if importlib.util.find_spec("accelerate") is None:
-            message = f"{self.what}: cpu offload needs the accelerate package (pip install accelerate)"
-            if required:
-                raise RuntimeError(message)
-            log.warning("%s; the light retry runs without it", message)
-            return
-        pipe.enable_model_cpu_offload(device=self._device)
-        self._offloaded = True
-
-    def _switches(self, pipe, light: bool) -> None:
-        if light:
-            self._offload(pipe, required=False)
+    def _memory_switches(self, pipe, light: bool) -> None:
         if self.section.vae_slicing or light:
             pipe.vae.enable_slicing()
         else:
@@ -157,39 +67,11 @@ class _ZeroscopeStage:
         else:
             pipe.unet.disable_forward_chunking()
 
-    def _run(self, pipe, steps: int, progress: Progress | None, **kwargs) -> np.ndarray:
-        """Call the pipeline; progress goes (what, k / (steps + 1)) per denoising step, and 1.0
-        once the frames are decoded."""
-        if progress:
-            accepted = inspect.signature(pipe.__call__).parameters
-
-            def report(step: int) -> None:
-                progress(self.what, min(step + 1, steps) / (steps + 1))
-
-            if "callback_on_step_end" in accepted:
-                def on_step_end(_pipe, step, _timestep, _tensors):
-                    report(step)
-                    return {}
-
-                kwargs["callback_on_step_end"] = on_step_end
-            elif "callback" in accepted:
-                kwargs["callback"] = lambda step, _timestep, _latents: report(step)
-                kwargs["callback_steps"] = 1
-        out = pipe(**kwargs, output_type="np")
-        frames = _uint8_frames(out.frames)
-        if progress:
-            progress(self.what, 1.0)
-        return frames
-
-    def _generator(self, seed: int):
-        import torch
-
-        return torch.Generator("cpu").manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
-
 
 class ZeroscopeVideo(_ZeroscopeStage):
-    """shot -> frames with TextToVideoSDPipeline (``[video]``: model, width, height, frames,
-    steps, guidance, negative_prompt, device and the memory switches)."""
+    """shot -> frames with TextToVideoSDPipeline's components (``[video]``: model, width,
+    height, frames, steps, scheduler, guidance, guidance_fraction, negative_prompt, device and
+    the memory switches)."""
 
     pipeline_class = "TextToVideoSDPipeline"
     what = "video"
@@ -198,35 +80,22 @@ class ZeroscopeVideo(_ZeroscopeStage):
         super().__init__(section)
 
     def render(self, shot: Shot, seconds: float, progress: Progress | None = None, *, light: bool = False) -> Frames:
-        section = self.section
-        count = light_frame_count(section.frames) if light else section.frames
-        if progress:
-            progress(self.what, 0.0)
-        with self._lock:
-            pipe = self._load()
-            self._switches(pipe, light)
-            array = self._run(
-                pipe,
-                section.steps,
-                progress,
-                prompt=shot.prompt,
-                negative_prompt=section.negative_prompt or None,
-                num_frames=count,
-                height=section.height,
-                width=section.width,
-                num_inference_steps=section.steps,
-                guidance_scale=section.guidance,
-                generator=self._generator(shot.seed),
-            )
-        if array.shape[:3] != (count, section.height, section.width):
-            raise RuntimeError(f"video: expected {count} frames of {section.width}x{section.height}, got {array.shape}")
+        count = light_frame_count(self.section.frames) if light else self.section.frames
+        array = self._draw(shot, count, self.section.steps, light, progress, num_frames=count)
         return Frames(array, fps=count / seconds)
+
+    def _denoise(self, pipe, shot: Shot, on_step: OnStep | None, *, num_frames: int):
+        section = self.section
+        return text_to_video(
+            pipe, prompt=shot.prompt, negative_prompt=section.negative_prompt or None, num_frames=num_frames,
+            height=section.height, width=section.width, steps=section.steps, guidance=section.guidance,
+            guidance_fraction=section.guidance_fraction, generator=self._generator(shot.seed), on_step=on_step)
 
 
 class ZeroscopeUpscaler(_ZeroscopeStage):
-    """frames -> the same frames at ``[upscale] width x height`` with VideoToVideoSDPipeline
-    and the XL weights: the frames are resized (Lanczos), then re-drawn from the shot's
-    prompt at ``strength``."""
+    """frames -> the same frames at ``[upscale] width x height`` with VideoToVideoSDPipeline's
+    components and the XL weights: the frames are resized (Lanczos), then re-drawn from the
+    shot's prompt at ``strength``."""
 
     pipeline_class = "VideoToVideoSDPipeline"
     what = "upscale"
@@ -242,27 +111,13 @@ class ZeroscopeUpscaler(_ZeroscopeStage):
         video = [Image.fromarray(frame) for frame in frames.array]
         if video and video[0].size != size:
             video = [image.resize(size, Image.Resampling.LANCZOS) for image in video]
-        # The pipeline runs int(steps * strength) of its steps; keep at least one.
-        steps = max(section.steps, int(np.ceil(1.0 / section.strength)))
-        run_steps = max(1, min(int(steps * section.strength), steps))
-        if progress:
-            progress(self.what, 0.0)
-        with self._lock:
-            pipe = self._load()
-            self._switches(pipe, light)
-            array = self._run(
-                pipe,
-                run_steps,
-                progress,
-                prompt=shot.prompt,
-                video=video,
-                strength=section.strength,
-                negative_prompt=section.negative_prompt or None,
-                num_inference_steps=steps,
-                guidance_scale=section.guidance,
-                generator=self._generator(shot.seed),
-            )
-        if array.shape[:3] != (len(frames.array), section.height, section.width):
-            raise RuntimeError(f"upscale: expected {len(frames.array)} frames of {section.width}x{section.height}, "
-                               f"got {array.shape}")
+        steps, run_steps = partial_steps(section.steps, section.strength)
+        array = self._draw(shot, len(frames.array), run_steps, light, progress, video=video, schedule_steps=steps)
         return Frames(array, fps=frames.fps)
+
+    def _denoise(self, pipe, shot: Shot, on_step: OnStep | None, *, video: list, schedule_steps: int):
+        section = self.section
+        return video_to_video(
+            pipe, prompt=shot.prompt, video=video, strength=section.strength,
+            negative_prompt=section.negative_prompt or None, steps=schedule_steps, guidance=section.guidance,
+            guidance_fraction=section.guidance_fraction, generator=self._generator(shot.seed), on_step=on_step)

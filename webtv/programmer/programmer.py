@@ -194,11 +194,12 @@ class Programmer:
                     total += clip.duration
 
         unrecorded = {clip_id for clip_id, _ in self._unrecorded}
-        fresh = [c for c in self.library.fresh(theme, limit=64) if c.id not in unrecorded]
+        fresh = [c for c in self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
+                 if c.id not in unrecorded]
         self._choosing.update(c.id for c in fresh)  # in the same step as the query: retention waits
         await take(fresh, "fresh")
         picked = {e.clip_id for e in chosen}
-        rotation = self.library.rotation(limit=64, exclude=picked)
+        rotation = self._query("rotation", lambda: self.library.rotation(limit=64, exclude=picked))
         self._choosing.update(c.id for c in rotation)
         await take(rotation, "loop")
         # A library smaller than a block plays round again rather than falling to the filler.
@@ -212,6 +213,15 @@ class Programmer:
         if not chosen:
             chosen.append(Entry(path=self.filler, duration=self.filler_seconds, source="filler"))
         return chosen
+
+    def _query(self, what: str, query: Callable[[], list[Clip]]) -> list[Clip]:
+        """``query()``, or no clips when it raises (a value SQLite cannot take, a broken index):
+        the block is then made of what is left, the library loop or the filler, never not made."""
+        try:
+            return query()
+        except Exception as exc:  # noqa: BLE001 - whatever failed, something must air
+            log.error("programmer: %s query failed, choosing without it: %s: %s", what, type(exc).__name__, exc)
+            return []
 
     async def _intact(self, clip: Clip) -> bool:
         problem = await asyncio.to_thread(self.library.check_intact, clip)

@@ -52,10 +52,13 @@ class Schedule:
         self.reconfigure(self.entries)
 
     def reconfigure(self, entries: list[ScheduleEntry]) -> None:
+        """Replace every slot, or none: all triggers are built before the old jobs go, so an
+        entry that cannot be scheduled raises and leaves the last good slots running."""
+        triggers = [trigger(entry) for entry in entries]
         self.scheduler.remove_all_jobs()
         self.entries = list(entries)
-        for number, entry in enumerate(self.entries):
-            self.scheduler.add_job(self._fire, trigger(entry), args=[entry], id=f"slot-{number}",
+        for number, (entry, when) in enumerate(zip(self.entries, triggers)):
+            self.scheduler.add_job(self._fire, when, args=[entry], id=f"slot-{number}",
                                    misfire_grace_time=60, coalesce=True)
         if entries:
             log.info("schedule loaded: entries=%d next=%s", len(entries), self.next())

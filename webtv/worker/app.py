@@ -20,6 +20,11 @@ has its own unlimited slot so a busy worker still answers it. Upscale ``none`` r
 frames as they came; interpolation is the one the config names even when the local chain
 would skip it (procedural frames are already at the house rate).
 
+Auth, from the environment only: ``WEBTV_WORKER_TOKEN`` makes every route (API, files,
+``/config``) ask for ``Authorization: Bearer <token>``; ``WEBTV_WORKER_USER`` and
+``WEBTV_WORKER_PASSWORD`` make it a Gradio login (a login page in a browser; callers pass
+``auth``). Without them the worker is open to whoever reaches its port.
+
 The stages are made once at start (model weights load on the first job and stay loaded).
 For a Hugging Face Space, ``app.py`` can be ``from webtv.worker.app import space; space()``.
 """
@@ -38,7 +43,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from webtv.config import Config
+    import fastapi
+
+    from webtv.config import Config, WorkerAuth
 
 log = logging.getLogger("webtv.worker")
 
@@ -285,8 +292,32 @@ def build_app(config: "Config", service: WorkerService | None = None):
     return app
 
 
-def serve(config: "Config", host: str = "127.0.0.1", port: int = 7860) -> int:
-    """Run the worker until interrupted (SIGINT/SIGTERM)."""
+def bearer_check(token: str) -> Callable[["fastapi.Request"], str | None]:
+    """A Gradio ``auth_dependency``: the caller is let in when its Authorization header is
+    ``Bearer <token>`` (the scheme in any case, RFC 7235), compared in constant time."""
+    import hmac
+
+    expected = token.encode()
+
+    def check(request: "fastapi.Request") -> str | None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+            return "webtv"
+        return None
+
+    return check
+
+
+def _auth_options(auth: "WorkerAuth | None") -> dict:
+    if auth is None:
+        return {}
+    if auth.token is not None:
+        return {"auth_dependency": bearer_check(auth.token)}
+    return {"auth": (auth.user, auth.password), "auth_message": "webtv render worker"}
+
+
+def serve(config: "Config", host: str = "127.0.0.1", port: int = 7860, auth: "WorkerAuth | None" = None) -> int:
+    """Run the worker until interrupted (SIGINT/SIGTERM); ``auth`` asks callers for it."""
     import signal
 
     _quiet_gradio()
@@ -298,10 +329,14 @@ def serve(config: "Config", host: str = "127.0.0.1", port: int = 7860) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    log.info("worker starting: http://%s:%d/ backends=%s", host, port, service.backends())
+    log.info("worker starting: http://%s:%d/ backends=%s auth: %s", host, port, service.backends(),
+             auth.describe() if auth else "none")
+    if auth is None and not _loopback(host):
+        log.warning("worker listens on %s without auth: anyone who reaches the port can use it "
+                    "(set WEBTV_WORKER_TOKEN, or WEBTV_WORKER_USER and WEBTV_WORKER_PASSWORD)", host)
     try:
         app.launch(server_name=host, server_port=port, show_error=True, quiet=True, ssr_mode=False,
-                   allowed_paths=[str(service.work)], prevent_thread_lock=True)
+                   allowed_paths=[str(service.work)], prevent_thread_lock=True, **_auth_options(auth))
         log.info("worker ready: http://%s:%d/", host, port)
         while True:
             time.sleep(3600)
@@ -319,12 +354,24 @@ def serve(config: "Config", host: str = "127.0.0.1", port: int = 7860) -> int:
     return 0
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def space() -> None:
     """Entry for a Hugging Face Space's ``app.py``: the config from ``WEBTV_CONFIG`` (default
-    ``channel.toml`` if present, else the defaults), on 0.0.0.0:7860 (or ``PORT``)."""
-    from webtv.config import Config, load_config
+    ``channel.toml`` if present, else the defaults), on 0.0.0.0:7860 (or ``PORT``); auth from
+    the Space's secrets (``WEBTV_WORKER_TOKEN``, or ``WEBTV_WORKER_USER``/``_PASSWORD``)."""
+    from webtv.config import Config, load_config, worker_auth
 
     path = Path(os.environ.get("WEBTV_CONFIG", "channel.toml"))
     config = load_config(path) if path.is_file() else Config()
     logging.basicConfig(level=logging.INFO)
-    serve(config, "0.0.0.0", int(os.environ.get("PORT", "7860")))
+    serve(config, "0.0.0.0", int(os.environ.get("PORT", "7860")), worker_auth(dict(os.environ)))

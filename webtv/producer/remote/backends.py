@@ -18,7 +18,7 @@ from webtv.producer.remote.wire import read_audio, read_frames, sequence_json, s
 
 if TYPE_CHECKING:
     from webtv.config import (AdapterSection, HouseSection, RemoteAudioSection, RemoteInterpolationSection,
-                              RemoteUpscaleSection, RemoteVideoSection)
+                              RemoteUpscaleSection, RemoteVideoSection, WorkerCredentials)
 
 T = TypeVar("T")
 
@@ -169,14 +169,17 @@ class RemoteAudio(_Remote):
 
 def render_remote_clip(url: str, prompt: str, seed: int, out: Path, timeout: float = 600.0, *,
                        seconds: float | None = None, house: "HouseSection | None" = None,
-                       theme: str = "") -> Path:
+                       theme: str = "", credentials: "WorkerCredentials | None" = None) -> Path:
     """Ask the worker at ``url`` for one whole house-format clip (``/clip``) and write it to
     ``out`` (atomically). ``house`` and ``seconds`` ask for this channel's format and length
-    (default: the worker's own); the clip is validated against ``house`` when given."""
+    (default: the worker's own); the clip is validated against ``house`` when given.
+    ``credentials``: how to authenticate to the worker ([[workers.credentials]])."""
     from webtv.config import WorkersSection
 
     out = Path(out)
-    pool = WorkerPool(WorkersSection(urls=[url], timeout_s=timeout, retries=0), start=False)
+    section = WorkersSection(urls=[url], timeout_s=timeout, retries=0,
+                             credentials=[credentials.model_copy(update={"url": url})] if credentials else [])
+    pool = WorkerPool(section, start=False)
     house_json = ""
     if house is not None:
         data = house.model_dump(mode="json")

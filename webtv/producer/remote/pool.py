@@ -37,7 +37,7 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from webtv.media import MediaError
 
@@ -101,8 +101,9 @@ class WorkerPool:
     The health thread starts with the pool (``start=False`` leaves it off: ``check()`` then
     checks on demand) and is a daemon thread, so nothing has to stop it; ``close()`` does."""
 
-    def __init__(self, section: "WorkersSection", *, start: bool = True):
+    def __init__(self, section: "WorkersSection", *, start: bool = True, environ: Mapping[str, str] | None = None):
         self.section = section
+        self._environ = os.environ if environ is None else environ  # where credentials' secrets are read
         self._workers = [_Worker(url) for url in dict.fromkeys(section.urls)]
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -131,11 +132,16 @@ class WorkerPool:
             kept = {w.url: w for w in self._workers}
             self._workers = [kept.get(url) or _Worker(url) for url in dict.fromkeys(section.urls)]
             dropped = [w for url, w in kept.items() if url not in section.urls]
+            rekeyed = [w for w in self._workers if w.url in kept
+                       and section.credentials_for(w.url) != self.section.credentials_for(w.url)]
             self.section = section
+            stale = [w.client for w in dropped + rekeyed if w.client is not None]
+            for worker in rekeyed:  # its next call connects with the new credentials
+                worker.client = None
+                worker.generation += 1
             self._cond.notify_all()
-        for worker in dropped:
-            if worker.client is not None:
-                _close_client(worker.client)
+        for client in stale:
+            _close_client(client)
         if self._autostart:
             self.start()  # the first URLs may have come with this edit
 
@@ -287,7 +293,8 @@ class WorkerPool:
             return info if isinstance(info, dict) else {"answer": info}
         import httpx
 
-        response = httpx.get(client.src + "config", timeout=HEALTH_TIMEOUT_S)
+        response = httpx.get(client.src + "config", headers=client.headers, cookies=client.cookies,
+                             timeout=HEALTH_TIMEOUT_S)
         response.raise_for_status()
         return {}
 
@@ -311,7 +318,8 @@ class WorkerPool:
             generation = worker.generation
         if client is not None and not fresh:
             return client
-        client = _new_client(worker.url)
+        credentials = self.section.credentials_for(worker.url)
+        client = _new_client(worker.url, credentials.client_options(self._environ) if credentials else {"token": False})
         with self._cond:
             if worker.generation == generation:
                 old, worker.client = worker.client, client
@@ -443,8 +451,9 @@ class WorkerPool:
             url = found["url"]
             import httpx
 
-            with httpx.stream("GET", url, timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-                              follow_redirects=True) as response:
+            headers, cookies = self._credentials_of(url)
+            with httpx.stream("GET", url, headers=headers, cookies=cookies, follow_redirects=True,
+                              timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)) as response:
                 response.raise_for_status()
                 with open(target, "wb") as out:
                     for chunk in response.iter_bytes(1 << 20):
@@ -452,6 +461,16 @@ class WorkerPool:
         else:
             shutil.copyfile(found, target)
         return target
+
+    def _credentials_of(self, url: str) -> tuple[dict, dict]:
+        """The headers and login cookies of the worker that serves ``url`` (a file in its
+        reply lies under its address); none for another host."""
+        with self._cond:
+            for worker in self._workers:
+                client = worker.client
+                if client is not None and url.startswith(client.src):
+                    return dict(client.headers), dict(client.cookies)
+        return {}, {}
 
     def scratch(self) -> Path:
         """The pool's folder for files in transit (made on first use, removed with the pool)."""
@@ -480,7 +499,9 @@ def _least_busy(candidates: list[_Worker], endpoint: str) -> _Worker:
     return min(pool, key=lambda w: w.last_used)
 
 
-def _new_client(url: str):
+def _new_client(url: str, credentials: dict[str, Any]):
+    """A Client of ``url``; ``credentials``: its ``auth``, ``token`` and ``headers`` arguments
+    (``token=False``: no Hugging Face token, not even one saved on this machine)."""
     import httpx
     from gradio_client import Client
 
@@ -492,7 +513,7 @@ def _new_client(url: str):
                "httpx_kwargs": {"timeout": httpx.Timeout(HEALTH_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)}}
     if "analytics_enabled" in inspect.signature(Client.__init__).parameters:
         options["analytics_enabled"] = False
-    client = Client(url, **options)
+    client = Client(url, **options, **credentials)
     client.httpx_kwargs["timeout"] = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
     for name in ("executor", "helper_executor", "stream_executor"):
         pool = getattr(client, name, None)
