@@ -9,7 +9,6 @@ the episode saw."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import threading

@@ -3,12 +3,10 @@ disk is tests/test_disk_full.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import sqlite3
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 

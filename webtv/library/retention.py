@@ -29,8 +29,8 @@ on air, kept clips when their mark is lifted. The producer is not throttled: it 
 When: at start, every ``check_interval_s``, right after each ingest, and at once when an
 edited ``[library]`` comes in (``reconfigure``). And when the disk is short of space
 (``make_room``, asked by ``webtv.library.space.DiskGuard`` before production pauses): the same
-order and the same protections, until enough bytes are freed, whatever the quotas. Choosing the clips and deleting their rows
-happen in one synchronous step on the event loop, so the programmer never picks a clip that
+order and the same protections, until enough bytes are freed, whatever the quotas. Choosing
+the clips and deleting their rows happen in one synchronous step on the event loop, so the programmer never picks a clip that
 is being deleted; the files are removed afterwards in a worker thread. A crash in between leaves files without rows, which
 ``Library.reconcile`` removes at the next start.
 """

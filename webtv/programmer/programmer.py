@@ -9,11 +9,12 @@ the next one, already chosen), plus the candidates of a block being chosen right
 Retention never deletes those.
 
 A full disk must not take the channel off air. When a block playlist cannot be written for
-want of space, the block before it airs again (its playlist is still on disk) rather than none,
-until retention has made room (``webtv.library.space``). Aired
+want of space, the block before it airs again (its playlist is still on disk; its clips count
+as loop) rather than none, until retention has made room (``webtv.library.space``). Aired
 counts that cannot be recorded are kept and recorded with the next block that can be, or when
-space returns (``record_aired``); their clips are not offered as fresh meanwhile. The catalogue playlists (``all``, ``fresh``,
-``tag-*``) are for outside readers: one that cannot be written stays as it was.
+space returns (``record_aired``); their clips are not offered as fresh meanwhile. The
+catalogue playlists (``all``, ``fresh``, ``tag-*``) are for outside readers: one that cannot
+be written stays as it was.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ class Programmer:
         if before is None or not before.playlist.exists():
             raise OSError(f"disk full: block {number}'s playlist cannot be written, and no earlier one is left")
         log.error("disk full: block %d's playlist cannot be written; block %d airs again", number, before.number)
-        block = replace(before, number=number)
+        entries = tuple(replace(e, source="loop") if e.source == "fresh" else e for e in before.entries)
+        block = replace(before, number=number, entries=entries)
         self._handed[-1] = block
         return block
 
