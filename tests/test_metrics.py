@@ -51,7 +51,8 @@ def scrape(metrics: ChannelMetrics) -> dict:
 def output(name: str, kind: str, target: str, state: str, restarts: int) -> dict:
     """An output as Playout.outputs_status() reports it."""
     return {"name": name, "kind": kind, "target": target, "state": state, "pid": None, "restarts": restarts,
-            "uptime_s": 0.0, "last_write_age_s": None, "backoff_s": None, "retry_in_s": None, "lag_kb": 0, "last_exit": "", "stderr": []}
+            "uptime_s": 0.0, "last_write_age_s": None, "backoff_s": None, "retry_in_s": None, "lag_kb": 0,
+            "last_exit": "", "stderr": [], "problem": None, "write_failures": 0}
 
 
 class FakePlayout:

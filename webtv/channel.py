@@ -24,6 +24,7 @@ from typing import Callable, TypeVar
 from webtv.config import Config, ScheduleEntry, live_config, pending_restart
 from webtv.library import Library
 from webtv.library.retention import Retention
+from webtv.library.space import DiskGuard
 from webtv.playout.controller import Playout
 from webtv.producer import make_stages
 from webtv.producer.house import make_card, validate_clip
@@ -60,10 +61,26 @@ def filler_card(config: Config) -> Path:
         except Exception as exc:
             log.warning("filler card unusable, making it again: %s", exc)
     tmp = folder / f".card-{key}.{os.getpid()}.mp4"
-    make_card(f"{config.channel.name}\nmore is on its way", seconds, house, tmp)
-    validate_clip(tmp, house, seconds)
-    os.replace(tmp, card)
+    try:
+        make_card(f"{config.channel.name}\nmore is on its way", seconds, house, tmp)
+        validate_clip(tmp, house, seconds)
+        os.replace(tmp, card)
+    finally:
+        tmp.unlink(missing_ok=True)
     return card
+
+
+def disk_guard(config: Config, library: Library, retention: Retention,
+               on_space_back: Callable[[], object]) -> DiskGuard:
+    """Production's check of free space (``webtv.library.space``): room for two clips of the size
+    the library's recent ones have (at the house bitrate until there are some), plus two HLS
+    segments."""
+    house = config.house
+    bytes_per_s = (house.video_kbps + house.audio_kbps) * 1000 // 8
+    estimate = int(bytes_per_s * config.video.clip_seconds * 1.25)
+    headroom = 2 * int(bytes_per_s * house.gop_seconds * 1.25) if config.output.hls else 0
+    return DiskGuard(config.paths.library, lambda: library.recent_clip_bytes() or estimate, headroom,
+                     retention.make_room, library.reserve, on_space_back=on_space_back)
 
 
 async def build_channel(config: Config) -> Channel:
@@ -102,11 +119,12 @@ class Channel:
         self.programmer = Programmer(library, config.paths.playlists, config.programme, filler, self._theme)
         self.retention = Retention(library, config.library, self.programmer.protected_clip_ids, self._theme,
                                    on_deleted=lambda ids: self.programmer.write_catalogue())
+        self.disk = disk_guard(config, library, self.retention, self.programmer.record_aired)
         self.producer = Producer(
             ClipPipeline(make_stages(config, self.workers), config.house, config.video.clip_seconds),
             self.sequences, library, self._theme, config.producer.ahead,
             capacity=self.workers.capacity if self.workers is not None else (lambda: 1),
-            on_clip=self._on_clip, on_stage=self.events.render_stage.publish,
+            on_clip=self._on_clip, on_stage=self.events.render_stage.publish, disk=self.disk,
         )
         self.playout = Playout(
             config.output, config.house, config.paths.hls,
@@ -259,8 +277,13 @@ class Channel:
     # -- status ----------------------------------------------------------------------------
 
     def health(self) -> str | None:
-        """None while playout is healthy, else why not: the watchdog's and /healthz's verdict."""
-        return self.playout_health.problem(self.playout)
+        """None while playout is healthy and no output fails, else why not: /healthz's verdict.
+        The watchdog's is ``status().playout.problem``: an output that fails for want of disk
+        space makes /healthz answer 503, but a restart would not mend it."""
+        return self.playout_health.problem(self.playout) or self._output_problem()
+
+    def _output_problem(self) -> str | None:
+        return self.playout_health.output_problem(self.playout.outputs_status())
 
     def status(self) -> ChannelStatus:
         """One snapshot of the whole channel, from each component's own. On the event loop."""
@@ -282,12 +305,15 @@ class Channel:
             config=ConfigStatus(self.config_error, list(self.pending_restart), self.watcher.reloads,
                                 self.watcher.errors),
             playout=PlayoutStatus(
-                problem=self._part("health", self.health, "the health check failed (see the log)"),
+                problem=self._part("health", lambda: self.playout_health.problem(self.playout),
+                                   "the health check failed (see the log)"),
                 last_byte_age_s=self.playout.last_byte_age(),
                 blocks_aired=self.playout.blocks_aired, decoder_failures=self.playout.decoder_failures,
+                output_problem=self._part("output health", self._output_problem, None),
             ),
             started=self.started,
             uptime_s=round(time.time() - self.started, 1),
+            disk=self.disk.status(),
         )
 
     def _part(self, name: str, read: Callable[[], T], failed: T) -> T:

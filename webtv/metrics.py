@@ -134,6 +134,21 @@ def producer_part(status: ChannelStatus) -> Iterable[Metric]:
     yield from counter("webtv_prompts_blocked", "Themes and prompts blocked by moderation", state.prompts_blocked)
     yield from gauge("webtv_producer_rendering", "1 while a clip is being rendered", 1 if state.rendering else 0)
     yield from gauge("webtv_producer_last_error_seconds", "When a render last failed (Unix time)", state.last_error_at)
+    yield from gauge("webtv_producer_paused", "1 while production is paused (disk full)", 1 if state.paused else 0)
+
+
+def disk_part(status: ChannelStatus) -> Iterable[Metric]:
+    disk = status.disk
+    if disk is None:
+        return
+    yield from gauge("webtv_disk_full", "1 while production is paused for want of disk space", disk.full)
+    yield from gauge("webtv_disk_free_bytes", "Free bytes on the library's filesystem (as last read)",
+                     disk.free_bytes)
+    yield from gauge("webtv_disk_need_bytes", "Free bytes production wants before it starts a clip",
+                     disk.need_bytes)
+    yield from gauge("webtv_disk_full_since_seconds", "When production paused for a full disk (Unix time)",
+                     disk.full_since)
+    yield from counter("webtv_disk_full_pauses", "Times production paused for a full disk", disk.pauses)
 
 
 def library_part(status: ChannelStatus) -> Iterable[Metric]:
@@ -172,6 +187,10 @@ def outputs_part(status: ChannelStatus) -> Iterable[Metric]:
                                               labels=labels),
     }
     lag = GaugeMetricFamily("webtv_output_lag_bytes", "Bytes written to the output not yet taken", labels=labels)
+    failing = GaugeMetricFamily("webtv_output_failing", "1 while the output's process runs but fails to write"
+                                " (HLS segments)", labels=labels)
+    write_failures = CounterMetricFamily("webtv_output_write_failures", "What the output's process could not write"
+                                         " (HLS segments not written whole)", labels=labels)
     for out in status.outputs:
         key = [out.name, out.kind]
         restarts.add_metric(key, out.restarts)
@@ -182,7 +201,9 @@ def outputs_part(status: ChannelStatus) -> Iterable[Metric]:
             if getattr(out, field) is not None:
                 family.add_metric(key, getattr(out, field))
         lag.add_metric(key, out.lag_kb * 1024)
-    yield from (restarts, up, states, *numbers.values(), lag)
+        failing.add_metric(key, 1 if out.problem else 0)
+        write_failures.add_metric(key, out.write_failures)
+    yield from (restarts, up, states, *numbers.values(), lag, failing, write_failures)
 
 
 def playout_part(status: ChannelStatus) -> Iterable[Metric]:
@@ -247,5 +268,5 @@ def director_part(status: ChannelStatus) -> Iterable[Metric]:
                        moderation.endpoint_errors)
 
 
-PARTS = (channel_part, producer_part, library_part, outputs_part, playout_part, workers_part, config_part,
+PARTS = (channel_part, producer_part, disk_part, library_part, outputs_part, playout_part, workers_part, config_part,
          director_part)

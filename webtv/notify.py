@@ -16,7 +16,10 @@ all read from the channel's status snapshot:
   why) and systemd restarts the service after ``WatchdogSec``;
 - ``STOPPING=1`` when the channel shuts down.
 
-``/healthz`` answers from the same ``PlayoutHealth``, so the two never disagree.
+``/healthz`` answers from the same ``PlayoutHealth``, so the two never disagree, with one
+addition: an output that runs but fails to write (HLS segments on a full disk,
+``PlayoutStatus.output_problem``) makes ``/healthz`` answer 503 while the pings go on, since a
+restart would not mend it.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any, Generic, ParamSpec, Protocol
 from webtv.director.base import DirectorState
 from webtv.director.moderation import ModerationState
 from webtv.library.retention import LibraryStatus
+from webtv.library.space import DiskStatus
 from webtv.playout.block import Block
 from webtv.producer.producer import ProducerState
 from webtv.theme.schedule import ScheduleStatus
@@ -63,6 +64,8 @@ class OutputStatus:
     lag_kb: int
     last_exit: str
     stderr: list[str]
+    problem: str | None  # why it fails while its process runs (HLS segments not written), None when it does not
+    write_failures: int  # what its process could not write (HLS segments), since start
 
     @classmethod
     def of(cls, report: dict) -> "OutputStatus":
@@ -91,14 +94,16 @@ class WorkerStatus:
 
 @dataclass(frozen=True)
 class PlayoutStatus:
-    problem: str | None  # why playout is unhealthy (as /healthz and the watchdog), None when healthy
+    problem: str | None  # why playout is unhealthy (the watchdog's verdict), None when healthy
     last_byte_age_s: float | None  # None until the first bytes reached the outputs
     blocks_aired: int
     decoder_failures: int
+    output_problem: str | None = None  # an output that runs but fails (/healthz says it; no restart mends it)
 
     @property
     def healthy(self) -> bool:
-        return self.problem is None
+        """As ``/healthz``: no problem, and no output failing."""
+        return self.problem is None and self.output_problem is None
 
     @property
     def on_air(self) -> bool:
@@ -132,6 +137,7 @@ class ChannelStatus:
     playout: PlayoutStatus
     started: float  # Unix time the channel started
     uptime_s: float
+    disk: DiskStatus | None = None  # the library's filesystem; None when the channel has no guard
 
 
 # -- health ---------------------------------------------------------------------------------
@@ -184,6 +190,15 @@ class PlayoutHealth:
             return None
         states = ", ".join(f"{o.get('name')} {o.get('state')}" for o in outputs)
         return f"all {total} outputs down for {down_s:.0f} s (wedged_after_s={self.wedged_after_s:g}): {states}"
+
+    @staticmethod
+    def output_problem(outputs: Iterable[dict]) -> str | None:
+        """The first output that runs but fails (``problem`` in its status), named; or None. Not a
+        reason to restart (the watchdog ignores it): ``/healthz`` says it."""
+        for output in outputs:
+            if output.get("problem"):
+                return f"output {output.get('name')}: {output['problem']}"
+        return None
 
     def problem(self, playout: PlayoutLike, now: float | None = None) -> str | None:
         """None when healthy, else the reason."""
@@ -241,7 +256,8 @@ class ChannelView(Protocol):
     def status(self) -> ChannelStatus: ...
 
     def health(self) -> str | None:
-        """None while playout is healthy, else why not (``PlayoutHealth``)."""
+        """None while playout is healthy and no output fails, else why not (``PlayoutHealth``):
+        ``/healthz``'s verdict."""
 
     async def set_theme(self, theme: str) -> str | None:
         """Save ``theme`` to the channel file, then put it on air; the moderation rule that

@@ -36,6 +36,7 @@ def status_json(status: ChannelStatus) -> dict:
         "now_playing": plain(status.now_playing) if status.now_playing is not None else None,
         "queue_depth": status.queue_depth,
         "library": plain(status.library),
+        "disk": plain(status.disk) if status.disk is not None else None,
         "producer": plain(status.producer),
         "director": plain(status.director),
         "moderation": plain(status.moderation),

@@ -16,6 +16,11 @@ commit or a delete that did), rows whose file is gone are removed.
   again if the commit fails). Before the commit: no row; after it: both.
 - ``forget`` (retention): delete the rows and commit first, then the caller removes the files
   off the event loop. Between the two: files without rows.
+
+A full disk: ``forget`` (retention) that fails for want of space gives up the library's space
+reserve (``.reserve``, see ``webtv.library.space``) and is tried once more, so retention can
+still make room when the disk is full to the last byte. The reserve is kept for that alone:
+making room is what lets every other writer go on.
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from webtv.director import Shot
 from webtv.library.lock import LibraryLock
+from webtv.library.space import Reserve, is_disk_full
 
 log = logging.getLogger("webtv.library")
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clips (
@@ -102,6 +111,8 @@ class Library:
             self.db.executescript(SCHEMA)
             self._migrate()
             self.reconcile()
+            self.reserve = Reserve(self.root / ".reserve")
+            self.reserve.restore()
         except BaseException:
             self.lock.release()
             raise
@@ -220,6 +231,18 @@ class Library:
         row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(duration), 0) FROM clips WHERE state = 'ok'").fetchone()
         return row[0], float(row[1])
 
+    def _write(self, work: Callable[[], T]) -> T:
+        """``work()`` in one transaction; when it fails for want of space, once more after giving
+        up the space reserve."""
+        try:
+            with self.db:
+                return work()
+        except sqlite3.OperationalError as exc:
+            if not (is_disk_full(exc) and self.reserve.release()):
+                raise
+        with self.db:
+            return work()
+
     def mark_aired(self, clip_ids: list[int], when: float) -> None:
         with self.db:
             self.db.executemany(
@@ -256,8 +279,7 @@ class Library:
         marks = ",".join("?" * len(clip_ids))
         files = [self.clips_dir / r["file"] for r in
                  self.db.execute(f"SELECT file FROM clips WHERE id IN ({marks})", clip_ids)]
-        with self.db:
-            self.db.execute(f"DELETE FROM clips WHERE id IN ({marks})", clip_ids)
+        self._write(lambda: self.db.execute(f"DELETE FROM clips WHERE id IN ({marks})", clip_ids))
         return files
 
     @staticmethod
@@ -309,6 +331,12 @@ class Library:
             state=row["state"],
             keep=bool(row["keep"]),
         )
+
+    def recent_clip_bytes(self, last: int = 20) -> int | None:
+        """The largest of the last ``last`` clips made (None for an empty library)."""
+        row = self.db.execute("SELECT MAX(size) FROM (SELECT size FROM clips ORDER BY id DESC LIMIT ?)",
+                              (last,)).fetchone()
+        return row[0]
 
     def total_bytes(self) -> int:
         """Bytes of airable clips, as indexed (the size of each file when it entered)."""

@@ -27,8 +27,10 @@ on air, kept clips when their mark is lifted. The producer is not throttled: it 
 ``[producer] ahead`` fresh clips ready, so the excess is bounded by that and two blocks.
 
 When: at start, every ``check_interval_s``, right after each ingest, and at once when an
-edited ``[library]`` comes in (``reconfigure``). Choosing the clips and deleting their rows
-happen in one synchronous step on the event loop, so the programmer never picks a clip that
+edited ``[library]`` comes in (``reconfigure``). And when the disk is short of space
+(``make_room``, asked by ``webtv.library.space.DiskGuard`` before production pauses): the same
+order and the same protections, until enough bytes are freed, whatever the quotas. Choosing
+the clips and deleting their rows happen in one synchronous step on the event loop, so the programmer never picks a clip that
 is being deleted; the files are removed afterwards in a worker thread. A crash in between leaves files without rows, which
 ``Library.reconcile`` removes at the next start.
 """
@@ -109,13 +111,10 @@ class Retention:
         if within(quota, clips, size):
             self.state.over_quota = False
             return []
-        protected, theme = self.protected(), self.theme()
         chosen = []
-        for clip in self.library.deletion_order():
+        for clip in self.deletable():
             if within(quota, clips, size):
                 break
-            if clip.id in protected or (clip.state == "ok" and clip.times_aired == 0 and clip.theme == theme):
-                continue
             chosen.append(clip)
             clips, size = clips - 1, size - clip.size
         over = not within(quota, clips, size)
@@ -125,17 +124,41 @@ class Retention:
         self.state.over_quota = over
         return chosen
 
+    def deletable(self) -> list[Clip]:
+        """Every clip retention may delete now, in deletion order (see the module)."""
+        protected, theme = self.protected(), self.theme()
+        return [clip for clip in self.library.deletion_order() if not (
+            clip.id in protected or (clip.state == "ok" and clip.times_aired == 0 and clip.theme == theme))]
+
+    async def make_room(self, need_bytes: int) -> int:
+        """Delete clips, in deletion order, until ``need_bytes`` are freed or nothing more may go
+        (the disk is short of space); returns the bytes freed."""
+        chosen, freed = [], 0
+        for clip in self.deletable():
+            if freed >= need_bytes:
+                break
+            chosen.append(clip)
+            freed += clip.size
+        if chosen:
+            self._delete(chosen, "to make room on disk")
+            await self.flush()
+        return freed
+
     def trim(self) -> list[int]:
         """Delete the rows of the clips over quota now (synchronous, on the event loop); their
         files are queued for ``flush``. Returns the deleted ids."""
         chosen = self.victims()
         if not chosen:
             return []
+        return self._delete(chosen, "over quota")
+
+    def _delete(self, chosen: list[Clip], why: str) -> list[int]:
         ids = [c.id for c in chosen]
         self._unlink += self.library.forget(ids)
         self.state.deleted += len(ids)
         self.state.deleted_bytes += sum(c.size for c in chosen)
-        log.info("retention: deleted clips=%d bytes=%d ids=%s", len(ids), sum(c.size for c in chosen), ids[:20])
+        log.info("retention: deleted %s: clips=%d bytes=%d ids=%s", why, len(ids), sum(c.size for c in chosen),
+                 ids[:20])
         if self.on_deleted is not None:
             try:
                 self.on_deleted(ids)

@@ -16,6 +16,12 @@ while it writes, ``stalled`` when bytes fed to it have waited ``stall_s`` withou
 being written (a SIGSTOPped ffmpeg, a server that accepts the socket and never answers, a
 peer that stopped reading). An output the relay has nothing for (between blocks) is not
 stalled: only bytes it was given and did not write count.
+
+An output whose process runs may still fail: ffmpeg's hls muxer says nothing when a segment
+cannot be written (a full disk) and lists it anyway, empty or cut short. ``problem()`` says so
+(``HlsOutput.segment_problem``: the newest listed segments, whole TS packets or not), each such
+segment counts in ``write_failures``, and ``/healthz`` names it. A restart would not mend it, so
+the output is not restarted for it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ State = Literal["connecting", "running", "stalled", "backoff", "stopped"]
 STATES: tuple[State, ...] = ("connecting", "running", "stalled", "backoff", "stopped")
 
 _SEGMENT_RE = re.compile(r"^seg_(\d+)\.ts(\.tmp)?$")
+TS_PACKET = 188  # bytes; the mpegts muxer writes whole packets (relay.py has the same)
 
 # Expected at a block join (a new PAT/PMT and continuity counters; the first audio packet
 # of a block overlaps the last one's tail by a few ms and is moved on) or after a restart; not news.
@@ -70,6 +77,11 @@ def read_media_sequence(index: Path) -> tuple[int, int] | None:
     if not m:
         return None
     return int(m.group(1)), len(re.findall(r"^#EXTINF:", text, re.M))
+
+
+def _segment_number(name: str) -> int:
+    m = _SEGMENT_RE.match(name)
+    return int(m.group(1)) if m else -1
 
 
 class Output:
@@ -128,6 +140,15 @@ class Output:
 
     def before_start(self) -> None:
         """Runs just before each (re)start, on the loop thread."""
+
+    def problem(self) -> str | None:
+        """Why the output fails while its process runs (None: it does not, as far as we can tell)."""
+        return None
+
+    @property
+    def write_failures(self) -> int:
+        """What the output's process could not write (HLS: segments), since start."""
+        return 0
 
     # -- supervision -----------------------------------------------------------------------
 
@@ -341,6 +362,8 @@ class Output:
             "lag_kb": (child.stdin_backlog() // 1024) if running else 0,
             "last_exit": self.last_exit,
             "stderr": list(child.stderr_tail)[-5:] if child is not None else [],
+            "problem": self.problem(),
+            "write_failures": self.write_failures,
         }
 
 
@@ -378,6 +401,8 @@ class HlsOutput(Output):
         self.list_size = list_size
         self._start_number = 0
         self._restarted = False
+        self._failed_segments: set[str] = set()
+        self._write_failures = 0
 
     def cwd(self) -> Path:
         return self.hls_dir
@@ -407,6 +432,45 @@ class HlsOutput(Output):
                     os.unlink(self.hls_dir / name)
                 except OSError:
                     pass
+
+    @property
+    def write_failures(self) -> int:
+        return self._write_failures
+
+    def problem(self) -> str | None:
+        return self.segment_problem()
+
+    def segment_problem(self, newest: int = 2) -> str | None:
+        """Why the ``newest`` segments listed in the playlist are not whole, or None. The mpegts
+        muxer writes whole 188-byte packets, so a segment is whole when its size is a non-zero
+        multiple of 188; a write cut short by a full disk ends on a block boundary instead.
+        Counts each such segment once."""
+        index = self.hls_dir / HLS_INDEX
+        try:
+            text = index.read_text(errors="replace")
+        except FileNotFoundError:
+            return None  # not started yet
+        except OSError as exc:
+            return f"{HLS_INDEX} unreadable: {exc.strerror}"
+        if not text:
+            return f"{HLS_INDEX} is empty: the playlist was not written (disk full?)"
+        problems = []
+        for name in re.findall(r"^(seg_\d+\.ts)$", text, re.M)[-newest:]:
+            try:
+                size = os.stat(self.hls_dir / name).st_size
+            except OSError:
+                size = 0
+            if size == 0 or size % TS_PACKET:
+                if name not in self._failed_segments:
+                    self._failed_segments.add(name)
+                    self._write_failures += 1
+                    log.error("output %s: segment %s not written whole: %d bytes", self.name, name, size)
+                problems.append(f"{name} {size} bytes")
+        if len(self._failed_segments) > 256:
+            self._failed_segments = set(sorted(self._failed_segments, key=_segment_number)[-64:])
+        if problems:
+            return f"segments not written whole (disk full?): {', '.join(problems)}"
+        return None
 
     def command(self) -> list[str]:
         return hls_command(self.gop_seconds, self.list_size, self._start_number, discont=self._restarted)

@@ -5,6 +5,10 @@ pipeline composes one music track for the whole sequence, then makes each shot's
 its slice of that track, so the music runs on across cuts. Shots render side by side up to
 ``capacity()`` (the healthy remote workers; one on a local GPU) and enter the library in
 shot order. Rendering runs in daemon threads; the event loop stays free.
+
+Disk space: before each sequence the producer asks its ``DiskGuard`` for room (which asks
+retention first); without room it pauses (``state.paused = "disk_full"``), starts nothing and
+asks again every ``poll_s``. A render that fails for want of space pauses it the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from webtv.director import Shot
 from webtv.library import Clip, Library, file_digest
+from webtv.library.space import DiskGuard
 from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
 from webtv.producer.sequences import SequenceSource
 
@@ -74,6 +79,7 @@ class ProducerState:
     last_error: str | None = None  # the last failure, until a clip enters the library again
     last_error_at: float | None = None  # when the last failure happened (Unix time); kept
     prompts_blocked: int = 0
+    paused: str | None = None  # why production is paused: "disk_full"; None while it is not
 
 
 class Producer:
@@ -94,6 +100,7 @@ class Producer:
         capacity: Callable[[], int] = lambda: 1,
         on_clip: Callable[[Clip], None] | None = None,
         on_stage: Callable[[str, float], None] | None = None,
+        disk: DiskGuard | None = None,
     ):
         self.pipeline, self.sequences = pipeline, sequences
         self.library = library
@@ -102,6 +109,7 @@ class Producer:
         self.capacity = capacity
         self.on_clip = on_clip
         self.on_stage = on_stage
+        self.disk = disk
         self.state = ProducerState()
         self._wake = asyncio.Event()
 
@@ -118,13 +126,12 @@ class Producer:
         for leftover in self.library.incoming_dir.glob("*"):
             leftover.unlink(missing_ok=True)
         while True:
+            if not await self._room():
+                await self._rest(self.disk.poll_s)
+                continue
             theme = self.theme()
             if self.library.count_fresh(theme) >= self.ahead or await self._theme_blocked(theme):
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=2.0)
-                except TimeoutError:
-                    pass
+                await self._rest(2.0)
                 continue
             sequence = await self.sequences.next(theme)
             self.state.prompts_blocked = self.sequences.prompts_blocked
@@ -132,6 +139,22 @@ class Producer:
                 await asyncio.sleep(1.0)
                 continue
             await self._produce(sequence)
+
+    async def _rest(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when woken."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _room(self) -> bool:
+        """Whether there is disk space for the next clips (see the module)."""
+        if self.disk is None:
+            return True
+        ok = await self.disk.room()
+        self.state.paused = None if ok else "disk_full"
+        return ok
 
     async def _theme_blocked(self, theme: str) -> bool:
         rule = await self.sequences.theme_rule(theme)
@@ -144,6 +167,8 @@ class Producer:
         except Exception as exc:  # a failed backend must not stop the channel
             self._failed(f"music for sequence {sequence.id}", exc)
             await asyncio.sleep(1.0)
+            return
+        if self.state.paused:  # the disk filled while the music was made
             return
         self._report(track.timings)
         slots = asyncio.Semaphore(max(1, self.capacity()))
@@ -162,6 +187,9 @@ class Producer:
         async with slots:
             if self.theme() != theme:
                 log.info("theme changed: shot %d of %r not rendered", shot.index, theme)
+                return None
+            if self.state.paused or not await self._room():
+                log.info("production paused (%s): shot %d of %r not rendered", self.state.paused, shot.index, theme)
                 return None
             out = self.library.incoming_path()
             self.state.rendering = shot.prompt
@@ -187,6 +215,8 @@ class Producer:
             return
         self.state.clips_made += 1
         self.state.last_error = None  # production works again; last_error_at says when it did not
+        if self.disk is not None:
+            self.disk.clip_made()
         self._report(rendered.made.timings)
         log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, rendered.made.duration,
                  rendered.seconds, shot.prompt)
@@ -207,3 +237,5 @@ class Producer:
         self.state.last_error = f"{what}: {exc}"
         self.state.last_error_at = time.time()
         log.error("render failed, skipped: %s: %s", what, exc)
+        if self.disk is not None and self.disk.render_failed(exc):
+            self.state.paused = "disk_full"

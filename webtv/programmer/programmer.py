@@ -12,6 +12,14 @@ Each clip chosen is checked (size and digest) and its file's ``Stamp`` recorded 
 the playout compares the file with that stamp just before the block's decoder opens it and
 hands back the clips that changed since (``reconfirm``): they are checked again, marked broken
 if they fail, and left out of the block.
+
+A full disk must not take the channel off air. When a block playlist cannot be written for
+want of space, the block before it airs again (its playlist is still on disk; its clips count
+as loop) rather than none, until retention has made room (``webtv.library.space``). Aired
+counts that cannot be recorded are kept and recorded with the next block that can be, or when
+space returns (``record_aired``); their clips are not offered as fresh meanwhile. The
+catalogue playlists (``all``, ``fresh``, ``tag-*``) are for outside readers: one that cannot
+be written stays as it was.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Callable
 
 from webtv.config import ProgrammeSection
 from webtv.library import Clip, Library
+from webtv.library.space import is_disk_full
 from webtv.playout.block import Block, Entry
 from webtv.playout.clipfile import Stamp
 from webtv.programmer.playlist import slug, write_ffconcat
@@ -54,6 +63,8 @@ class Programmer:
         self._tag_playlists: set[str] = set()
         self._handed: list[Block] = []  # handed out and not superseded on air: on air, next
         self._choosing: set[int] = set()  # candidates of the block being chosen
+        self._unrecorded: list[tuple[int, float]] = []  # (clip, when) aired, not yet in the index
+        self._catalogue_failing = False
 
     def reconfigure(self, programme: ProgrammeSection) -> None:
         """An edited ``[programme]``: the next block chosen has the new length. The filler card
@@ -75,26 +86,65 @@ class Programmer:
             number = self.blocks_made
             playlist = self.dir / f"block-{number:06d}.ffconcat"
             block = Block(number=number, playlist=playlist, entries=tuple(entries))
+            before = self._handed[-1] if self._handed else None
             # Protected from here on; a block handed out but never aired drops out as later ones air.
             self._handed = [*self._handed[-(KEEP_BLOCKS - 1):], block]
-            await asyncio.to_thread(write_ffconcat, playlist, [(e.path, e.duration) for e in entries])
+            if not await self._write_block(block):
+                block = self._repeat(before, number)
         finally:
             self._choosing.clear()
         self._prune_blocks(number)
         return block
 
+    async def _write_block(self, block: Block) -> bool:
+        """Write ``block``'s playlist; False when the disk is too full for it (see the module)."""
+        try:
+            await asyncio.to_thread(write_ffconcat, block.playlist, [(e.path, e.duration) for e in block.entries])
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            return False
+        return True
+
+    def _repeat(self, before: Block | None, number: int) -> Block:
+        """Block ``number`` when its playlist could not be written: ``before`` again."""
+        if before is None or not before.playlist.exists():
+            raise OSError(f"disk full: block {number}'s playlist cannot be written, and no earlier one is left")
+        log.error("disk full: block %d's playlist cannot be written; block %d airs again", number, before.number)
+        entries = tuple(replace(e, source="loop") if e.source == "fresh" else e for e in before.entries)
+        block = replace(before, number=number, entries=entries)
+        self._handed[-1] = block
+        return block
+
     def on_air(self, block: Block, started_at: float) -> None:
         """Record what went on air; called by the playout when a block starts."""
         self._handed = [b for b in self._handed if b.number >= block.number]
-        offset, aired = 0.0, []
+        offset = 0.0
         for entry in block.entries:
             if entry.clip_id is not None:
-                aired.append((entry.clip_id, started_at + offset))
+                self._unrecorded.append((entry.clip_id, started_at + offset))
             offset += entry.duration
-        for clip_id, when in aired:
-            self.library.mark_aired([clip_id], when)
-        if aired:
+        self.record_aired()
+
+    def record_aired(self) -> bool:
+        """Write the aired counts not yet in the index (then the catalogue); False when the disk
+        is too full."""
+        recorded = False
+        while self._unrecorded:
+            clip_id, when = self._unrecorded[0]
+            try:
+                self.library.mark_aired([clip_id], when)
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                log.warning("disk full: %d aired clips not recorded yet; recorded with a later block",
+                            len(self._unrecorded))
+                return False
+            del self._unrecorded[0]
+            recorded = True
+        if recorded:
             self.write_catalogue()
+        return True
 
     async def recheck(self, block: Block) -> None:
         """A block's decoder failed: find the clips that broke since they were chosen."""
@@ -108,7 +158,20 @@ class Programmer:
                 await self._intact(clip)
 
     def write_catalogue(self) -> None:
-        """``all``, ``fresh`` (never aired, current theme) and one playlist per tag."""
+        """``all``, ``fresh`` (never aired, current theme) and one playlist per tag; on a full disk
+        the ones that cannot be written stay as they were."""
+        try:
+            self._write_catalogue()
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            if not self._catalogue_failing:
+                log.warning("disk full: catalogue playlists not updated: %s", exc)
+            self._catalogue_failing = True
+            return
+        self._catalogue_failing = False
+
+    def _write_catalogue(self) -> None:
         clips = self.library.all_clips()
         write_ffconcat(self.dir / "all.ffconcat", [(c.path, c.duration) for c in clips])
         theme = self.theme()
@@ -139,7 +202,9 @@ class Programmer:
                     chosen.append(self._entry(clip, source, stamp))
                     total += clip.duration
 
-        fresh = self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
+        unrecorded = {clip_id for clip_id, _ in self._unrecorded}
+        fresh = [c for c in self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
+                 if c.id not in unrecorded]
         self._choosing.update(c.id for c in fresh)  # in the same step as the query: retention waits
         await take(fresh, "fresh")
         picked = {e.clip_id for e in chosen}
@@ -213,9 +278,10 @@ class Programmer:
         )
 
     def _prune_blocks(self, newest: int) -> None:
+        in_use = {b.playlist for b in self._handed}  # a block aired again keeps an older playlist
         # with the decoders' lists (".block-N.ffconcat.SEQ.air") a crash left behind
         for old in [*self.dir.glob("block-*.ffconcat"), *self.dir.glob(".block-*.air")]:
-            if _block_number(old) <= newest - KEEP_BLOCKS:
+            if _block_number(old) <= newest - KEEP_BLOCKS and old not in in_use:
                 old.unlink(missing_ok=True)
 
 
