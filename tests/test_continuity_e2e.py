@@ -1,7 +1,9 @@
 """Continuity under load, read from outside: `webtv run` streaming to a real nginx-rtmp for five
 minutes while two CPU-bound processes compete with it for this machine's cores. The largest
 gap between video timestamps read back from the server stays within one frame + 20 ms across
-every block edge, timestamps never go backwards, and it is all one RTMP session. Timestamps
+every block edge, timestamps never go backwards, sound and picture last the whole read, stream
+time keeps pace with wall time, and it is all one RTMP session (this supersedes the minute-long
+unloaded read the channel core once had). Timestamps
 are data: a loaded machine may deliver them late, but cannot open a gap between them."""
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def test_five_minutes_of_block_edges_under_load(tmp_path, rtmp_server):
     gaps = [b.dts - a.dts for a, b in zip(video, video[1:])]
     assert min(gaps) > 0, "video timestamps went backwards"
     assert all(b.dts >= a.dts for a, b in zip(audio, audio[1:])), "audio timestamps went backwards"
+    assert audio[-1].dts - audio[0].dts >= WATCH_S - 2.0, "the sound stopped before the picture"
     largest = max(gaps)
     edges = status["now_playing"]["block"] - first_block
     rtmp = next(o for o in status["outputs"] if o["kind"] == "rtmp")
