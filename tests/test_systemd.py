@@ -170,9 +170,9 @@ def out(name: str, state: str) -> dict:
 def test_wedged_only_when_every_output_is_down_longer_than_wedged_after_s():
     health = PlayoutHealth(10.0)
     assert health.wedged([out("hls", "running"), out("rtmp-1", "backoff")], now=0) is None
-    assert health.wedged([out("hls", "backoff"), out("rtmp-1", "starting")], now=1) is None  # down since 1
+    assert health.wedged([out("hls", "backoff"), out("rtmp-1", "connecting")], now=1) is None  # down since 1
     assert health.wedged([out("hls", "backoff"), out("rtmp-1", "backoff")], now=11) is None
-    reason = health.wedged([out("hls", "backoff"), out("rtmp-1", "starting")], now=11.5)
+    reason = health.wedged([out("hls", "backoff"), out("rtmp-1", "connecting")], now=11.5)
     assert reason and "all 2 outputs down for 10 s" in reason and "rtmp-1 starting" in reason
     assert health.wedged([out("hls", "running"), out("rtmp-1", "backoff")], now=12) is None  # one is back
     assert health.wedged([out("hls", "backoff")], now=13) is None  # the clock starts again
@@ -193,7 +193,7 @@ class FakePlayout:
     def __init__(self):
         self.byte_age: float | None = None
         self.bytes_flow = True
-        self.states = ["starting"]
+        self.states = ["connecting"]
 
     def last_byte_age(self):
         return self.byte_age
