@@ -173,7 +173,7 @@ def test_wedged_only_when_every_output_is_down_longer_than_wedged_after_s():
     assert health.wedged([out("hls", "backoff"), out("rtmp-1", "connecting")], now=1) is None  # down since 1
     assert health.wedged([out("hls", "backoff"), out("rtmp-1", "backoff")], now=11) is None
     reason = health.wedged([out("hls", "backoff"), out("rtmp-1", "connecting")], now=11.5)
-    assert reason and "all 2 outputs down for 10 s" in reason and "rtmp-1 starting" in reason
+    assert reason and "all 2 outputs down for 10 s" in reason and "rtmp-1 connecting" in reason
     assert health.wedged([out("hls", "running"), out("rtmp-1", "backoff")], now=12) is None  # one is back
     assert health.wedged([out("hls", "backoff")], now=13) is None  # the clock starts again
     assert health.wedged([out("hls", "backoff")], now=23.5) is not None
