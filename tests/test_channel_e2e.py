@@ -101,15 +101,23 @@ def test_corrupted_library_clip_is_skipped_on_air(channel):
     index = channel.folder / "library" / "index.sqlite"
     channel.wait_for(lambda s: s["library"]["clips"] >= 4, timeout=60, message="library of 4 clips")
     # The next block is chosen (and its clips checked) a little before it airs: take the clip
-    # least recently aired that is in none of the blocks written so far, so it airs soon after.
-    on_air = channel.status()["now_playing"]["block"]
-    pending = "".join(p.read_text() for p in (channel.folder / "playlists").glob("block-*.ffconcat")
-                      if int(p.stem.split("-")[1]) >= on_air)
-    with sqlite3.connect(index) as db:
-        rows = db.execute(
-            "SELECT id, file FROM clips WHERE state = 'ok' AND times_aired > 0 ORDER BY last_aired"
-        ).fetchall()
-    clip_id, name = next((i, f) for i, f in rows if f not in pending)
+    # least recently aired that is in none of the blocks written so far, so it airs soon after
+    # (early in a run every aired clip may still be in a written block: wait for one that is not).
+    deadline = time.monotonic() + 60
+    while True:
+        on_air = channel.status()["now_playing"]["block"]
+        pending = "".join(p.read_text() for p in (channel.folder / "playlists").glob("block-*.ffconcat")
+                          if int(p.stem.split("-")[1]) >= on_air)
+        with sqlite3.connect(index) as db:
+            rows = db.execute(
+                "SELECT id, file FROM clips WHERE state = 'ok' AND times_aired > 0 ORDER BY last_aired"
+            ).fetchall()
+        candidates = [(i, f) for i, f in rows if f not in pending]
+        if candidates:
+            break
+        assert time.monotonic() < deadline, "no aired clip outside the blocks written so far"
+        time.sleep(0.5)
+    clip_id, name = candidates[0]
     victim = channel.folder / "library" / "clips" / name
 
     def block_numbers() -> dict[int, Path]:
