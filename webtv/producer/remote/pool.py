@@ -1,5 +1,12 @@
-"""The pool of remote workers. ``WorkerPool`` keeps one gradio_client
-``Client`` per worker and sends each job to the least busy healthy one:
+"""The pool of remote workers. ``WorkerPool`` keeps gradio_client ``Client``s per worker
+and sends each job to the least busy healthy one:
+
+- **one job per client**: a Client carries all its jobs on one event stream, which the
+  worker closes as soon as the last job it knows of completes; a job submitted on that Client
+  after the worker closed the stream but before the Client has read the close (a loaded
+  machine, a slow network) is tied to the closing stream and cancelled with it, though the
+  worker runs it. So each job (health checks too) borrows a Client of its own, one whose
+  stream is closed, and a new one is made when none is free;
 
 - **least busy**: fewest jobs in flight from this daemon; ties go to the faster worker (lower
   mean time for that endpoint; means within 1.5x count as equal), then to the one used least
@@ -24,6 +31,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -77,8 +85,9 @@ class _Worker:
     info: dict | None = None  # the worker's /health answer
     running: list = dataclasses.field(default_factory=list)  # endpoints of the jobs in flight
     per_endpoint: dict = dataclasses.field(default_factory=dict)  # endpoint -> [jobs done, seconds]
-    client: Any = None
-    generation: int = 0  # bumped when the client is replaced or dropped
+    idle: list = dataclasses.field(default_factory=list)  # Clients free for the next job, oldest first
+    lent: list = dataclasses.field(default_factory=list)  # Clients running a job
+    generation: int = 0  # bumped when the clients are dropped: those lent are closed when given back
     outs: int = 0  # times taken out: a check that began before the last one does not count
     check_outs: int = 0
 
@@ -135,9 +144,10 @@ class WorkerPool:
             rekeyed = [w for w in self._workers if w.url in kept
                        and section.credentials_for(w.url) != self.section.credentials_for(w.url)]
             self.section = section
-            stale = [w.client for w in dropped + rekeyed if w.client is not None]
-            for worker in rekeyed:  # its next call connects with the new credentials
-                worker.client = None
+            stale = []
+            for worker in dropped + rekeyed:  # its next call connects with the new credentials
+                stale += worker.idle
+                worker.idle = []
                 worker.generation += 1
             self._cond.notify_all()
         for client in stale:
@@ -152,9 +162,10 @@ class WorkerPool:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-            clients = [w.client for w in self._workers if w.client is not None]
+            clients = [client for w in self._workers for client in w.idle + w.lent]
             for worker in self._workers:
-                worker.client = None
+                worker.idle, worker.lent = [], []
+                worker.generation += 1
             jobs = list(self._jobs)
         cancels = [threading.Thread(target=_cancel_job, args=(job,), daemon=True) for job in jobs]
         for thread in cancels:
@@ -280,7 +291,11 @@ class WorkerPool:
             log.info("worker %s is back (answered in %.2f s)", worker.url, time.monotonic() - started)
 
     def _probe(self, worker: _Worker) -> dict:
-        client = self._client(worker, fresh=worker.state == "probing")
+        with self._client(worker, fresh=worker.state == "probing") as client:
+            return self._ask_health(client)
+
+    @staticmethod
+    def _ask_health(client) -> dict:
         if "/health" in _endpoint_names(client):
             job = client.submit(api_name="/health")
             try:
@@ -306,30 +321,49 @@ class WorkerPool:
         worker.outs += 1
         worker.last_error = reason
         worker.next_check = time.monotonic() + self.section.probe_after_s
-        if worker.client is not None:
-            client, worker.client = worker.client, None
-            worker.generation += 1
+        stale, worker.idle = worker.idle, []
+        worker.generation += 1  # those lent are closed when their jobs end
+        for client in stale:
             threading.Thread(target=_close_client, args=(client,), daemon=True).start()
 
+    @contextlib.contextmanager
     def _client(self, worker: _Worker, fresh: bool = False):
-        """The worker's gradio_client Client, made on first use (or anew with ``fresh``)."""
+        """A gradio_client Client of the worker's for one job, given back after it: an idle
+        one whose event stream is closed, or a new one (``fresh``: a new one, the idle ones
+        closed). Never one with a job running or a stream still open: a job submitted there
+        as the worker closes the stream would be cancelled with it."""
+        stale: list = []
+        client = None
         with self._cond:
-            client = worker.client
             generation = worker.generation
-        if client is not None and not fresh:
-            return client
-        credentials = self.section.credentials_for(worker.url)
-        client = _new_client(worker.url, credentials.client_options(self._environ) if credentials else {"token": False})
-        with self._cond:
-            if worker.generation == generation:
-                old, worker.client = worker.client, client
-                worker.generation += 1
-            else:  # someone else replaced it meanwhile: keep theirs
-                old, client = client, worker.client or client
-                worker.client = client
-        if old is not None and old is not client:
+            if fresh:
+                stale, worker.idle = worker.idle, []
+            else:
+                client = next((c for c in worker.idle if _stream_closed(c)), None)
+                if client is not None:
+                    worker.idle.remove(client)
+                    worker.lent.append(client)
+        for old in stale:
             threading.Thread(target=_close_client, args=(old,), daemon=True).start()
-        return client
+        if client is None:
+            credentials = self.section.credentials_for(worker.url)
+            client = _new_client(worker.url,
+                                 credentials.client_options(self._environ) if credentials else {"token": False})
+            with self._cond:
+                worker.lent.append(client)
+        try:
+            yield client
+        finally:
+            with self._cond:
+                if client in worker.lent:
+                    worker.lent.remove(client)
+                stale = [client]
+                if worker.generation == generation and not self._stop.is_set():
+                    worker.idle.append(client)
+                    stale = worker.idle[:-MAX_IDLE_CLIENTS]
+                    del worker.idle[:-MAX_IDLE_CLIENTS]
+            for old in stale:
+                threading.Thread(target=_close_client, args=(old,), daemon=True).start()
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -390,19 +424,19 @@ class WorkerPool:
 
     def _run(self, worker: _Worker, endpoint: str, args: tuple, timeout: float) -> tuple[Any, float]:
         """(reply, seconds from submission to reply): the job's time, queue wait included."""
-        client = self._client(worker)
-        started = time.monotonic()
-        job = client.submit(*args, api_name=endpoint)
-        with self._cond:
-            self._jobs.add(job)
-        try:
-            return job.result(timeout=timeout), time.monotonic() - started
-        except TimeoutError:
-            _cancel_job(job)
-            raise TimeoutError(f"no result within {timeout:g} s") from None
-        finally:
+        with self._client(worker) as client:
+            started = time.monotonic()
+            job = client.submit(*args, api_name=endpoint)
             with self._cond:
-                self._jobs.discard(job)
+                self._jobs.add(job)
+            try:
+                return job.result(timeout=timeout), time.monotonic() - started
+            except TimeoutError:
+                _cancel_job(job)
+                raise TimeoutError(f"no result within {timeout:g} s") from None
+            finally:
+                with self._cond:
+                    self._jobs.discard(job)
 
     def _done(self, worker: _Worker, endpoint: str, seconds: float) -> None:
         with self._cond:
@@ -467,9 +501,9 @@ class WorkerPool:
         reply lies under its address); none for another host."""
         with self._cond:
             for worker in self._workers:
-                client = worker.client
-                if client is not None and url.startswith(client.src):
-                    return dict(client.headers), dict(client.cookies)
+                for client in worker.lent + worker.idle:
+                    if url.startswith(client.src):
+                        return dict(client.headers), dict(client.cookies)
         return {}, {}
 
     def scratch(self) -> Path:
@@ -482,6 +516,7 @@ class WorkerPool:
 
 
 SIMILAR_SPEED = 1.5  # mean job times within this factor count as a tie
+MAX_IDLE_CLIENTS = 4  # per worker; more are closed
 
 
 def _least_busy(candidates: list[_Worker], endpoint: str) -> _Worker:
@@ -566,6 +601,17 @@ def _close_client(client) -> None:
         client.__del__()
     except Exception:  # noqa: BLE001 - closing is best effort
         pass
+
+
+def _stream_closed(client) -> bool:
+    """The Client has no event stream open (gradio_client opens one when a job is submitted
+    and the worker closes it after the last job completes): a job submitted now opens a new
+    one instead of joining one that may be closing."""
+    lock = getattr(client, "pending_lock", None)
+    if lock is None or not hasattr(client, "stream_open"):
+        return True  # another gradio_client: nothing to go by
+    with lock:
+        return not client.stream_open
 
 
 def _endpoint_names(client) -> set[str]:
