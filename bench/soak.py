@@ -105,6 +105,7 @@ class Faults:
         self.stall_states: list[str] = []
         self.disk_full_seen = 0
         self.themes = 0
+        self.failures: list[str] = []  # injections that could not be made
 
     def _count(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -163,6 +164,9 @@ class Faults:
     def stall_rtmp(self) -> None:
         self._count("rtmp_stall")
         pid = self.daemon.output("rtmp")["pid"]
+        if pid is None:  # between a kill and its restart: nothing to stop this time
+            self.stall_states.append("no process")
+            return
         os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(self.stall_s)
@@ -215,6 +219,7 @@ def main() -> None:
     parser.add_argument("--full-every", type=float, default=0, help="fill the disk (needs --tmpfs-mb; 0: off)")
     parser.add_argument("--full-s", type=float, default=40)
     parser.add_argument("--tmpfs-mb", type=int, default=0, help="run the channel's folder on a tmpfs this big")
+    parser.add_argument("--samples", type=Path, help="append each minute's sample to this file (JSON lines)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="webtv-soak-") as tmp:
         root = Path(tmp)
@@ -247,6 +252,9 @@ def main() -> None:
                         break
                     if elapsed >= next_sample:
                         samples.append({"minute": round(elapsed / 60, 1), **proc_sample(daemon.proc.pid)})
+                        if args.samples:  # as they come: a soak cut short keeps what it measured
+                            with open(args.samples, "a") as f:
+                                f.write(json.dumps(samples[-1]) + "\n")
                         next_sample += 60
                     if elapsed >= next_theme:
                         theme = THEMES[themes % len(THEMES)]
@@ -261,8 +269,11 @@ def main() -> None:
                         next_kill += args.kill_every
                     for number, (every, action) in enumerate(periodic):
                         if elapsed >= due[number]:
-                            action()
                             due[number] += every
+                            try:
+                                action()
+                            except Exception as exc:  # noqa: BLE001 - a fault injector's own failure is a finding
+                                faults.failures.append(f"minute {elapsed / 60:.1f}: {action.__name__}: {exc!r}")
                     try:
                         text = (daemon.folder / "hls" / "index.m3u8").read_text()
                         hls_sequences.append(int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1)))
@@ -289,6 +300,7 @@ def main() -> None:
         "kills": kills,
         "restarts": restarts,
         "faults": faults.counts,
+        "fault_injections_failed": faults.failures,
         "hostile_answers": faults.hostile_answers,
         "hostile_expected": {what: list(expected) for what, *_, expected in HOSTILE},
         "sighup_reloads_seen": faults.survived_sighup,
