@@ -186,7 +186,7 @@ class Faults:
             deadline = time.monotonic() + self.full_s
             while time.monotonic() < deadline:
                 status = self.daemon.status() or {}
-                if (status.get("producer") or {}).get("state") == "disk_full":
+                if (status.get("disk") or {}).get("full"):
                     self.disk_full_seen += 1
                     break
                 time.sleep(1.0)
