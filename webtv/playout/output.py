@@ -48,7 +48,7 @@ State = Literal["connecting", "running", "stalled", "backoff", "stopped"]
 STATES: tuple[State, ...] = ("connecting", "running", "stalled", "backoff", "stopped")
 
 _SEGMENT_RE = re.compile(r"^seg_(\d+)\.ts(\.tmp)?$")
-TS_PACKET = 188  # bytes; the mpegts muxer writes whole packets (relay.py has the same)
+TS_PACKET = 188  # bytes; the mpegts muxer writes whole packets (the relay cuts on them too)
 
 # Expected at a block join (a new PAT/PMT and continuity counters; the first audio packet
 # of a block overlaps the last one's tail by a few ms and is moved on) or after a restart; not news.

@@ -17,12 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .output import Output
+from .output import TS_PACKET, Output
 from .timeline import VideoSpan
 
 log = logging.getLogger(__name__)
 
-TS_PACKET = 188
 SYNC = 0x47
 _VIDEO_STREAM_TYPES = {0x01, 0x02, 0x10, 0x1B, 0x24, 0x42}
 
