@@ -8,13 +8,36 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class Character:
+    """One of a series' cast. ``look`` is added, word for word, to every prompt the character is
+    in, so a video model draws them the same from shot to shot and episode to episode."""
+
+    name: str
+    look: str
+    aliases: tuple[str, ...] = ()
+    voice: str | None = None  # the voice backend's own name for a voice (espeak voice, speaker id)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Story mode: the episode a sequence is. ``summary`` is the story so far, this episode
+    included (the series memory the next episode is written from)."""
+
+    number: int  # 1, 2, ... within the theme's series
+    title: str
+    summary: str = ""
+
+
+@dataclass(frozen=True)
 class Shot:
-    prompt: str
+    prompt: str  # as rendered: in story mode the cast's looks are already in it
     seed: int
     theme: str
     tags: tuple[str, ...] = ()
     sequence_id: str = ""
     index: int = 0
+    narration: str = ""  # story mode: the line the narrator speaks over this shot
+    characters: tuple[str, ...] = ()  # story mode: names of the cast members in it
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,8 @@ class Sequence:
     seed: int
     tags: tuple[str, ...] = ()
     shots: tuple[Shot, ...] = field(default_factory=tuple)
+    episode: Episode | None = None  # story mode only
+    cast: tuple[Character, ...] = ()  # story mode: everyone who may appear, with their looks
 
 
 @dataclass

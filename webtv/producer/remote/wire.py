@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from webtv.director import Sequence, Shot
+from webtv.director import Character, Episode, Sequence, Shot
 from webtv.media import MediaError, probe
 from webtv.media.commands import (
     decode_audio_command, decode_frames_command, ffv1_write_command, wav_write_command,
@@ -89,7 +89,8 @@ def shot_json(shot: Shot) -> str:
 
 def _shot(data: dict) -> Shot:
     fields = {k: v for k, v in data.items() if k in Shot.__dataclass_fields__}
-    return Shot(**{**fields, "tags": tuple(fields.get("tags") or ())})
+    return Shot(**{**fields, "tags": tuple(fields.get("tags") or ()),
+                   "characters": tuple(fields.get("characters") or ())})
 
 
 def shot_from_json(text: str | None, prompt: str = "", seed: int = 0) -> Shot:
@@ -108,5 +109,9 @@ def sequence_from_json(text: str | None, music_prompt: str = "", seed: int = 0) 
         shots = tuple(_shot(s) for s in data.get("shots") or ())
         fields = {k: v for k, v in data.items() if k in Sequence.__dataclass_fields__ and k != "shots"}
         fields["tags"] = tuple(fields.get("tags") or ())
+        fields["cast"] = tuple(Character(**{**c, "aliases": tuple(c.get("aliases") or ())})
+                               for c in fields.get("cast") or ())
+        if fields.get("episode") is not None:
+            fields["episode"] = Episode(**fields["episode"])
         return Sequence(**fields, shots=shots)
     return Sequence(id="remote", theme=music_prompt, music_prompt=music_prompt, seed=int(seed))
