@@ -121,7 +121,7 @@ class Channel:
                                    on_deleted=lambda ids: self.programmer.write_catalogue())
         self.disk = disk_guard(config, library, self.retention, self.programmer.record_aired)
         self.producer = Producer(
-            ClipPipeline(make_stages(config, self.workers), config.house, config.video.clip_seconds),
+            ClipPipeline.from_config(config, make_stages(config, self.workers)),
             self.sequences, library, self._theme, config.producer.ahead,
             capacity=self.workers.capacity if self.workers is not None else (lambda: 1),
             on_clip=self._on_clip, on_stage=self.events.render_stage.publish, disk=self.disk,

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--config", type=Path, default=None,
                         help="channel file (default: channel.toml here, else the built-in defaults)")
     render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--narration", type=printable, default="", metavar="TEXT",
+                        help="a line the [voice] narrator speaks over the clip, burned in as subtitles; "
+                             "the clip lasts as long as the line (within the [story] shot bounds)")
     render.add_argument("--remote", metavar="URL", help="ask the webtv worker at URL for the whole clip (/clip)")
     models = render.add_argument_group("models (each flag overrides the config and picks that model's backend)")
     models.add_argument("--video-model", metavar="PATH_OR_ID",
@@ -107,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"webtv: warning: {line}", file=sys.stderr)
         return 0
     if args.command == "render" and args.remote:
-        return _render_remote(config, args.remote, args.prompt, args.out, args.seed)
+        return _render_remote(config, args.remote, args.prompt, args.out, args.seed, args.narration)
     if args.command == "render":
-        return _render(config, args.prompt, args.out, args.seed)
+        return _render(config, args.prompt, args.out, args.seed, args.narration)
     if args.command == "worker":
         from webtv.worker.app import serve
 
@@ -180,19 +183,19 @@ def with_model_flags(config: Config, args: argparse.Namespace) -> Config:
     return with_changes(config, changes, "command-line flags") if changes else config
 
 
-def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
+def _render(config: Config, prompt: str, out: Path, seed: int, narration: str = "") -> int:
     from webtv.director import Shot
     from webtv.producer import ClipPipeline, make_stages
     from webtv.producer.remote import WorkerPool
 
-    shot = Shot(prompt=prompt, seed=seed, theme=config.channel.theme, sequence_id="render")
+    shot = Shot(prompt=prompt, seed=seed, theme=config.channel.theme, sequence_id="render", narration=narration)
     house = config.house
     started = time.monotonic()
     progress = _ProgressBar()
     tmp = out.with_name(f".{out.name}.partial{out.suffix}")
     workers = WorkerPool(config.workers) if config.needs_workers else None
     try:
-        pipeline = ClipPipeline(make_stages(config, workers), house, config.video.clip_seconds)
+        pipeline = ClipPipeline.from_config(config, make_stages(config, workers))
         out.parent.mkdir(parents=True, exist_ok=True)
         made = pipeline.single(shot, tmp, progress)
         tmp.replace(out)
@@ -211,14 +214,14 @@ def _render(config: Config, prompt: str, out: Path, seed: int) -> int:
     return 0
 
 
-def _render_remote(config: Config, url: str, prompt: str, out: Path, seed: int) -> int:
+def _render_remote(config: Config, url: str, prompt: str, out: Path, seed: int, narration: str = "") -> int:
     from webtv.producer.remote import render_remote_clip
 
     started = time.monotonic()
     try:
         render_remote_clip(url, prompt, seed, out, config.workers.timeout_s, seconds=config.video.clip_seconds,
                            house=config.house, theme=config.channel.theme,
-                           credentials=config.workers.credentials_for(url))
+                           credentials=config.workers.credentials_for(url), narration=narration)
     except Exception as exc:
         print(f"webtv: remote render failed: {exc}", file=sys.stderr)
         return 1

@@ -546,16 +546,82 @@ class RemoteAudioSection(StageSection):
 AUDIO_BACKENDS = (SynthAudioSection, MusicGenAudioSection, RemoteAudioSection)
 AudioSection = Annotated[Union[AUDIO_BACKENDS], Field(discriminator="backend")]
 
+
+# ---------------------------------------------------------------------- [voice]: narration line -> speech
+
+
+VoiceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_+\-]{0,63}$",
+                                 description="the backend's name for a voice: an espeak voice, a VITS speaker id")]
+
+
+class VoiceBase(StageSection):
+    """Story mode's narrator: how fast it speaks, how far the music ducks under it, and how much
+    a line too long for its shot may be sped up (the recipe, ``webtv.producer.pipeline``)."""
+
+    words_per_minute: int = Field(160, ge=60, le=400, description="speaking rate; the story's word budget follows it")
+    duck_db: float = Field(12.0, ge=0, le=60, description="how far the music is lowered while the voice speaks")
+    max_speedup: float = Field(1.15, ge=1.0, le=2.0, description="a line too long for its shot plays at most this fast")
+
+
+class EspeakVoiceSection(VoiceBase):
+    """Debian's espeak-ng (``espeak-ng`` on PATH): no model, no network."""
+
+    backend: Literal["espeak"] = "espeak"
+    voice: VoiceName = "en"
+
+
+class VitsVoiceSection(VoiceBase):
+    """transformers' VitsModel + AutoTokenizer (MMS-TTS); ``model`` a hub id or a local folder."""
+
+    model_marker: ClassVar[str | None] = "config.json"
+    backend: Literal["vits"] = "vits"
+    model: str = "facebook/mms-tts-eng"
+    speaker: int | None = Field(None, ge=0, description="speaker id of a multi-speaker model")
+    device: Device = "auto"
+
+
+class RemoteVoiceSection(VoiceBase):
+    """``/voice`` of a [workers] worker (which speaks with its own [voice] backend)."""
+
+    backend: Literal["remote"] = "remote"
+
+
+class NoVoiceSection(VoiceBase):
+    """No narrator: story sequences air with their music and the prompt caption, like a showreel."""
+
+    backend: Literal["none"] = "none"
+
+
+VOICE_BACKENDS = (EspeakVoiceSection, VitsVoiceSection, RemoteVoiceSection, NoVoiceSection)
+VoiceSection = Annotated[Union[VOICE_BACKENDS], Field(discriminator="backend")]
+
+Colour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$", description='"#RRGGBB"')]
+
+
+class SubtitlesSection(Section):
+    """How a narration line is burned in (libass, at the house encode): sizes are fractions of
+    the picture so one style reads the same at every house size."""
+
+    restart: ClassVar[bool] = True
+    size: float = Field(0.06, ge=0.02, le=0.2, description="font size, a fraction of the picture height")
+    outline: float = Field(0.08, ge=0, le=0.5, description="outline width, a fraction of the font size")
+    margin: float = Field(0.06, ge=0, le=0.25, description="safe margin on each side, a fraction of width and height")
+    max_lines: int = Field(2, ge=1, le=4, description="lines on screen at once; a longer line is shown in turns")
+    colour: Colour = "#FFFFFF"
+    outline_colour: Colour = "#000000"
+
+
 BACKENDS: dict[str, tuple[type[Section], ...]] = {
     "director": DIRECTOR_BACKENDS,
     "video": VIDEO_BACKENDS,
     "upscale": UPSCALE_BACKENDS,
     "interpolation": INTERPOLATION_BACKENDS,
     "audio": AUDIO_BACKENDS,
+    "voice": VOICE_BACKENDS,
 }
 """The sections whose keys depend on their ``backend``: section -> its backends' classes."""
 
-STAGES = ("video", "upscale", "interpolation", "audio")
+STAGES = ("video", "upscale", "interpolation", "audio", "voice")
 
 
 class ProducerSection(Section):
@@ -638,6 +704,8 @@ class Config(Section):
     upscale: UpscaleSection = NoUpscaleSection()
     interpolation: InterpolationSection = MinterpolateSection()
     audio: AudioSection = SynthAudioSection()
+    voice: VoiceSection = EspeakVoiceSection()
+    subtitles: SubtitlesSection = SubtitlesSection()
     workers: WorkersSection = WorkersSection()
     producer: ProducerSection = ProducerSection()
     programme: ProgrammeSection = ProgrammeSection()
@@ -1047,6 +1115,7 @@ def summary(config: Config) -> str:
             f"upscale:    {_stage(config.upscale)}",
             f"interpolate: {_interpolation(config)}",
             f"audio:      {_stage(config.audio)}",
+            f"voice:      {_stage(config.voice)}, {config.voice.words_per_minute} words a minute (story mode)",
             f"workers:    {', '.join(config.workers.urls) or 'none'}",
             f"programme:  blocks of {config.programme.block_seconds:g} s",
             f"outputs:    {', '.join(outputs) or 'none'}",

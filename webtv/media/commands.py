@@ -3,8 +3,8 @@
 Each function returns an argv list for ``subprocess`` (no shell): a path is one element, so
 spaces and quotes in it need no quoting. Playout: the block decoder, the RTMP and HLS
 outputs. Production: the house encode (clips and the filler card share it), minterpolate
-and ``webtv interpolate``'s encode, and the frames and music files passed to and from remote
-workers. Checks: the probes and the packet scan of clip validation.
+and ``webtv interpolate``'s encode, the frames and music files passed to and from remote
+workers, and the narrator's speech (espeak-ng) and its speed-up. Checks: the probes and the packet scan of clip validation.
 
 Stream time is carried in MPEG-TS units: 90 kHz ticks, kept modulo 2^33 (about 26.5 h), as
 the PTS fields of a TS stream are.
@@ -128,13 +128,14 @@ def overlay_textfile(k: int) -> str:
 
 def encode_command(
     source_size: tuple[int, int], house: HouseFormat, overlays: Sequence[Overlay], out: Path,
-    *, frames: str = "pipe:0", audio: str = "audio.f32", font: str = "font.ttf",
+    *, frames: str = "pipe:0", audio: str = "audio.f32", font: str = "font.ttf", subtitles: str | None = None,
 ) -> list[str]:
     """The one-time encode into the house format: raw RGB frames (``source_size`` = width,
     height) at ``house.fps`` on stdin, raw float audio from ``audio``, scaled and cropped to
     the house size, the overlays drawn with ``font``; H.264 with a closed GOP of
-    ``house.gop_frames``, CBR-ish, AAC-LC, MP4 with the index in front. Run inside the folder
-    holding ``audio``, ``font`` and the overlays' text files."""
+    ``house.gop_frames``, CBR-ish, AAC-LC, MP4 with the index in front. ``subtitles`` names an
+    .ass file burned in by libass, its fonts looked up in the folder first (``font``'s). Run
+    inside the folder holding ``audio``, ``font``, the subtitles and the overlays' text files."""
     width, height = source_size
     video = ffmpeg.input(frames, format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=house.fps)
     sound = ffmpeg.input(audio, format="f32le", ar=house.sample_rate, ac=house.channels)
@@ -143,6 +144,8 @@ def encode_command(
         out_color_matrix="bt709", out_range="tv",
     )
     v = v.filter("crop", house.width, house.height).filter("format", "yuv420p").filter("setsar", 1)
+    if subtitles is not None:
+        v = v.filter("subtitles", filename=subtitles, fontsdir=".")
     for k, item in enumerate(overlays):
         options = dict(
             fontfile=font, textfile=overlay_textfile(k), expansion="none", fontsize=item.size, fontcolor=item.color,
@@ -260,6 +263,23 @@ def decode_audio_command(path: Path | str, sample_rate: int, channels: int) -> l
     """The first audio stream of ``path`` as raw float samples at ``sample_rate`` on stdout."""
     return [ffmpeg_exe(), *ERRORS_ONLY, "-i", str(path), "-map", "0:a:0", "-f", "f32le", "-ar", str(sample_rate),
             "-ac", str(channels), "pipe:1"]
+
+
+def atempo_command(sample_rate: int, factor: float) -> list[str]:
+    """Raw mono float samples on stdin played ``factor`` times as fast on stdout, pitch kept
+    (ffmpeg's ``atempo``, one pass for factors in [0.5, 2])."""
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
+            "-af", f"atempo={factor:.6f}", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "pipe:1"]
+
+
+# -- speech ------------------------------------------------------------------------------------
+
+
+def espeak_command(voice: str, words_per_minute: int, out: Path | str) -> list[str]:
+    """espeak-ng speaking the UTF-8 text on its stdin (never on the command line, so a line
+    that starts with "-" is still text) with ``voice`` at ``words_per_minute``, into the WAV
+    file ``out``."""
+    return ["espeak-ng", "-b", "1", "-v", voice, "-s", str(words_per_minute), "-w", str(out)]
 
 
 # -- probes and checks ---------------------------------------------------------------------------

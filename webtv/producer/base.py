@@ -2,6 +2,7 @@
 
     shot --video--> frames --upscale--> frames --interpolate--> frames at house fps
     sequence --audio--> one track for all its shots
+    narration line --voice--> speech (story mode)
 
 Stages are blocking (numpy, torch, subprocesses); the producer runs them off the event loop.
 Each takes ``light=True`` on the one retry after a failure (CUDA out of memory, say): the
@@ -64,4 +65,12 @@ class AudioBackend(Protocol):
     def compose(self, sequence: Sequence, seconds: float, sample_rate: int, channels: int,
                 *, light: bool = False) -> np.ndarray:
         """float32 samples in [-1, 1], shape (round(seconds * sample_rate), channels)."""
+        ...
+
+
+class VoiceBackend(Protocol):
+    def speak(self, text: str, voice: str | None, words_per_minute: int, sample_rate: int,
+              *, light: bool = False) -> np.ndarray:
+        """float32 mono samples of ``text`` spoken at ``words_per_minute`` in ``voice`` (the
+        backend's name for one; None: the configured one), at ``sample_rate``."""
         ...

@@ -5,7 +5,7 @@ closed GOP of ``house.gop_frames`` frames, CBR-ish bitrate and AAC layout, with 
 exactly as long as the video and the caption burned in, so playout can air it with
 ``-c copy``. The command lines live in ``webtv.media.commands``; raw RGB frames go in on
 stdin, the audio as a raw float file. ffmpeg runs inside a private temporary folder and is handed only plain relative
-names there (caption text, font link, audio), so no prompt or path ever needs filter
+names there (caption text, subtitle script, font link, audio), so no prompt or path ever needs filter
 escaping; the output path is a plain argument and may hold spaces and quotes.
 """
 
@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from webtv.config import HouseSection
+from webtv.config import HouseSection, SubtitlesSection
 from webtv.media import MediaError, ProbeResult, ffprobe_exe, probe
 from webtv.media.commands import Overlay, encode_command, overlay_textfile, packets_command, read_through_command
 from webtv.producer.base import Frames
+from webtv.producer.subtitles import Subtitle, ass_script
 
 AAC_FRAME = 1024  # samples per AAC-LC frame
+SUBTITLES_FILE = "subs.ass"
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -86,8 +88,11 @@ def _wrap(text: str, per_line: int, max_lines: int) -> str:
     return "\n".join(lines)
 
 
-def encode_clip(frames: Frames, audio: np.ndarray, caption: str, house: HouseSection, out: Path) -> None:
-    """Encode frames + audio once into the house format at ``out`` (MP4), caption burned in.
+def encode_clip(frames: Frames, audio: np.ndarray, caption: str, house: HouseSection, out: Path,
+                subtitle: Subtitle | None = None, style: SubtitlesSection | None = None) -> None:
+    """Encode frames + audio once into the house format at ``out`` (MP4), caption burned in,
+    or, for a narrated shot, its ``subtitle`` in ``style`` (``webtv.producer.subtitles``)
+    instead of the caption.
 
     The clip lasts len(frames)/frames.fps: round(that * house.fps) frames at house.fps
     (nearest-frame resampling when the rates differ); the audio (float, house sample rate)
@@ -104,10 +109,14 @@ def encode_clip(frames: Frames, audio: np.ndarray, caption: str, house: HouseSec
     else:  # frame i of the output shows the source frame on screen at time i / house.fps
         times = np.arange(count) / house.fps
         order = np.minimum(len(array) - 1, np.floor(times * frames.fps + 1e-6).astype(int)).tolist()
+    script = None
+    if subtitle is not None and subtitle.text.strip():
+        script = ass_script(subtitle, house, style or SubtitlesSection(), count / house.fps)
+        caption = ""
     text, size = caption_layout(caption, house)
     texts = [Overlay(text, size, f"h-text_h-{max(8, size)}")] if text else []
     samples = _fit_audio(audio, round(count * house.sample_rate / house.fps), house.channels)
-    _encode(array, order, samples, texts, house, Path(out))
+    _encode(array, order, samples, texts, house, Path(out), script)
 
 
 def make_card(text: str, seconds: float, house: HouseSection, out: Path, *, title: str | None = None) -> None:
@@ -171,9 +180,10 @@ def _fit_audio(audio: np.ndarray | None, n: int, channels: int) -> np.ndarray:
     return np.ascontiguousarray(np.clip(a, -1.0, 1.0), dtype=np.float32)
 
 
-def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[Overlay], house: HouseSection, out: Path) -> None:
+def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[Overlay], house: HouseSection, out: Path,
+            script: str | None = None) -> None:
     height, width = array.shape[1:3]
-    font = find_font(house) if texts else None
+    font = find_font(house) if texts or script else None
     out = Path(out).absolute()
     with tempfile.TemporaryDirectory(prefix="webtv-encode-") as tmp:
         work = Path(tmp)
@@ -186,7 +196,10 @@ def _encode(array: np.ndarray, order, samples: np.ndarray, texts: list[Overlay],
 
         for k, item in enumerate(texts):
             (work / overlay_textfile(k)).write_text(item.text, encoding="utf-8")
-        args = encode_command((width, height), house, texts, out)
+        if script is not None:
+            (work / SUBTITLES_FILE).write_text(script, encoding="utf-8")
+        args = encode_command((width, height), house, texts, out,
+                              subtitles=SUBTITLES_FILE if script is not None else None)
         _run(args, (array[i] for i in order), cwd=work, what=str(out))
 
 

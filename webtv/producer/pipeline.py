@@ -4,6 +4,19 @@
     shot --1 video--> frames --2 upscale--> --3 interpolate--> frames at the house rate
          --4 encode--> a house-format MP4 with its slice of the track --5 validate--> duration
 
+A narrated sequence (story mode: shots with a ``narration`` line, a voice backend, and
+``narration`` settings given) goes through more named steps, ``webtv.producer.narration``
+says how each works:
+
+    sequence --voice--> every shot's line spoken --fit--> each shot's seconds (speech +
+             breath, within the bounds; sped up or cut when too long) --music--> one track
+             as long as the shots together; shot i airs its own slice of it
+    shot --1-3--> frames for the shot's own seconds --mix--> its slice of the track, ducked
+         under its speech --4 encode--> with the line as subtitles instead of the caption
+         --5 validate
+
+A sequence without narration (the showreel) takes the first recipe, unchanged.
+
 Like a diffusers pipeline, a ClipPipeline holds its components once (the Stages, the house
 format, the clip length) and ``__call__`` is the recipe, step by named step. The producer,
 ``webtv render``, a worker's ``/clip`` and the benchmarks all make clips through it.
@@ -29,9 +42,11 @@ import numpy as np
 from webtv.director import Sequence, Shot
 from webtv.producer.base import Frames, Progress
 from webtv.producer.house import encode_clip, validate_clip
+from webtv.producer.narration import Line, Narration, fit_line, mix, voice_of
+from webtv.producer.subtitles import Subtitle
 
 if TYPE_CHECKING:
-    from webtv.config import HouseSection
+    from webtv.config import Config, HouseSection
     from webtv.producer.registry import Stages
 
 log = logging.getLogger("webtv.producer")
@@ -72,16 +87,31 @@ def retry_lighter(stage: str, call: Callable[..., T], *args) -> T:
 
 @dataclass(frozen=True)
 class Track:
-    """One sequence's music; shot ``i`` airs ``shot(i)``, so the music runs on across cuts."""
+    """One sequence's music; shot ``i`` airs ``shot(i)``, so the music runs on across cuts.
+    Every shot lasts ``shot_seconds``, except in a narrated sequence, where shot ``i`` with
+    a line lasts ``lines[i].seconds`` and starts where the shots before it end."""
 
-    samples: np.ndarray  # float32, (shots x shot_seconds x sample_rate, channels)
+    samples: np.ndarray  # float32, (the shots' seconds together x sample_rate, channels)
     shot_seconds: float
     sample_rate: int
     timings: dict[str, float] = field(default_factory=dict)  # {"music": seconds composing}
+    lines: tuple[Line | None, ...] = ()  # narrated: each shot's line as it airs (None: no line)
+
+    def line(self, index: int) -> Line | None:
+        return self.lines[index] if index < len(self.lines) else None
+
+    def seconds(self, index: int) -> float:
+        """How long shot ``index`` lasts."""
+        line = self.line(index)
+        return line.seconds if line is not None else self.shot_seconds
+
+    def start(self, index: int) -> float:
+        """Where shot ``index`` starts in the track."""
+        return sum(self.seconds(i) for i in range(index))
 
     def shot(self, index: int) -> np.ndarray:
-        start = round(index * self.shot_seconds * self.sample_rate)
-        return self.samples[start : start + round(self.shot_seconds * self.sample_rate)]
+        start = round(self.start(index) * self.sample_rate)
+        return self.samples[start : start + round(self.seconds(index) * self.sample_rate)]
 
 
 @dataclass(frozen=True)
@@ -131,6 +161,8 @@ class ClipPipeline:
 
     ``lighter_retry=False`` makes a failed model step raise at once (a benchmark times the
     configured settings, never the lighter ones); ``around_step`` wraps every step.
+    ``narration`` (``Narration.from_config``) lets sequences with lines be narrated when the
+    stages have a voice; without it every sequence takes the showreel recipe.
     """
 
     def __init__(
@@ -141,20 +173,34 @@ class ClipPipeline:
         *,
         lighter_retry: bool = True,
         around_step: StepMeter | None = None,
+        narration: Narration | None = None,
     ):
         self.stages = stages
         self.house = house
         self.clip_seconds = clip_seconds
         self.lighter_retry = lighter_retry
         self.around_step = around_step
+        self.narration = narration
+
+    @classmethod
+    def from_config(cls, config: "Config", stages: "Stages", **options) -> "ClipPipeline":
+        """The channel's recipe: its house format, clip length and narration settings."""
+        return cls(stages, config.house, config.video.clip_seconds, narration=Narration.from_config(config), **options)
 
     def __call__(self, shot: Shot, track: Track, out: Path, progress: Progress | None = None) -> ClipResult:
         """Render, encode and validate ``shot`` into ``out`` with its slice of ``track``."""
         steps = Steps(progress, self.around_step)
-        # 1-3. video, upscale, interpolate: the shot's frames at the house rate
-        frames = self._frames(shot, steps)
-        # 4. encode: once, into the house format, with the caption and the shot's music
-        steps.timed("encode", encode_clip, frames, track.shot(shot.index), shot.prompt, self.house, out)
+        line = track.line(shot.index)
+        # 1-3. video, upscale, interpolate: the shot's frames at the house rate, for its seconds
+        frames = self._frames(shot, steps, track.seconds(shot.index))
+        audio, subtitle = track.shot(shot.index), None
+        if line is not None:
+            # mix: the shot's music ducked under its line
+            audio = steps.timed("mix", mix, audio, line, self.narration.duck_db)
+            subtitle = Subtitle(line.text, line.start, line.end)
+        # 4. encode: once, into the house format, with the caption (or the line) and the shot's sound
+        steps.timed("encode", encode_clip, frames, audio, shot.prompt, self.house, out, subtitle,
+                    self.narration.subtitles if self.narration else None)
         # 5. validate: the file is what playout will copy (format, length, keyframes)
         probed = steps.timed("validate", validate_clip, out, self.house, frames.seconds)
         return ClipResult(duration=probed.duration, timings=steps.timings)
@@ -163,8 +209,8 @@ class ClipPipeline:
         """Steps 1-3 alone: the shot's frames at the house rate, not encoded."""
         return self._frames(shot, Steps(progress, self.around_step))
 
-    def _frames(self, shot: Shot, steps: Steps) -> Frames:
-        stages, seconds = self.stages, self.clip_seconds
+    def _frames(self, shot: Shot, steps: Steps, seconds: float | None = None) -> Frames:
+        stages, seconds = self.stages, seconds or self.clip_seconds
         # 1. video: the shot drawn for the clip's airtime (at the model's own frame rate)
         frames = steps.timed("video", self._model_step, "video", stages.video.render, shot, seconds, steps.report)
         # 2. upscale: the same frames at a larger size
@@ -177,13 +223,57 @@ class ClipPipeline:
                                  frames, seconds, self.house.fps, steps.report)
         return frames
 
+    def narrates(self, sequence: Sequence) -> bool:
+        """Whether ``sequence`` takes the narrated recipe."""
+        return (self.narration is not None and self.stages.voice is not None
+                and any(shot.narration.strip() for shot in sequence.shots))
+
     def compose(self, sequence: Sequence, progress: Progress | None = None) -> Track:
-        """The sequence's music: one track for all its shots, cut across their clips."""
+        """The sequence's sound: one music track for all its shots, cut across their clips;
+        for a narrated sequence first every shot's line, spoken and fitted (the shots' lengths)."""
         steps = Steps(progress, self.around_step)
-        total = self.clip_seconds * len(sequence.shots)
+        lines: tuple[Line | None, ...] = ()
+        if self.narrates(sequence):
+            # voice: every line as written; fit: each shot's length, a line sped up or cut
+            speech = steps.timed("voice", self._speak_all, sequence)
+            lines = steps.timed("fit", self._fit_all, sequence, speech)
+        track = Track(np.zeros((0, self.house.channels), np.float32), self.clip_seconds, self.house.sample_rate,
+                      lines=lines)
+        total = sum(track.seconds(shot.index) for shot in sequence.shots)
         samples = steps.timed("music", self._model_step, "music", self.stages.audio.compose, sequence, total,
                               self.house.sample_rate, self.house.channels)
-        return Track(samples, self.clip_seconds, self.house.sample_rate, steps.timings)
+        return replace(track, samples=samples, timings=steps.timings)
+
+    def _speaker(self, shot: Shot, sequence: Sequence) -> Callable[..., np.ndarray]:
+        voice, rate = voice_of(shot, sequence), self.house.sample_rate
+        wpm = self.narration.words_per_minute
+
+        def speak(text: str, *, light: bool = False) -> np.ndarray:
+            return self.stages.voice.speak(text, voice, wpm, rate, light=light)
+
+        return speak
+
+    def _speak_all(self, sequence: Sequence) -> list[np.ndarray | None]:
+        return [self._model_step("voice", self._speaker(shot, sequence), shot.narration) if shot.narration.strip()
+                else None for shot in sequence.shots]
+
+    def _fit_all(self, sequence: Sequence, speech: list[np.ndarray | None]) -> tuple[Line | None, ...]:
+        from webtv.producer.voice import speed_up
+
+        rate, lines = self.house.sample_rate, []
+        for shot, spoken in zip(sequence.shots, speech):
+            if spoken is None:
+                lines.append(None)
+                continue
+            speaker = self._speaker(shot, sequence)
+            line = fit_line(shot.narration.strip(), spoken, lambda text: self._model_step("voice", speaker, text),
+                            lambda samples, factor: speed_up(samples, rate, factor), rate, self.house.fps,
+                            self.narration)
+            if line is None:
+                log.warning("narration of shot %d dropped: not even its first word fits %g s", shot.index,
+                            self.narration.max_shot_seconds)
+            lines.append(line)
+        return tuple(lines)
 
     def single(self, shot: Shot, out: Path, progress: Progress | None = None) -> ClipResult:
         """A clip with music of its own (``webtv render``, a worker's ``/clip``): the shot as

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from webtv.config import Config, HouseSection
-from webtv.producer.base import AudioBackend, Interpolator, Upscaler, VideoBackend
+from webtv.producer.base import AudioBackend, Interpolator, Upscaler, VideoBackend, VoiceBackend
 
 if TYPE_CHECKING:
     from webtv.producer.remote.pool import WorkerPool
@@ -78,8 +78,15 @@ AUDIO: Mapping[str, Factory] = MappingProxyType({
     "remote": lazy("webtv.producer.remote:RemoteAudio", "workers"),
 })
 
+VOICE: Mapping[str, Factory] = MappingProxyType({
+    "espeak": lazy("webtv.producer.voice:EspeakVoice"),
+    "vits": lazy("webtv.producer.voice:VitsVoice"),
+    "remote": lazy("webtv.producer.remote:RemoteVoice", "workers"),
+    "none": skipped,
+})
+
 REGISTRY: Mapping[str, Mapping[str, Factory]] = MappingProxyType({
-    "video": VIDEO, "upscale": UPSCALE, "interpolation": INTERPOLATION, "audio": AUDIO,
+    "video": VIDEO, "upscale": UPSCALE, "interpolation": INTERPOLATION, "audio": AUDIO, "voice": VOICE,
 })
 """Config section -> its backends."""
 
@@ -90,6 +97,7 @@ class Stages:
     audio: AudioBackend
     upscale: Upscaler | None = None
     interpolate: Interpolator | None = None  # None: frames are already at the house rate
+    voice: VoiceBackend | None = None  # story mode's narrator; None: no narration (showreel)
 
 
 def build(stage: str, section: Any, resources: Resources) -> Any:
@@ -116,4 +124,5 @@ def make_stages(config: Config, workers: "WorkerPool | None" = None) -> Stages:
         audio=build("audio", config.audio, resources),
         upscale=build("upscale", config.upscale, resources),
         interpolate=interpolate,
+        voice=build("voice", config.voice, resources),
     )

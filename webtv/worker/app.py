@@ -11,7 +11,8 @@ Endpoints (call them with gradio_client; ``webtv.producer.remote`` does):
 | ``/upscale`` | video file, prompt, seed, light, shot JSON | frames: FFV1/Matroska file |
 | ``/interpolate`` | video file, seconds, fps, light | frames at ``fps``: FFV1/Matroska file |
 | ``/music`` | music prompt, seed, seconds, sample rate, channels, light, sequence JSON | 32-bit float WAV |
-| ``/clip`` | prompt, seed, seconds, house JSON, theme | a house-format MP4 (music, caption, validated) |
+| ``/voice`` | text, voice, words a minute, sample rate, light | speech: 32-bit float mono WAV |
+| ``/clip`` | prompt, seed, seconds, house JSON, theme, narration | a house-format MP4 (music, caption or narration with subtitles, validated) |
 
 ``seconds`` 0 means the config's ``[video] clip_seconds``; an empty house JSON means the
 config's ``[house]``. All render endpoints share one queue slot (``concurrency_id="gpu"``,
@@ -83,7 +84,7 @@ class WorkerService:
     def backends(self) -> dict[str, str]:
         c = self.config
         return {"video": c.video.backend, "upscale": c.upscale.backend,
-                "interpolation": c.interpolation.backend, "audio": c.audio.backend}
+                "interpolation": c.interpolation.backend, "audio": c.audio.backend, "voice": c.voice.backend}
 
     def health(self) -> dict:
         with self._lock:
@@ -196,10 +197,26 @@ class WorkerService:
 
         return self._job("music", work)
 
-    def clip(self, prompt: str, seed, seconds, house: str, theme: str) -> str:
+    def voice(self, text: str, voice: str, words_per_minute, sample_rate, light) -> str:
+        from webtv.producer.remote import write_audio
+
+        def work() -> str:
+            if self.stages.voice is None:
+                raise ValueError('this worker has no voice ([voice] backend = "none")')
+            if not (text or "").strip():
+                raise ValueError("no text given")
+            rate = int(sample_rate or self.config.house.sample_rate)
+            wpm = int(words_per_minute or self.config.voice.words_per_minute)
+            samples = self.stages.voice.speak(text, voice or None, wpm, rate, light=bool(light))
+            return str(write_audio(samples, rate, self._out(".wav")))
+
+        return self._job("voice", work)
+
+    def clip(self, prompt: str, seed, seconds, house: str, theme: str, narration: str = "") -> str:
         from webtv.config import HouseSection
         from webtv.director import Shot
         from webtv.producer import ClipPipeline
+        from webtv.producer.narration import Narration
 
         def work() -> str:
             if not prompt:
@@ -210,9 +227,10 @@ class WorkerService:
                 data["font"] = str(fmt.font) if fmt.font is not None else None
                 fmt = HouseSection.model_validate(data)
             shot = Shot(prompt=prompt, seed=int(seed or 0), theme=theme or self.config.channel.theme,
-                        sequence_id="clip")
+                        sequence_id="clip", narration=narration or "")
             out = self._out(".mp4")
-            ClipPipeline(self.stages, fmt, self._seconds(seconds)).single(shot, out)
+            ClipPipeline(self.stages, fmt, self._seconds(seconds),
+                         narration=Narration.from_config(self.config)).single(shot, out)
             return str(out)
 
         return self._job("clip", work)
@@ -237,9 +255,11 @@ def build_app(config: "Config", service: WorkerService | None = None):
                 seconds = gr.Number(label="seconds (0: the config's clip length)", value=0)
             house = gr.Textbox(label="house format JSON (empty: the worker's)", value="", visible=False)
             theme = gr.Textbox(label="theme", value="", visible=False)
+            narration = gr.Textbox(label="narration (optional: a line the narrator speaks)", value="")
             make = gr.Button("render clip", variant="primary")
             clip_out = gr.File(label="clip (MP4)")
-            make.click(service.clip, [prompt, seed, seconds, house, theme], clip_out, api_name="clip", **gpu)
+            make.click(service.clip, [prompt, seed, seconds, house, theme, narration], clip_out, api_name="clip",
+                       **gpu)
         with gr.Tab("video"):
             v_prompt = gr.Textbox(label="prompt")
             with gr.Row():
@@ -282,6 +302,16 @@ def build_app(config: "Config", service: WorkerService | None = None):
             m_out = gr.File(label="music (WAV)")
             m_go.click(service.music, [m_prompt, m_seed, m_seconds, m_rate, m_channels, m_light, m_sequence], m_out,
                        api_name="music", **gpu)
+        with gr.Tab("voice"):
+            s_text = gr.Textbox(label="text")
+            with gr.Row():
+                s_voice = gr.Textbox(label="voice (empty: the configured one)", value="")
+                s_wpm = gr.Number(label="words a minute", value=config.voice.words_per_minute, precision=0)
+                s_rate = gr.Number(label="sample rate", value=config.house.sample_rate, precision=0)
+                s_light = gr.Checkbox(label="light", value=False)
+            s_go = gr.Button("speak")
+            s_out = gr.File(label="speech (WAV)")
+            s_go.click(service.voice, [s_text, s_voice, s_wpm, s_rate, s_light], s_out, api_name="voice", **gpu)
         with gr.Tab("health"):
             h_go = gr.Button("check")
             h_out = gr.JSON(label="health")

@@ -2,7 +2,7 @@
 
     pool.py      WorkerPool: one client per worker, least-busy routing, retries, health
     wire.py      frames, music, shots and sequences as files and JSON between the two sides
-    backends.py  RemoteVideo, RemoteUpscaler, RemoteInterpolator, RemoteAudio (the stage
+    backends.py  RemoteVideo, RemoteUpscaler, RemoteInterpolator, RemoteAudio, RemoteVoice (the stage
                  protocols over the pool) and render_remote_clip (a worker's /clip)
 
 A worker is ``webtv worker`` (``webtv/worker/app.py``) or any Gradio app reached through an
@@ -14,6 +14,7 @@ from webtv.producer.remote.backends import (
     RemoteInterpolator,
     RemoteUpscaler,
     RemoteVideo,
+    RemoteVoice,
     adapter_args,
     render_remote_clip,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "RemoteInterpolator",
     "RemoteUpscaler",
     "RemoteVideo",
+    "RemoteVoice",
     "WorkerPool",
     "WorkersDown",
     "adapter_args",

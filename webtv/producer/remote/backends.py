@@ -18,7 +18,7 @@ from webtv.producer.remote.wire import read_audio, read_frames, sequence_json, s
 
 if TYPE_CHECKING:
     from webtv.config import (AdapterSection, HouseSection, RemoteAudioSection, RemoteInterpolationSection,
-                              RemoteUpscaleSection, RemoteVideoSection, WorkerCredentials)
+                              RemoteUpscaleSection, RemoteVideoSection, RemoteVoiceSection, WorkerCredentials)
 
 T = TypeVar("T")
 
@@ -164,15 +164,39 @@ class RemoteAudio(_Remote):
                                 light, sequence_json(sequence), decode=decode)
 
 
+class RemoteVoice(_Remote):
+    """VoiceBackend on the workers: ``/voice`` of a webtv worker (its own [voice] backend
+    speaks; the speech comes back as a float WAV at the asked rate)."""
+
+    stage = "voice"
+
+    def __init__(self, workers: WorkerPool, section: "RemoteVoiceSection"):
+        super().__init__(workers)
+        self.section = section
+
+    def speak(self, text: str, voice: str | None, words_per_minute: int, sample_rate: int,
+              *, light: bool = False) -> np.ndarray:
+        def decode(reply: Any, pool: WorkerPool) -> np.ndarray:
+            path = pool.fetch(reply, "speech file")
+            try:
+                return read_audio(path, sample_rate, 1)[:, 0]
+            finally:
+                path.unlink(missing_ok=True)
+
+        return self.pool.submit("/voice", text, voice or "", words_per_minute, sample_rate, light, decode=decode)
+
+
 # --------------------------------------------------------------------------- one whole clip
 
 
 def render_remote_clip(url: str, prompt: str, seed: int, out: Path, timeout: float = 600.0, *,
                        seconds: float | None = None, house: "HouseSection | None" = None,
-                       theme: str = "", credentials: "WorkerCredentials | None" = None) -> Path:
+                       theme: str = "", credentials: "WorkerCredentials | None" = None,
+                       narration: str = "") -> Path:
     """Ask the worker at ``url`` for one whole house-format clip (``/clip``) and write it to
     ``out`` (atomically). ``house`` and ``seconds`` ask for this channel's format and length
     (default: the worker's own); the clip is validated against ``house`` when given.
+    ``narration``: a line the worker's narrator speaks (the clip then lasts as the line does).
     ``credentials``: how to authenticate to the worker ([[workers.credentials]])."""
     from webtv.config import WorkersSection
 
@@ -194,11 +218,11 @@ def render_remote_clip(url: str, prompt: str, seed: int, out: Path, timeout: flo
         return tmp
 
     try:
-        pool.submit("/clip", prompt, seed, float(seconds or 0.0), house_json, theme, decode=decode)
+        pool.submit("/clip", prompt, seed, float(seconds or 0.0), house_json, theme, narration, decode=decode)
         if house is not None:
             from webtv.producer.house import validate_clip
 
-            validate_clip(tmp, house, seconds)
+            validate_clip(tmp, house, None if narration else seconds)
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
