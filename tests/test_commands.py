@@ -13,10 +13,12 @@ from webtv.media.commands import (
     TS_HZ,
     TS_WRAP,
     Overlay,
+    atempo_command,
     decode_audio_command,
     decode_frames_command,
     decoder_command,
     encode_command,
+    espeak_command,
     ffv1_write_command,
     frame_rate_arg,
     hls_command,
@@ -97,6 +99,20 @@ def test_house_encode():
     ]
     plain = encode_command((64, 48), house, [], Path("/o/c.mp4"))
     assert "[s3]" in plain[plain.index("-map") + 1] and "drawtext" not in " ".join(plain)
+    narrated = encode_command((64, 48), house, [], Path("/o/c.mp4"), subtitles="subs.ass")
+    assert narrated[narrated.index("-filter_complex") + 1].endswith(
+        "[s2]setsar=1[s3];[s3]subtitles=filename=subs.ass:fontsdir=.[s4]")
+    assert narrated[narrated.index("-map") + 1] == "[s4]"
+
+
+def test_speech():
+    assert atempo_command(48000, 1.125) == [
+        ffmpeg_exe(), *ERRORS, "-f", "f32le", "-ar", "48000", "-ac", "1", "-i", "pipe:0",
+        "-af", "atempo=1.125000", "-f", "f32le", "-ar", "48000", "-ac", "1", "pipe:1",
+    ]
+    assert espeak_command("en+f3", 160, "/v o/line.wav") == [
+        "espeak-ng", "-b", "1", "-v", "en+f3", "-s", "160", "-w", "/v o/line.wav",  # the text goes on stdin
+    ]
 
 
 @pytest.mark.parametrize("rate, text", [(24, "24/1"), (24000 / 1001, "24000/1001"), (Fraction(23, 7), "23/7"),
