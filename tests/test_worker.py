@@ -20,11 +20,11 @@ from tests.daemon import REPO
 from tests.rtmp_server import free_port
 from tests.worker_harness import QUIET_ENV, WorkerProcess
 from webtv.config import (AdapterSection, RemoteAudioSection, RemoteInterpolationSection, RemoteUpscaleSection,
-                          RemoteVideoSection, WorkersSection, load_config)
+                          RemoteVideoSection, RemoteVoiceSection, WorkersSection, load_config)
 from webtv.director import Sequence, Shot
 from webtv.producer.base import Frames
 from webtv.producer.remote import (JobFailed, RemoteAudio, RemoteInterpolator, RemoteUpscaler, RemoteVideo,
-                                   WorkerPool, WorkersDown, read_frames, write_frames)
+                                   RemoteVoice, WorkerPool, WorkersDown, read_frames, write_frames)
 
 DELAY = 0.6  # the worker's procedural render takes this long
 
@@ -63,9 +63,9 @@ def test_health_endpoint_reports_backends(worker):
     info = client.predict(api_name="/health")
     assert info["webtv_worker"] == 1
     assert info["backends"] == {"video": "procedural", "upscale": "none", "interpolation": "minterpolate",
-                                "audio": "synth"}
+                                "audio": "synth", "voice": "espeak"}
     endpoints = {e.api_name for e in client.endpoints.values()}
-    assert {"/health", "/video", "/upscale", "/interpolate", "/music", "/clip"} <= endpoints
+    assert {"/health", "/video", "/upscale", "/interpolate", "/music", "/voice", "/clip"} <= endpoints
     client.close()
 
 
@@ -113,6 +113,30 @@ def test_music_matches_the_local_synth(worker):
     local = SynthAudio().compose(sequence, 4.0, 48000, 2)
     assert remote.shape == local.shape == (192000, 2) and remote.dtype == np.float32
     assert np.array_equal(remote, local)
+
+
+def test_voice_matches_the_local_espeak(worker):
+    from webtv.config import EspeakVoiceSection
+    from webtv.producer.voice import EspeakVoice
+
+    pool = pool_of(worker.url)
+    try:
+        remote = RemoteVoice(pool, RemoteVoiceSection()).speak("-a line, not an option.", "en+f3", 170, 48000)
+    finally:
+        pool.close()
+    local = EspeakVoice(EspeakVoiceSection()).speak("-a line, not an option.", "en+f3", 170, 48000)
+    assert remote.ndim == 1 and remote.dtype == np.float32 and len(remote) > 48000
+    assert np.array_equal(remote, local), "the speech changed on the way"
+
+
+def test_a_narrated_clip_from_the_worker_lasts_as_its_line(worker, tmp_path):
+    from webtv.producer.house import validate_clip
+    from webtv.producer.remote import render_remote_clip
+
+    house = load_config(worker.config).house
+    out = render_remote_clip(worker.url, "a fox in the snow", 3, tmp_path / "told.mp4", 60, seconds=2.0,
+                             house=house, narration="The fox waits.")
+    assert validate_clip(out, house, 3.0).video.width == 320  # a short line: the shortest shot, not 2 s
 
 
 def test_render_remote_cli_makes_a_house_clip(worker, tmp_path):
@@ -235,8 +259,9 @@ def test_all_workers_down_raises_workers_down_naming_why():
 @pytest.fixture(scope="module")
 def tiny_worker(tmp_path_factory):
     """A worker whose config names the model backends: tiny random Zeroscope (video and XL
-    upscale) and MusicGen written to disk, run on the CPU."""
+    upscale), MusicGen and VITS (the voice) written to disk, run on the CPU."""
     from tests.tiny_musicgen import tiny_musicgen
+    from tests.tiny_vits import tiny_vits
     from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video
 
     folder = tmp_path_factory.mktemp("tiny-worker")
@@ -247,6 +272,7 @@ def tiny_worker(tmp_path_factory):
         upscale={"backend": "zeroscope", "model": str(tiny_video_to_video(folder / "xl")), "width": 64,
                  "height": 48, "steps": 4, "device": "cpu"},
         audio={"backend": "musicgen", "model": str(tiny_musicgen(folder / "musicgen")), "device": "cpu"},
+        voice={"backend": "vits", "model": str(tiny_vits(folder / "vits")), "device": "cpu"},
     ).start()
     try:
         yield proc.wait_ready()
@@ -261,7 +287,7 @@ def test_worker_serves_the_model_backends_its_config_names(tiny_worker, tmp_path
     try:
         [status] = pool.check()
         assert status["backends"] == {"video": "zeroscope", "upscale": "zeroscope", "interpolation": "minterpolate",
-                                      "audio": "musicgen"}
+                                      "audio": "musicgen", "voice": "vits"}
         frames = RemoteVideo(pool, RemoteVideoSection()).render(SHOT, 2.0)
         assert frames.array.shape == (4, 32, 40, 3) and frames.seconds == 2.0
         bigger = RemoteUpscaler(pool, RemoteUpscaleSection()).upscale(frames, SHOT)
@@ -269,6 +295,8 @@ def test_worker_serves_the_model_backends_its_config_names(tiny_worker, tmp_path
         sequence = Sequence(id="s", theme="storms", music_prompt="calm strings", seed=2)
         track = RemoteAudio(pool, RemoteAudioSection()).compose(sequence, 2.0, 48000, 2)
         assert track.shape == (96000, 2) and np.abs(track).max() > 0
+        speech = RemoteVoice(pool, RemoteVoiceSection()).speak("a fox in the snow", None, 160, 48000)
+        assert speech.ndim == 1 and len(speech) > 4800 and np.abs(speech).max() > 0
     finally:
         pool.close()
     # the whole chain on the worker: Zeroscope -> XL -> minterpolate -> MusicGen -> house encode
