@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := ffmpeg nginx libnginx-mod-rtmp chromium fonts-dejavu-core python3-venv
+APT_PACKAGES := ffmpeg nginx libnginx-mod-rtmp chromium fonts-dejavu-core python3-venv espeak-ng tesseract-ocr tesseract-ocr-eng
 HLSJS := webtv/http/static/vendor/hls.min.js
 CONFIG ?= channel.toml
 

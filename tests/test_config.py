@@ -296,7 +296,7 @@ def test_live_config_keeps_what_waits_for_a_restart():
 def test_every_section_declares_live_or_restart():
     restart = {name for name, field in Config.model_fields.items()
                if isinstance(field.default, Section) and field.default.restart}
-    assert restart == {"house", "video", "upscale", "interpolation", "audio", "paths", "http"}
+    assert restart == {"house", "video", "upscale", "interpolation", "audio", "voice", "subtitles", "paths", "http"}
     assert OutputSection.restart_keys == ("hls", "hls_list_size", "buffer_kb")
 
 

@@ -144,3 +144,43 @@ def test_the_sequence_track_is_cut_into_one_slice_per_shot():
     slices = [track.shot(i) for i in range(3)]
     assert all(len(s) == round(1.5 * 44100) for s in slices)
     assert np.array_equal(np.concatenate(slices), track.samples), "the slices run on from one another"
+
+
+class Speaker:
+    """A stand-in voice: 0.06 s of a tone a character, noting what it was asked to say."""
+
+    def __init__(self):
+        self.said: list[tuple[str, str | None, int]] = []
+
+    def speak(self, text, voice, words_per_minute, sample_rate, *, light=False):
+        self.said.append((text, voice, words_per_minute))
+        return np.full(round(len(text) * 0.06 * sample_rate), 0.3, np.float32)
+
+
+def test_a_narrated_sequence_is_spoken_and_fitted_before_its_music_and_a_showreel_is_not():
+    from webtv.director import Character
+    from webtv.producer.narration import Narration
+
+    lines = ("The keeper climbs the long stairs to the lamp.", "", "Ships turn home.")
+    shots = tuple(Shot(prompt=f"shot {i}", seed=i, theme="t", index=i, narration=line, characters=("Bo",))
+                  for i, line in enumerate(lines))
+    cast = (Character("Bo", "blue hat", voice="en+f3"),)
+    sequence = Sequence(id="s", theme="t", music_prompt="calm", seed=0, shots=shots, cast=cast)
+    voice = Speaker()
+    pipeline = ClipPipeline(Stages(video=Recorder(), audio=SynthAudio(), voice=voice), HOUSE, 2.0,
+                            narration=Narration(words_per_minute=150))
+    track = pipeline.compose(sequence)
+    assert list(track.timings) == ["voice", "fit", "music"]
+    assert voice.said == [(lines[0], "en+f3", 150), (lines[2], "en+f3", 150)]
+    assert [track.seconds(i) for i in range(3)] == [43 / 12, 2.0, 3.0]  # 2.76 s + breath, in whole frames; as set; shortest
+    assert len(track.samples) == round((43 / 12 + 5.0) * HOUSE.sample_rate)
+    assert np.array_equal(np.concatenate([track.shot(i) for i in range(3)]), track.samples)
+    frames = pipeline.frames(shots[0])  # the showreel's length, unless the track says otherwise
+    assert frames.seconds == 2.0
+
+    showreel = Sequence(id="r", theme="t", music_prompt="calm", seed=0, shots=(SHOT,))
+    voice.said.clear()
+    plain = pipeline.compose(showreel)
+    assert voice.said == [] and plain.lines == () and list(plain.timings) == ["music"]
+    unvoiced = ClipPipeline(Stages(video=Recorder(), audio=SynthAudio()), HOUSE, 2.0, narration=Narration())
+    assert unvoiced.compose(sequence).lines == (), '[voice] backend = "none": no narration'
