@@ -137,15 +137,16 @@ def test_voice_and_subtitles_config(tmp_path):
     assert config.voice.backend == "espeak" and config.voice.voice == "en-us" and config.voice.duck_db == 12
     narration = Narration.from_config(config)
     assert (narration.words_per_minute, narration.max_speedup, narration.min_shot_seconds) == (150, 1.15, 3.0)
-    path.write_text('[voice]\nbackend = "none"\nvoice = "en"\n')
-    with pytest.raises(ConfigError, match="voice.voice"):
-        load_config(path)
-    path.write_text('[voice]\nbackend = "piper"\n')
-    with pytest.raises(ConfigError, match="voice"):
-        load_config(path)
-    path.write_text('[subtitles]\ncolour = "white"\n')
-    with pytest.raises(ConfigError, match="subtitles.colour"):
-        load_config(path)
-    path.write_text('[voice]\nvoice = "en; rm -rf"\n')
-    with pytest.raises(ConfigError, match="voice.voice"):
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[voice]\nbackend = "none"\nvoice = "en"\n', "voice.voice"),  # a key of another backend
+    ('[voice]\nbackend = "piper"\n', "voice"),
+    ('[subtitles]\ncolour = "white"\n', "subtitles.colour"),
+    ('[voice]\nvoice = "en; rm -rf"\n', "voice.voice"),
+])
+def test_bad_voice_and_subtitles_config_names_the_key(tmp_path, text, key):
+    path = tmp_path / "channel.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=key):
         load_config(path)

@@ -107,6 +107,8 @@ class Track:
 
     def start(self, index: int) -> float:
         """Where shot ``index`` starts in the track."""
+        if not self.lines:
+            return index * self.shot_seconds
         return sum(self.seconds(i) for i in range(index))
 
     def shot(self, index: int) -> np.ndarray:
