@@ -175,12 +175,13 @@ def test_a_narrated_sequence_is_spoken_and_fitted_before_its_music_and_a_showree
     assert [track.seconds(i) for i in range(3)] == [43 / 12, 2.0, 3.0]  # 2.76 s + breath, in whole frames; as set; shortest
     assert len(track.samples) == round((43 / 12 + 5.0) * HOUSE.sample_rate)
     assert np.array_equal(np.concatenate([track.shot(i) for i in range(3)]), track.samples)
+    assert track.aired(shots[0]) == shots[0] and track.aired(shots[1]).narration == ""
     frames = pipeline.frames(shots[0])  # the showreel's length, unless the track says otherwise
     assert frames.seconds == 2.0
 
     showreel = Sequence(id="r", theme="t", music_prompt="calm", seed=0, shots=(SHOT,))
     voice.said.clear()
     plain = pipeline.compose(showreel)
-    assert voice.said == [] and plain.lines == () and list(plain.timings) == ["music"]
+    assert voice.said == [] and plain.lines == () and list(plain.timings) == ["music"] and plain.aired(SHOT) is SHOT
     unvoiced = ClipPipeline(Stages(video=Recorder(), audio=SynthAudio()), HOUSE, 2.0, narration=Narration())
     assert unvoiced.compose(sequence).lines == (), '[voice] backend = "none": no narration'

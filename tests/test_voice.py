@@ -84,6 +84,7 @@ def test_a_line_too_long_for_its_shot_is_cut_between_words_and_spoken_again():
     track = pipeline.compose(_sequence(one_sentence, "Ships turn home."))
     cut, short = track.lines
     assert one_sentence.startswith(cut.text) and one_sentence[len(cut.text)] == " ", "a prefix of whole words"
+    assert track.aired(_sequence(one_sentence).shots[0]).narration == cut.text, "the library records what aired"
     assert len(cut.text.split()) < len(one_sentence.split())
     assert cut.seconds == SETTINGS.max_shot_seconds and cut.end <= cut.seconds - 0.4
     assert cut.speedup <= config.voice.max_speedup

@@ -111,6 +111,15 @@ class Track:
             return index * self.shot_seconds
         return sum(self.seconds(i) for i in range(index))
 
+    def aired(self, shot: Shot) -> Shot:
+        """``shot`` as it airs: in a narrated sequence its narration is what is spoken (a cut
+        line's prefix; "" for a line dropped). What the library records."""
+        if not self.lines:
+            return shot
+        line = self.line(shot.index)
+        spoken = line.text if line is not None else ""
+        return shot if spoken == shot.narration else replace(shot, narration=spoken)
+
     def shot(self, index: int) -> np.ndarray:
         start = round(self.start(index) * self.sample_rate)
         return self.samples[start : start + round(self.seconds(index) * self.sample_rate)]

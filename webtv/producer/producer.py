@@ -1,8 +1,10 @@
 """shot -> clip: the producer loop that keeps fresh clips of the current theme ready.
 
 Per sequence (from the SequenceSource: written, moderated, new to the library): the
-pipeline composes one music track for the whole sequence, then makes each shot's clip with
-its slice of that track, so the music runs on across cuts. Shots render side by side up to
+pipeline composes one music track for the whole sequence (a story sequence's lines spoken
+and fitted first: its shots then last as their lines do), then makes each shot's clip with
+its slice of that track, so the music runs on across cuts; a clip enters the library with the
+narration as spoken. Shots render side by side up to
 ``capacity()`` (the healthy remote workers; one on a local GPU) and enter the library in
 shot order. Rendering runs in daemon threads; the event loop stays free.
 
@@ -177,7 +179,7 @@ class Producer:
             for shot, render in zip(sequence.shots, renders):
                 rendered = await render
                 if rendered is not None:
-                    self._ingest(shot, rendered)
+                    self._ingest(track.aired(shot), rendered)
         finally:
             for render in renders:
                 render.cancel()
