@@ -64,7 +64,7 @@ def test_outputs():
         ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
         "-progress", "pipe:1", "-stats_period", "0.5", "rtmp://h/app/key",
     ]
-    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
+    flags = "delete_segments+independent_segments+omit_endlist+temp_file+program_date_time"
     hls = [ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.5", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
            "-hls_flags", flags, "-hls_segment_filename", "seg_%d.ts", "-start_number", "1234", "index.m3u8"]
     assert hls_command(2.0, 6, 1234) == hls

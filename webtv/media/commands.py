@@ -78,8 +78,10 @@ HLS_SEGMENT = "seg_%d.ts"
 
 
 def hls_command(gop_seconds: float, list_size: int, start_number: int, discont: bool = False) -> list[str]:
-    """Run inside the HLS folder: only relative names reach ffmpeg."""
-    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
+    """Run inside the HLS folder: only relative names reach ffmpeg. Every segment carries
+    ``EXT-X-PROGRAM-DATE-TIME`` (the wall-clock time ffmpeg started plus the stream time
+    before the segment): the viewer page maps the picture it shows onto the clips aired."""
+    flags = "delete_segments+independent_segments+omit_endlist+temp_file+program_date_time"
     if discont:
         flags += "+discont_start"
     return [
