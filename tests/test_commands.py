@@ -65,7 +65,9 @@ def test_outputs():
         "-progress", "pipe:1", "-stats_period", "0.5", "rtmp://h/app/key",
     ]
     flags = "delete_segments+independent_segments+omit_endlist+temp_file+program_date_time"
-    hls = [ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.5", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
+    hls_input = [*RELAY_INPUT]
+    hls_input[hls_input.index("-analyzeduration") + 1] = "100000"
+    hls = [ffmpeg_exe(), *QUIET, *hls_input, "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.5", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
            "-hls_flags", flags, "-hls_segment_filename", "seg_%d.ts", "-start_number", "1234", "index.m3u8"]
     assert hls_command(2.0, 6, 1234) == hls
     hls[hls.index(flags)] = flags + "+discont_start"
