@@ -19,6 +19,7 @@ log = logging.getLogger("webtv.http")
 
 STATIC = Path(__file__).parent / "static"
 HLS_JS = STATIC / "vendor" / "hls.min.js"
+PAGE_FILES = frozenset({"onair.js", "console.js", "console.css"})  # what the pages load from /static/
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
 # POST /api/theme when the write-back failed: the file must be fixed first (missing, not
 # valid TOML), the disk is full, or another error of the system.
@@ -69,6 +70,15 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
 
     async def index(request: web.Request) -> web.Response:
         return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)
+
+    async def console_page(request: web.Request) -> web.Response:
+        return web.FileResponse(STATIC / "console.html", headers=NO_CACHE)
+
+    async def page_file(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in PAGE_FILES:
+            raise web.HTTPNotFound()
+        return web.FileResponse(STATIC / name, headers=NO_CACHE)
 
     async def hls_js(request: web.Request) -> web.StreamResponse:
         if not HLS_JS.exists():
@@ -154,7 +164,9 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         return web.Response(status=503, text=f"playout not healthy: {problem}\n")
 
     app.router.add_get("/", index)
+    app.router.add_get("/console", console_page)
     app.router.add_get("/static/hls.min.js", hls_js)
+    app.router.add_get("/static/{name}", page_file)
     app.router.add_get("/hls/{name:.+}", hls)
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/theme", post_theme)
