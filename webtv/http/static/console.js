@@ -205,7 +205,10 @@ function showPreview(clip, load) {
   selected = clip;
   $("preview").hidden = false;
   $("preview").dataset.id = String(clip.id);
-  if (load) $("preview-video").src = clip.media;
+  if (load) {
+    $("preview-video").src = clip.media;
+    $("preview-video").play().catch(() => {});
+  }
   $("preview-prompt").textContent = `#${clip.id} ${clip.prompt}`;
   const aired = clip.last_aired ? `, last ${clock(clip.last_aired)}` : "";
   $("preview-facts").textContent = `${clip.state} · ${clip.theme} · ${clip.duration.toFixed(1)} s · aired ${clip.times_aired}×${aired}`;
@@ -295,7 +298,7 @@ function showStatus(next) {
     `${w.url} ${w.state}, ${w.jobs_done} jobs, ${w.in_flight} in flight${w.last_error ? "; " + w.last_error : ""}`))
     : [el("li", { class: "dim" }, "no remote workers")]));
   const disk = status.disk;
-  $("disk").textContent = disk ? `disk: ${JSON.stringify(disk)}` : "";
+  $("disk").textContent = disk ? `disk: ${(disk.free_bytes / 1e9).toFixed(1)} GB free${disk.full ? ", FULL: production paused" : ""}` : "";
 }
 
 // One progress bar per render in flight (`producer.rendering` is a list; older daemons say one line).
