@@ -118,9 +118,8 @@ def test_library_grid_thumbnails_preview_and_filters(console, channel):
     console.wait_for_function(
         "[...document.querySelectorAll('#grid .card img')].every(i => i.complete && i.naturalWidth > 0)",
         timeout=10000)
-    first = console.locator("#grid .card").first
-    clip_id = first.get_attribute("data-id")
-    first.click()
+    clip_id = console.locator("#grid .card").first.get_attribute("data-id")
+    console.locator(f"#grid .card[data-id='{clip_id}']").click()  # the grid reloads as clips are made
     console.wait_for_function("document.querySelector('#preview-video').currentTime > 0.3", timeout=10000)
     assert console.locator("#preview").get_attribute("data-id") == clip_id
 
