@@ -3,7 +3,8 @@
 // The HLS output stamps every segment with EXT-X-PROGRAM-DATE-TIME (wall-clock time of the
 // stream), and /api/programme gives the real start times of the clips aired lately. The clip
 // the viewer sees is the one whose [start, end) holds the date of the picture on screen
-// (hls.js `playingDate`), not the one the server airs now: a player runs a few segments behind.
+// (hls.js `playingDate`, less the dates' lead: see dateLead), not the one the server airs now:
+// a player runs a few segments behind.
 
 export const SOURCE = "/hls/index.m3u8";
 
@@ -72,6 +73,26 @@ export function playingDate(player, video) {
   return null;
 }
 
+// How far the stream's program dates run ahead of the clips' start times, in seconds. ffmpeg
+// stamps the dates from the moment its muxer started, which is a little after the first bytes
+// it was given (the input probe): a constant lead per HLS process. Clip starts are keyframes
+// and most of them open a segment, so the lead is the smallest gap from a clip's start to the
+// first segment date at or after it (a slightly early date is allowed: -0.25 s).
+export function dateLead(player, entries) {
+  const details = player.hls ? player.hls.latestLevelDetails : null;
+  if (!details || !details.fragments) return 0;
+  const dates = details.fragments.map((f) => f.programDateTime).filter((ms) => ms).map((ms) => ms / 1000);
+  const span = details.targetduration || 2;
+  let lead = null;
+  for (const entry of entries) {
+    for (const date of dates) {
+      const gap = date - entry.start;
+      if (gap > -0.25 && gap < span + 0.5 && (lead === null || gap < lead)) lead = gap;
+    }
+  }
+  return lead === null ? 0 : lead;
+}
+
 // The programme entry holding `dateMs` (start <= date < end; Unix seconds in the entries).
 export function entryAt(entries, dateMs) {
   const t = dateMs / 1000;
@@ -112,7 +133,8 @@ export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
   }
 
   function update() {
-    const date = playingDate(player, video);
+    const stamped = playingDate(player, video);
+    const date = stamped === null ? null : stamped - 1000 * dateLead(player, entries);
     let entry = date === null ? now : entryAt(entries, date);
     const last = entries.length ? entries[entries.length - 1] : null;
     if (date !== null && last && date / 1000 >= last.end && Date.now() - fetchedAt > 500) load();
