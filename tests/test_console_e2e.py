@@ -214,7 +214,10 @@ def test_viewer_caption_names_the_clip_on_screen(channel, browser, errors, tmp_p
                 continue
             checked += 1
             if seen != int(before):
-                wrong.append((int(before), seen, text))
+                programme = api(channel, "/api/programme")
+                slots = [(e["clip_id"], round(e["start"], 2), round(e["end"], 2))
+                         for e in programme["recent"][-4:] + [programme["now"]]]
+                wrong.append((int(before), seen, text, page.locator("#prompt").get_attribute("data-since"), slots))
             page.wait_for_timeout(900)
         assert checked >= 3, "too few frames with a readable caption"
         assert not wrong, f"caption named another clip than the one on screen (caption, screen, OCR): {wrong}"

@@ -103,8 +103,8 @@ export function entryAt(entries, dateMs) {
   return found && t < found.end + 1 ? found : null;
 }
 
-// Calls `onClip(entry)` whenever the clip on screen changes (entry: a /api/programme entry,
-// or null when unknown). Reads /api/programme every few seconds, and sooner when the picture
+// Calls `onClip(entry, dateMs)` whenever the clip on screen changes (entry: a /api/programme
+// entry, or null when unknown; dateMs: the picture's corrected date, null without dates). Reads /api/programme every few seconds, and sooner when the picture
 // runs past what it knows. Without program dates it names the server's clip on air.
 export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
   let entries = [];
@@ -143,11 +143,17 @@ export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
     const key = entry ? `${entry.block}:${entry.start}:${entry.clip_id}` : "";
     if (key !== shown) {
       shown = key;
-      onClip(entry);
+      onClip(entry, date);
     }
   }
 
-  video.addEventListener("timeupdate", update);
+  // Every frame shown where the browser tells (requestVideoFrameCallback), else at timeupdate (4 Hz).
+  if (video.requestVideoFrameCallback) {
+    const onFrame = () => { update(); video.requestVideoFrameCallback(onFrame); };
+    video.requestVideoFrameCallback(onFrame);
+  } else {
+    video.addEventListener("timeupdate", update);
+  }
   load();
   setInterval(load, everyMs);
   return { update, entries: () => entries };
