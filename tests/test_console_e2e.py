@@ -81,6 +81,8 @@ def watch_errors(page, errors: list[str]) -> None:
     page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
     page.on("console", lambda msg: errors.append(f"{page.url}: console: {msg.text}")
             if msg.type == "error" and not EXPECTED_CONSOLE_ERRORS.search(msg.text) else None)
+    page.on("response", lambda r: errors.append(f"{page.url}: HTTP {r.status} for {r.url}")
+            if r.status >= 400 and r.status != 401 else None)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +113,55 @@ def test_log_in_refuses_a_wrong_token(console):
     assert console.evaluate("sessionStorage.getItem('webtv-token')") == TOKEN
     # what is on air, from /api/programme
     console.wait_for_function("document.querySelector('#now').dataset.clip !== undefined", timeout=10000)
+
+
+def ocr(png: Path) -> str:
+    found = subprocess.run(["tesseract", str(png), "-", "--psm", "6"], capture_output=True, text=True, timeout=30)
+    return " ".join(found.stdout.split())
+
+
+def closest_prompt(text: str, prompts: dict[int, str]) -> tuple[int, float]:
+    """The clip whose prompt starts most like ``text`` (the burned-in caption is the prompt's start)."""
+    def likeness(prompt: str) -> float:
+        return difflib.SequenceMatcher(None, text.lower(), prompt[: len(text) + 5].lower()).ratio()
+    best = max(prompts, key=lambda clip_id: likeness(prompts[clip_id]))
+    return best, likeness(prompts[best])
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="the caption check reads frames with tesseract")
+def test_viewer_caption_names_the_clip_on_screen(channel, browser, errors, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    watch_errors(page, errors)
+    try:
+        page.goto(channel.url + "/")
+        page.wait_for_function("document.querySelector('video').currentTime > 1", timeout=20000)
+        prompts = {c["id"]: c["prompt"] for c in api(channel, "/api/clips?limit=200")["clips"]}
+        checked, wrong = 0, []
+        deadline = time.monotonic() + 25
+        while checked < 6 and time.monotonic() < deadline:
+            before = page.locator("#prompt").get_attribute("data-clip")
+            shot = tmp_path / f"viewer-{checked}.png"
+            page.locator("video").screenshot(path=str(shot))
+            after = page.locator("#prompt").get_attribute("data-clip")
+            if not before or before != after:  # the filler, or the caption changed under the shot
+                continue
+            text = ocr(shot)
+            if len(text) < 20:
+                continue
+            seen, likeness = closest_prompt(text, prompts)
+            if likeness < 0.6:
+                continue
+            checked += 1
+            if seen != int(before):
+                programme = api(channel, "/api/programme")
+                slots = [(e["clip_id"], round(e["start"], 2), round(e["end"], 2))
+                         for e in programme["recent"][-4:] + [programme["now"]]]
+                wrong.append((int(before), seen, text, page.locator("#prompt").get_attribute("data-since"), slots))
+            page.wait_for_timeout(900)
+        assert checked >= 3, "too few frames with a readable caption"
+        assert not wrong, f"caption named another clip than the one on screen (caption, screen, OCR): {wrong}"
+    finally:
+        page.close()
 
 
 def test_library_grid_thumbnails_preview_and_filters(console, channel):
@@ -174,55 +225,6 @@ def test_ban_the_clip_on_air(console, channel, banned):
     channel.wait_for(lambda s: (s["now_playing"] or {}).get("clip_id") != clip_id, timeout=15,
                      message="the banned clip off the air")
     banned.update(clip_id=clip_id, at=banned_at)
-
-
-def ocr(png: Path) -> str:
-    found = subprocess.run(["tesseract", str(png), "-", "--psm", "6"], capture_output=True, text=True, timeout=30)
-    return " ".join(found.stdout.split())
-
-
-def closest_prompt(text: str, prompts: dict[int, str]) -> tuple[int, float]:
-    """The clip whose prompt starts most like ``text`` (the burned-in caption is the prompt's start)."""
-    def likeness(prompt: str) -> float:
-        return difflib.SequenceMatcher(None, text.lower(), prompt[: len(text) + 5].lower()).ratio()
-    best = max(prompts, key=lambda clip_id: likeness(prompts[clip_id]))
-    return best, likeness(prompts[best])
-
-
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="the caption check reads frames with tesseract")
-def test_viewer_caption_names_the_clip_on_screen(channel, browser, errors, tmp_path):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    watch_errors(page, errors)
-    try:
-        page.goto(channel.url + "/")
-        page.wait_for_function("document.querySelector('video').currentTime > 1", timeout=20000)
-        prompts = {c["id"]: c["prompt"] for c in api(channel, "/api/clips?limit=200")["clips"]}
-        checked, wrong = 0, []
-        deadline = time.monotonic() + 25
-        while checked < 6 and time.monotonic() < deadline:
-            before = page.locator("#prompt").get_attribute("data-clip")
-            shot = tmp_path / f"viewer-{checked}.png"
-            page.locator("video").screenshot(path=str(shot))
-            after = page.locator("#prompt").get_attribute("data-clip")
-            if not before or before != after:  # the filler, or the caption changed under the shot
-                continue
-            text = ocr(shot)
-            if len(text) < 20:
-                continue
-            seen, likeness = closest_prompt(text, prompts)
-            if likeness < 0.6:
-                continue
-            checked += 1
-            if seen != int(before):
-                programme = api(channel, "/api/programme")
-                slots = [(e["clip_id"], round(e["start"], 2), round(e["end"], 2))
-                         for e in programme["recent"][-4:] + [programme["now"]]]
-                wrong.append((int(before), seen, text, page.locator("#prompt").get_attribute("data-since"), slots))
-            page.wait_for_timeout(900)
-        assert checked >= 3, "too few frames with a readable caption"
-        assert not wrong, f"caption named another clip than the one on screen (caption, screen, OCR): {wrong}"
-    finally:
-        page.close()
 
 
 def test_phone_layout_screenshots_and_no_javascript_errors(console, channel, browser, errors, shots, banned):
