@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import launch_chromium
 from tests.daemon import Daemon
 
 pytestmark = pytest.mark.e2e
@@ -55,11 +56,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = launch_chromium(p)
         try:
             yield browser
         finally:
