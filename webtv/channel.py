@@ -31,11 +31,11 @@ from webtv.producer.house import make_card, validate_clip
 from webtv.producer.pipeline import ClipPipeline
 from webtv.producer.producer import Producer
 from webtv.producer.remote import WorkerPool
-from webtv.producer.sequences import SequenceSource
+from webtv.producer.sequences import SequenceSource, words_per_minute
 from webtv.programmer import Programmer
 from webtv.status import (
-    ChannelEvents, ChannelStatus, ConfigStatus, MutationsOff, NowPlaying, OutputStatus, PlayoutHealth, PlayoutStatus,
-    WorkerStatus,
+    ChannelEvents, ChannelStatus, ConfigStatus, EpisodeOnAir, MutationsOff, NowPlaying, OutputStatus, PlayoutHealth,
+    PlayoutStatus, WorkerStatus,
 )
 from webtv.theme import ThemeState
 from webtv.theme.edit import ThemeNotSaved, write_theme
@@ -115,7 +115,8 @@ class Channel:
         self.theme_state = ThemeState(config.channel.theme)
         self._theme_change = asyncio.Lock()  # a control-API theme change: saved, then on air
         self.workers = WorkerPool(config.workers) if config.needs_workers else None  # remote render stages
-        self.sequences = SequenceSource.from_config(config.director, config.moderation, library)
+        self.sequences = SequenceSource.from_config(config.director, config.moderation, library, config.story,
+                                                    words_per_minute(config))
         self.programmer = Programmer(library, config.paths.playlists, config.programme, filler, self._theme)
         self.retention = Retention(library, config.library, self.programmer.protected_clip_ids, self._theme,
                                    on_deleted=lambda ids: self.programmer.write_catalogue())
@@ -212,8 +213,10 @@ class Channel:
         applied = live_config(old, new)
         if self.workers is not None and applied.workers != old.workers:
             self.workers.update(applied.workers)  # workers added or removed while on air
-        if applied.director != old.director or applied.moderation != old.moderation:
-            await self.sequences.reconfigure(applied.director, applied.moderation)
+        if ((applied.director, applied.moderation, applied.story) != (old.director, old.moderation, old.story)
+                or words_per_minute(applied) != words_per_minute(old)):
+            await self.sequences.reconfigure(applied.director, applied.moderation, applied.story,
+                                             words_per_minute(applied))
         if applied.producer != old.producer:
             self.producer.reconfigure(applied.producer)
         if applied.programme != old.programme:
@@ -334,7 +337,9 @@ class Channel:
         if now is None:
             return None
         block, entry, started_at = now
-        return NowPlaying(entry.clip_id, entry.prompt, entry.theme, entry.source, started_at, block.number)
+        episode = EpisodeOnAir(entry.episode, entry.episode_title or "") if entry.episode is not None else None
+        return NowPlaying(entry.clip_id, entry.prompt, entry.theme, entry.source, started_at, block.number,
+                          entry.narration or None, list(entry.characters), episode)
 
 
 async def _supervised(name: str, run, pause_s: float = 5.0) -> None:

@@ -124,6 +124,9 @@ def channel_part(status: ChannelStatus) -> Iterable[Metric]:
                          now.clip_id)
         yield from gauge("webtv_now_playing_started_seconds", "When the entry on air went on air (Unix time)",
                          now.started_at)
+        if now.episode is not None:
+            yield from gauge("webtv_now_playing_episode", "Story mode: number of the episode on air",
+                             now.episode.number)
 
 
 def producer_part(status: ChannelStatus) -> Iterable[Metric]:

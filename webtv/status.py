@@ -38,6 +38,12 @@ P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
+class EpisodeOnAir:
+    number: int
+    title: str
+
+
+@dataclass(frozen=True)
 class NowPlaying:
     clip_id: int | None  # None for the filler card
     prompt: str | None
@@ -45,6 +51,9 @@ class NowPlaying:
     source: str  # fresh, loop or filler
     started_at: float  # Unix time this entry went on air
     block: int
+    narration: str | None = None  # story mode: the line spoken over the clip; None outside it
+    characters: list[str] = field(default_factory=list)  # story mode: the cast members in the clip
+    episode: EpisodeOnAir | None = None  # story mode: the episode the clip belongs to
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from webtv.director import Shot
+from webtv.director import Character, Sequence, Series, Shot
+from webtv.library import series as memory
 from webtv.library.lock import LibraryLock
 from webtv.library.space import Reserve, is_disk_full
 
@@ -80,6 +81,10 @@ class Clip:
     digest: str
     state: str
     keep: bool = False  # marked keep: retention never deletes it
+    narration: str = ""  # story mode: the line spoken over it
+    characters: tuple[str, ...] = ()  # story mode: the cast members in it
+    episode: int | None = None  # story mode: the episode's number and title
+    episode_title: str | None = None
 
 
 def file_digest(path: Path) -> str:
@@ -109,6 +114,7 @@ class Library:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            self.db.executescript(memory.SCHEMA)
             self._migrate()
             self.reconcile()
             self.reserve = Reserve(self.root / ".reserve")
@@ -123,6 +129,12 @@ class Library:
         if "keep" not in columns:
             with self.db:
                 self.db.execute("ALTER TABLE clips ADD COLUMN keep INTEGER NOT NULL DEFAULT 0")
+        story = {"narration": "TEXT NOT NULL DEFAULT ''", "characters": "TEXT NOT NULL DEFAULT '[]'",
+                 "episode": "INTEGER", "episode_title": "TEXT"}
+        with self.db:
+            for name, kind in story.items():
+                if name not in columns:
+                    self.db.execute(f"ALTER TABLE clips ADD COLUMN {name} {kind}")
 
     def reconcile(self) -> dict[str, int]:
         """Make index and files agree after a crash (see the module docstring). Blocking; run
@@ -164,14 +176,16 @@ class Library:
         """Move a validated file into the library and index it; returns the new clip."""
         digest = digest or file_digest(made)
         size = made.stat().st_size
+        episode, title = memory.episode_of(self.db, shot.sequence_id) or (None, None)
         target: Path | None = None
         try:
             with self.db:  # the rename happens inside the transaction: no row until both are done
                 cur = self.db.execute(
-                    "INSERT INTO clips (file, prompt, theme, tags, duration, created, size, digest)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO clips (file, prompt, theme, tags, duration, created, size, digest,"
+                    " narration, characters, episode, episode_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (f"pending-{made.name}", shot.prompt, shot.theme, json.dumps(list(shot.tags)),
-                     duration, time.time(), size, digest),
+                     duration, time.time(), size, digest, shot.narration, json.dumps(list(shot.characters)),
+                     episode, title),
                 )
                 clip_id = cur.lastrowid
                 name = f"{clip_id:08d}.mp4"
@@ -254,6 +268,16 @@ class Library:
         with self.db:
             self.db.execute("UPDATE clips SET state = 'broken', reason = ? WHERE id = ?", (reason, clip_id))
 
+    # -- series memory (story mode, webtv.library.series) -------------------------------------
+
+    def series(self, theme: str) -> Series:
+        """The series of ``theme`` as stored: episodes handed out, summary, characters added."""
+        return memory.read_series(self.db, theme)
+
+    def record_episode(self, sequence: Sequence, added: tuple[Character, ...] = ()) -> None:
+        """``sequence``'s episode was handed out; ``added`` are the characters it introduced."""
+        memory.record_episode(self.db, sequence, added)
+
     # -- retention ---------------------------------------------------------------------------
 
     def usage(self) -> tuple[int, int]:
@@ -330,6 +354,10 @@ class Library:
             digest=row["digest"],
             state=row["state"],
             keep=bool(row["keep"]),
+            narration=row["narration"],
+            characters=tuple(json.loads(row["characters"])),
+            episode=row["episode"],
+            episode_title=row["episode_title"],
         )
 
     def recent_clip_bytes(self, last: int = 20) -> int | None:

@@ -275,6 +275,7 @@ class Programmer:
         return Entry(
             path=clip.path, duration=clip.duration, source=source,  # type: ignore[arg-type]
             clip_id=clip.id, prompt=clip.prompt, theme=clip.theme, stamp=stamp,
+            narration=clip.narration, characters=clip.characters, episode=clip.episode, episode_title=clip.episode_title,
         )
 
     def _prune_blocks(self, newest: int) -> None:
