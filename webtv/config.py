@@ -158,8 +158,8 @@ class StorySection(Section):
             for key, name in [("name", member.name), *(("aliases", a) for a in member.aliases)]:
                 where = f"cast[{i}].{key}"
                 if name.casefold() in seen:
-                    raise PydanticCustomError("at_key", "{key}: {message}", {
-                        "key": "cast",
+                    raise PydanticCustomError("at_key", "{message}", {
+                        "key": ("cast", i, key),
                         "message": f"{name!r} names two characters ({seen[name.casefold()]} and {where})"})
                 seen[name.casefold()] = where
         if self.max_shot_seconds < self.min_shot_seconds:
@@ -962,7 +962,8 @@ def _describe(exc: ValidationError, path: Path, text: str) -> str:
             lines.append(_problems(err["ctx"]["problems"], path, text))
             continue
         if err["type"] == "at_key":  # a rule of a table about one of its keys: point at that key
-            loc += (err["ctx"]["key"],)
+            key = err["ctx"]["key"]
+            loc += tuple(key) if isinstance(key, (tuple, list)) else (key,)  # a key deeper in the table: its path
             lines.append(_where(path, text, loc) + f"{_dotted(loc)}: {err['ctx']['message']}")
             continue
         if err["type"] == "union_tag_invalid":
