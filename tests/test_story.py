@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from webtv.config import ModerationSection, OfflineDirectorSection, OpenAIDirectorSection, StorySection
 from webtv.director.cast import look_phrase
 from webtv.library import Library
