@@ -132,7 +132,7 @@ def producer_part(status: ChannelStatus) -> Iterable[Metric]:
                        state.clips_made)
     yield from counter("webtv_clips_failed", "Clips (or sequence music) whose render failed", state.clips_failed)
     yield from counter("webtv_prompts_blocked", "Themes and prompts blocked by moderation", state.prompts_blocked)
-    yield from gauge("webtv_producer_rendering", "1 while a clip is being rendered", 1 if state.rendering else 0)
+    yield from gauge("webtv_producer_rendering", "Clips being rendered now", len(state.rendering))
     yield from gauge("webtv_producer_last_error_seconds", "When a render last failed (Unix time)", state.last_error_at)
     yield from gauge("webtv_producer_paused", "1 while production is paused (disk full)", 1 if state.paused else 0)
 
