@@ -99,7 +99,7 @@ def test_projection_fills_blocks_and_falls_back_to_the_filler():
     slots = project(clips, entry(None), block_seconds=5.0, number=3, start=10.0, until=30.0)
     assert [s.clip_id for s in slots][:4] == [7, 8, 9, 7] and all(s.projected for s in slots)
     assert [s.block for s in slots][:6] == [3, 3, 3, 4, 4, 4] and slots[-1].end >= 30.0
-    assert [s.source for s in slots][:4] == ["fresh", "fresh", "fresh", "loop"]
+    assert [s.entry.source for s in slots][:4] == ["fresh", "fresh", "fresh", "loop"]
     card = project([], entry(None), block_seconds=5.0, number=1, start=0.0, until=5.0)
     assert [(s.clip_id, s.block) for s in card] == [(None, 1), (None, 2), (None, 3)]
 

@@ -40,8 +40,10 @@ def clip_json(clip: Clip) -> dict:
 
 
 def slot_json(slot: Slot) -> dict:
-    data = {name: getattr(slot, name) for name in ("clip_id", "prompt", "theme", "source", "block", "start", "end")}
-    data["duration"] = round(slot.duration, 3)
+    entry = slot.entry
+    data = {"clip_id": entry.clip_id, "prompt": entry.prompt or None, "theme": entry.theme or None,
+            "source": entry.source, "block": slot.block, "start": slot.start, "end": slot.end,
+            "duration": round(slot.duration, 3)}
     if slot.projected:
         data["projected"] = True
     return data
@@ -60,9 +62,9 @@ def xmltv(channel_name: str, slots: list[Slot]) -> bytes:
         programme = ET.SubElement(tv, "programme", start=xmltv_time(slot.start), stop=xmltv_time(slot.end),
                                   channel=channel_id)
         ET.SubElement(programme, "title").text = slot.prompt or f"{channel_name}: more is on its way"
-        if slot.theme:
-            ET.SubElement(programme, "desc").text = slot.theme
-        ET.SubElement(programme, "category").text = slot.source
+        if slot.entry.theme:
+            ET.SubElement(programme, "desc").text = slot.entry.theme
+        ET.SubElement(programme, "category").text = slot.entry.source
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(tv, encoding="utf-8")
 
 

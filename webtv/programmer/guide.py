@@ -23,10 +23,9 @@ HORIZON_S = 3600.0  # how far ahead `next` reaches at least
 
 @dataclass(frozen=True)
 class Slot:
-    clip_id: int | None  # None for the filler card
-    prompt: str | None
-    theme: str | None
-    source: str  # fresh, loop or filler
+    """A block's entry (clip or filler card) at its time on air."""
+
+    entry: Entry
     block: int
     start: float
     end: float
@@ -36,16 +35,20 @@ class Slot:
     def duration(self) -> float:
         return self.end - self.start
 
+    @property
+    def clip_id(self) -> int | None:  # None for the filler card
+        return self.entry.clip_id
+
+    @property
+    def prompt(self) -> str | None:
+        return self.entry.prompt or None
+
 
 @dataclass(frozen=True)
 class Guide:
     now: Slot | None
     next: list[Slot]
     recent: list[Slot]
-
-
-def entry_slot(entry: Entry, block: int, start: float, end: float, projected: bool = False) -> Slot:
-    return Slot(entry.clip_id, entry.prompt or None, entry.theme or None, entry.source, block, start, end, projected)
 
 
 def aired_slots(history: Sequence[tuple[Block, float]]) -> list[Slot]:
@@ -58,7 +61,7 @@ def aired_slots(history: Sequence[tuple[Block, float]]) -> list[Slot]:
         for entry in block.entries:
             if at >= cut:
                 break
-            slots.append(entry_slot(entry, block.number, at, min(at + entry.duration, cut)))
+            slots.append(Slot(entry, block.number, at, min(at + entry.duration, cut)))
             at += entry.duration
     return slots
 
@@ -67,7 +70,7 @@ def block_slots(block: Block, start: float) -> list[Slot]:
     """``block``'s entries if it starts at ``start``."""
     slots, at = [], start
     for entry in block.entries:
-        slots.append(entry_slot(entry, block.number, at, at + entry.duration))
+        slots.append(Slot(entry, block.number, at, at + entry.duration))
         at += entry.duration
     return slots
 
@@ -90,7 +93,7 @@ def project(order: Sequence[Clip], filler: Entry, block_seconds: float, number: 
                               clip_id=clip.id, prompt=clip.prompt, theme=clip.theme)
             else:
                 entry = filler
-            slots.append(entry_slot(entry, number, at, at + entry.duration, projected=True))
+            slots.append(Slot(entry, number, at, at + entry.duration, projected=True))
             at += entry.duration
             length += entry.duration
             if not order:
