@@ -27,6 +27,7 @@ from webtv.media.commands import (
     probe_with_ffmpeg_command,
     read_through_command,
     rtmp_command,
+    thumbnail_command,
     resample_audio_command,
     ts_offset_arg,
     wav_write_command,
@@ -160,3 +161,9 @@ def test_probes():
     assert probe_with_ffmpeg_command(path) == [ffmpeg_exe(), "-hide_banner", "-i", "/l i/b's.mp4"]
     assert read_through_command(path) == [ffmpeg_exe(), "-v", "error", "-xerror", "-i", "/l i/b's.mp4", "-map", "0",
                                           "-c", "copy", "-f", "null", "-"]
+
+
+def test_thumbnail_command():
+    assert thumbnail_command(Path("/l i/b's.mp4"), 1.25, 320, Path("/t/1.jpg")) == [
+        ffmpeg_exe(), *ERRORS, "-y", "-ss", "1.250", "-i", "/l i/b's.mp4", "-map", "0:v:0", "-frames:v", "1",
+        "-vf", "scale=320:-2", "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", "/t/1.jpg"]

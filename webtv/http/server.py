@@ -1,19 +1,24 @@
-"""HTTP: the web player page, the HLS files, the status API and the health check."""
+"""HTTP: the web player page, the HLS files, the status API and the health check; the control
+room's routes are in ``webtv.http.control``."""
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from webtv.http.auth import authorize as authorize_call
+from webtv.http.auth import bearer_credentials, clip_id_of
+from webtv.http.control import add_control_routes
 from webtv.metrics import ChannelMetrics
-from webtv.status import ChannelStatus, ChannelView, MutationsOff
+from webtv.status import ChannelStatus, ChannelView
 from webtv.text import text_problem
 from webtv.theme.edit import ThemeNotSaved
+
+__all__ = ["bearer_credentials", "make_app", "start_http", "status_json"]
 
 log = logging.getLogger("webtv.http")
 
@@ -55,16 +60,6 @@ def status_json(status: ChannelStatus) -> dict:
     }
 
 
-def bearer_credentials(header: str) -> bytes | None:
-    """The token of an ``Authorization: Bearer <token>`` header as the client's bytes, or None
-    for another scheme. The scheme is matched in any case (RFC 7235). aiohttp decodes header
-    bytes as UTF-8 with surrogateescape, so bytes that are not UTF-8 come back as sent."""
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credentials.strip().encode("utf-8", "surrogateescape")
-
-
 def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     app = web.Application()
 
@@ -102,14 +97,7 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         return web.json_response(status_json(channel.status()), headers=NO_CACHE)
 
     def authorize(request: web.Request) -> None:
-        try:
-            token = channel.api_token()
-        except MutationsOff as exc:
-            raise web.HTTPForbidden(text=f"{exc}\n") from None
-        given = bearer_credentials(request.headers.get("Authorization", ""))
-        if given is None or not hmac.compare_digest(given, token.encode("utf-8", "surrogateescape")):
-            raise web.HTTPUnauthorized(text="a valid 'Authorization: Bearer <token>' header is required\n",
-                                       headers={"WWW-Authenticate": "Bearer"})
+        authorize_call(channel, request)
 
     async def post_theme(request: web.Request) -> web.Response:
         authorize(request)
@@ -140,9 +128,7 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     async def post_keep(request: web.Request) -> web.Response:
         """Mark a clip keep (retention never deletes it): body optional, {"keep": true|false}."""
         authorize(request)
-        raw = request.match_info["id"]
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            raise web.HTTPBadRequest(text=f"clip id must be a positive integer, not {raw[:40]!r}\n")
+        clip_id = clip_id_of(request)
         keep = True
         if (await request.read()).strip():
             try:
@@ -152,10 +138,10 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
             keep = body.get("keep", True) if isinstance(body, dict) else None
             if not isinstance(keep, bool):
                 raise web.HTTPBadRequest(text='"keep" must be true or false\n')
-        if not channel.set_keep(int(raw), keep):
-            raise web.HTTPNotFound(text=f"no clip {int(raw)} in the library\n")
-        log.info("clip keep set: clip=%d keep=%s", int(raw), keep)
-        return web.json_response({"clip_id": int(raw), "keep": keep})
+        if not channel.set_keep(clip_id, keep):
+            raise web.HTTPNotFound(text=f"no clip {clip_id} in the library\n")
+        log.info("clip keep set: clip=%d keep=%s", clip_id, keep)
+        return web.json_response({"clip_id": clip_id, "keep": keep})
 
     async def healthz(request: web.Request) -> web.Response:
         problem = channel.health()  # the systemd watchdog's verdict too
@@ -173,6 +159,7 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     app.router.add_post("/api/clips/{id}/keep", post_keep)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_text)
+    add_control_routes(app, channel, lambda: status_json(channel.status()))
     return app
 
 

@@ -266,6 +266,14 @@ def decode_audio_command(path: Path | str, sample_rate: int, channels: int) -> l
             "-ac", str(channels), "pipe:1"]
 
 
+def thumbnail_command(path: Path | str, at_s: float, width: int, out: Path | str) -> list[str]:
+    """One JPEG of ``path``'s frame at ``at_s`` seconds (the clip's middle: the console's
+    thumbnail), ``width`` pixels wide at the clip's aspect. ``-ss`` before ``-i`` seeks to the
+    keyframe before and decodes up to the frame."""
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-y", "-ss", f"{at_s:.3f}", "-i", str(path), "-map", "0:v:0",
+            "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", str(out)]
+
+
 # -- probes and checks ---------------------------------------------------------------------------
 
 
