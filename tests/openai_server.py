@@ -30,6 +30,13 @@ accepts; any other is answered with HTTP 400, as servers without structured outp
 ``server.echo_key``: error replies quote the Authorization header back (as careless servers
 do), to check that the key is redacted from what the director shows and logs.
 
+Episodes (story mode): a user message with an ``Episode: N`` line is answered, in the modes
+that answer at all, with an episode (``episode_reply``): a title, ``server.newcomer`` offered
+as a new character (with a look that changes with every episode, which the director must not
+take once the character is known), shots naming the newcomer (as ``characters``) and the
+first cast member in the message (in the prompt, by name), and a summary that carries the
+message's ``Story so far:`` on.
+
 ``server.poison`` maps a shot index to text appended to that shot's prompt (to test
 moderation). Moderation: ``server.flagged`` maps a word to the category it flags;
 ``server.moderation_mode`` is ``ok`` or ``error500``.
@@ -76,6 +83,7 @@ class FakeOpenAI:
     moderation_mode: str = "ok"
     echo_key: bool = False
     vary: bool = False  # like a real LLM, a new wording for every request ("take N")
+    newcomer: tuple[str, str] = ("Wren", "a stout woman in a yellow oilskin and a red wool cap")
     requests: list[Request] = field(default_factory=list)
     url: str = ""
 
@@ -191,6 +199,8 @@ class FakeOpenAI:
             content = json.dumps({"sequence": "a fox", "shots": "many"})
         elif mode == "empty":
             content = ""
+        elif re.search(r"^Episode:\s*\d+", user, re.M):
+            content = json.dumps(episode_reply(user, shots, self.newcomer))
         else:
             take = len(self.chat_requests()) if self.vary else None
             content = json.dumps(sequence_reply(theme, shots, self.poison, take))
@@ -229,6 +239,29 @@ def sequence_reply(theme: str, shots: int, poison: dict[int, str] | None = None,
         "tags": ["Fake", "calm", "sea"],
         "shots": [{"prompt": shot_prompt(theme, i, take) + (f", {poison[i]}" if i in poison else "")}
                   for i in range(shots)],
+    }
+
+
+def episode_reply(user: str, shots: int, newcomer: tuple[str, str]) -> dict:
+    """An episode answering the request in ``user`` (see the module docstring)."""
+    number = int(re.search(r"^Episode:\s*(\d+)", user, re.M).group(1))
+    so_far = re.search(r"^Story so far:\s*(.*)$", user, re.M).group(1)
+    first = re.search(r"^- ([^:(]+?)(?: \(|:)", user, re.M)  # the first cast member listed
+    hero = first.group(1) if first and not first.group(1).startswith("(") else "the keeper"
+    name, look = newcomer
+    shot_list = []
+    for i in range(shots):
+        named = [name] if i % 2 == 0 else []
+        shot_list.append({"prompt": f"shot {i + 1} of episode {number}: {hero} walks along the pier with a friend,"
+                                    " slow pan right",
+                          "narration": f"Line {i + 1} of episode {number}.", "characters": named})
+    return {
+        "title": f"The Pier, part {number}",
+        "music_prompt": "calm ambient piano",
+        "tags": ["story", "sea"],
+        "cast": [{"name": name, "look": f"{look}, as drawn in episode {number}"}],
+        "shots": shot_list,
+        "summary": f"{'' if so_far.startswith('(') else so_far + ' '}In episode {number}, {hero} met {name}.",
     }
 
 

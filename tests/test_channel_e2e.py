@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import launch_chromium
 from tests.clips import make_house_clip
 from tests.daemon import Daemon, processes_mentioning
 from tests.readers import RtmpReader
@@ -58,11 +59,7 @@ def test_web_page_plays_in_chromium(channel):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-        )
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.goto(channel.url + "/")

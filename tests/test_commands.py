@@ -29,6 +29,7 @@ from webtv.media.commands import (
     probe_with_ffmpeg_command,
     read_through_command,
     rtmp_command,
+    thumbnail_command,
     resample_audio_command,
     ts_offset_arg,
     wav_write_command,
@@ -66,8 +67,10 @@ def test_outputs():
         ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-f", "flv", "-flvflags", "no_duration_filesize",
         "-progress", "pipe:1", "-stats_period", "0.5", "rtmp://h/app/key",
     ]
-    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
-    hls = [ffmpeg_exe(), *QUIET, *RELAY_INPUT, "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.5", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
+    flags = "delete_segments+independent_segments+omit_endlist+temp_file+program_date_time"
+    hls_input = [*RELAY_INPUT]
+    hls_input[hls_input.index("-analyzeduration") + 1] = "100000"
+    hls = [ffmpeg_exe(), *QUIET, *hls_input, "-c", "copy", "-progress", "pipe:1", "-stats_period", "0.5", "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
            "-hls_flags", flags, "-hls_segment_filename", "seg_%d.ts", "-start_number", "1234", "index.m3u8"]
     assert hls_command(2.0, 6, 1234) == hls
     hls[hls.index(flags)] = flags + "+discont_start"
@@ -174,3 +177,9 @@ def test_probes():
     assert probe_with_ffmpeg_command(path) == [ffmpeg_exe(), "-hide_banner", "-i", "/l i/b's.mp4"]
     assert read_through_command(path) == [ffmpeg_exe(), "-v", "error", "-xerror", "-i", "/l i/b's.mp4", "-map", "0",
                                           "-c", "copy", "-f", "null", "-"]
+
+
+def test_thumbnail_command():
+    assert thumbnail_command(Path("/l i/b's.mp4"), 1.25, 320, Path("/t/1.jpg")) == [
+        ffmpeg_exe(), *ERRORS, "-y", "-ss", "1.250", "-i", "/l i/b's.mp4", "-map", "0:v:0", "-frames:v", "1",
+        "-vf", "scale=320:-2", "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", "/t/1.jpg"]

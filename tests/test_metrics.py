@@ -24,7 +24,7 @@ from webtv.metrics import ChannelMetrics
 from webtv.playout.block import Block, Entry
 from webtv.producer import ProceduralVideo, Stages, SynthAudio
 from webtv.producer.pipeline import ClipPipeline
-from webtv.producer.producer import Producer
+from webtv.producer.producer import Producer, Render
 from webtv.producer.sequences import SequenceSource
 
 TINY = HouseSection(width=160, height=90, fps=12, gop_seconds=1.0, video_kbps=150, audio_kbps=32)
@@ -94,7 +94,7 @@ def channel(tmp_path):
     ingest(channel.library, tmp_path, "b.mp4", 500, "owls")
     ingest(channel.library, tmp_path, "c.mp4", 250, "bats")
     producer = channel.producer.state
-    producer.clips_made, producer.clips_failed, producer.prompts_blocked, producer.rendering = 3, 2, 4, "an owl"
+    producer.clips_made, producer.clips_failed, producer.prompts_blocked, producer.rendering = 3, 2, 4, [Render(0, "an owl")]
     director = channel.sequences.director.state
     director.fallbacks, director.fallback_active = 5, True
     channel.playout = FakePlayout([

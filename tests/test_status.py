@@ -84,7 +84,9 @@ def test_status_json_keeps_its_shape():
     assert {"channel", "theme", "theme_source", "theme_since", "now_playing", "queue_depth", "library", "producer",
             "director", "moderation", "schedule", "outputs", "workers", "workers_summary", "config_error",
             "config_pending_restart", "uptime_s"} <= set(body)
-    assert set(body["now_playing"]) == {"clip_id", "prompt", "theme", "source", "started_at", "block"}
+    assert set(body["now_playing"]) == {"clip_id", "prompt", "theme", "source", "started_at", "block",
+                                        "narration", "characters", "episode"}
+    assert set(body["now_playing"]["episode"]) == {"number", "title"}
     assert {"clips", "seconds", "bytes", "clips_total", "max_bytes", "max_clips", "over_quota", "kept", "deleted",
             "deleted_bytes"} <= set(body["library"])
     assert {"clips_made", "clips_failed", "prompts_blocked", "rendering", "last_error", "last_error_at"} <= set(body["producer"])

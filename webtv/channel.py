@@ -22,20 +22,24 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from webtv.config import Config, ScheduleEntry, live_config, pending_restart
-from webtv.library import Library
+from webtv.library import Clip, Library
 from webtv.library.retention import Retention
 from webtv.library.space import DiskGuard
+from webtv.library.thumbs import Thumbnails
+from webtv.playout.block import Entry
 from webtv.playout.controller import Playout
 from webtv.producer import make_stages
 from webtv.producer.house import make_card, validate_clip
+from webtv.producer.narration import Narration
 from webtv.producer.pipeline import ClipPipeline
 from webtv.producer.producer import Producer
 from webtv.producer.remote import WorkerPool
-from webtv.producer.sequences import SequenceSource
+from webtv.producer.sequences import SequenceSource, words_per_minute
 from webtv.programmer import Programmer
+from webtv.programmer.guide import Guide
 from webtv.status import (
-    ChannelEvents, ChannelStatus, ConfigStatus, MutationsOff, NowPlaying, OutputStatus, PlayoutHealth, PlayoutStatus,
-    WorkerStatus,
+    ChannelEvents, ChannelStatus, ConfigStatus, EpisodeOnAir, MutationsOff, NowPlaying, OutputStatus, PlayoutHealth,
+    PlayoutStatus, WorkerStatus,
 )
 from webtv.theme import ThemeState
 from webtv.theme.edit import ThemeNotSaved, write_theme
@@ -115,7 +119,8 @@ class Channel:
         self.theme_state = ThemeState(config.channel.theme)
         self._theme_change = asyncio.Lock()  # a control-API theme change: saved, then on air
         self.workers = WorkerPool(config.workers) if config.needs_workers else None  # remote render stages
-        self.sequences = SequenceSource.from_config(config.director, config.moderation, library)
+        self.sequences = SequenceSource.from_config(config.director, config.moderation, library, config.story,
+                                                    words_per_minute(config))
         self.programmer = Programmer(library, config.paths.playlists, config.programme, filler, self._theme)
         self.retention = Retention(library, config.library, self.programmer.protected_clip_ids, self._theme,
                                    on_deleted=lambda ids: self.programmer.write_catalogue())
@@ -125,11 +130,14 @@ class Channel:
             self.sequences, library, self._theme, config.producer.ahead,
             capacity=self.workers.capacity if self.workers is not None else (lambda: 1),
             on_clip=self._on_clip, on_stage=self.events.render_stage.publish, disk=self.disk,
+            on_failed=lambda what, why: self.events.clip_changed.publish("rejected", None, None, f"{what}: {why}"),
         )
+        self.thumbnails = Thumbnails(library)
+        self._thumbnailing: set[asyncio.Task] = set()
         self.playout = Playout(
             config.output, config.house, config.paths.hls,
             next_block=self.programmer.next_block, on_air=self._on_air, on_failed=self.programmer.recheck,
-            on_changed=self.programmer.reconfirm,
+            on_changed=self.programmer.reconfirm, revise=self.programmer.revise,
         )
         self.playout_health = PlayoutHealth(config.output.wedged_after_s)  # the watchdog's and /healthz's verdict
         self.schedule = Schedule(config.schedule, self._schedule_slot)
@@ -159,6 +167,7 @@ class Channel:
         self.schedule.start()
         try:
             await self.playout.start()
+            self._in_background(self.thumbnails.backfill())  # clips from before thumbnails, after air starts
             log.info("on air: channel=%r outputs=%d", self.config.channel.name, len(self.playout.outputs_status()))
             stopping = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
@@ -169,7 +178,7 @@ class Channel:
                     log.error("%s ended before the stop; playout goes on without it", task.get_name())
             await stop.wait()
         finally:
-            for task in tasks:
+            for task in [*tasks, *self._thumbnailing]:
                 task.cancel()
             self.schedule.stop()
             if self.workers is not None:
@@ -184,9 +193,16 @@ class Channel:
             self.library.close()
             log.info("stopped")
 
-    def _on_clip(self, clip) -> None:
+    def _on_clip(self, clip: Clip) -> None:
         if not self.retention.after_ingest():  # a deletion rewrote the catalogue already
             self.programmer.write_catalogue()
+        self.events.clip_changed.publish("made", clip.id, clip, None)
+        self._in_background(self.thumbnails.ensure(clip))
+
+    def _in_background(self, work) -> None:
+        task = asyncio.ensure_future(work)
+        self._thumbnailing.add(task)
+        task.add_done_callback(self._thumbnailing.discard)
 
     def _on_air(self, block, started_at: float) -> None:
         self.events.block_on_air.publish(block)
@@ -212,8 +228,12 @@ class Channel:
         applied = live_config(old, new)
         if self.workers is not None and applied.workers != old.workers:
             self.workers.update(applied.workers)  # workers added or removed while on air
-        if applied.director != old.director or applied.moderation != old.moderation:
-            await self.sequences.reconfigure(applied.director, applied.moderation)
+        if ((applied.director, applied.moderation, applied.story) != (old.director, old.moderation, old.story)
+                or words_per_minute(applied) != words_per_minute(old)):
+            await self.sequences.reconfigure(applied.director, applied.moderation, applied.story,
+                                             words_per_minute(applied))
+        if applied.story != old.story:  # the shot bounds: at the next sequence the recipe narrates
+            self.producer.pipeline.narration = Narration.from_config(applied)
         if applied.producer != old.producer:
             self.producer.reconfigure(applied.producer)
         if applied.programme != old.programme:
@@ -258,6 +278,65 @@ class Channel:
 
     def set_keep(self, clip_id: int, keep: bool) -> bool:
         return self.library.set_keep(clip_id, keep)
+
+    # -- the control room ------------------------------------------------------------------
+
+    def clip(self, clip_id: int) -> Clip | None:
+        return self.library.get(clip_id)
+
+    def browse(self, **query) -> tuple[int, list[Clip]]:
+        return self.library.browse(**query)
+
+    async def thumbnail(self, clip: Clip) -> Path | None:
+        return await self.thumbnails.ensure(clip)
+
+    async def ban(self, clip_id: int, banned: bool) -> Clip | None:
+        """Ban a clip or lift the ban. A banned clip is left out of the catalogue playlists and
+        of the block chosen next (``Programmer.revise``); one on air, or still to come in the
+        block on air, ends that block now."""
+        clip = self.library.set_banned(clip_id, banned)
+        if clip is None:
+            return None
+        self.programmer.write_catalogue()
+        log.info("clip %s: clip=%d", "banned" if banned else "ban lifted", clip_id)
+        self.events.clip_changed.publish("banned" if banned else "unbanned", clip_id, clip, None)
+        if clip.banned and clip_id in self._still_on_air():
+            await self.playout.skip()
+        return clip
+
+    def _still_on_air(self) -> set[int]:
+        """The clips on air now and still to come in the block on air."""
+        now = self.playout.now_playing()
+        if now is None:
+            return set()
+        block, entry, _ = now
+        rest = block.entries[block.entries.index(entry):] if entry in block.entries else block.entries
+        return {e.clip_id for e in rest if e.clip_id is not None}
+
+    async def delete(self, clip_id: int) -> bool:
+        """Delete a clip: its row first, then its file and thumbnail (``Library`` crash order).
+        A decoder already airing it reads the file it opened; a block chosen and not yet on
+        air leaves it out (``Programmer.revise``)."""
+        files = self.library.forget([clip_id])
+        if not files:
+            return False
+        await asyncio.to_thread(Library.remove_files, files)
+        self.programmer.write_catalogue()
+        log.info("clip deleted: clip=%d", clip_id)
+        self.events.clip_changed.publish("deleted", clip_id, None, None)
+        return True
+
+    def queue_next(self, clip_id: int) -> bool:
+        queued = self.programmer.queue_next(clip_id)
+        if queued:
+            log.info("clip queued to air next: clip=%d", clip_id)
+        return queued
+
+    async def skip(self) -> Entry | None:
+        return await self.playout.skip()
+
+    def programme(self) -> Guide:
+        return self.programmer.guide()
 
     async def _schedule_slot(self, entry: ScheduleEntry) -> None:
         rule = await self.sequences.moderator.check(entry.theme)
@@ -334,7 +413,9 @@ class Channel:
         if now is None:
             return None
         block, entry, started_at = now
-        return NowPlaying(entry.clip_id, entry.prompt, entry.theme, entry.source, started_at, block.number)
+        episode = EpisodeOnAir(entry.episode, entry.episode_title or "") if entry.episode is not None else None
+        return NowPlaying(entry.clip_id, entry.prompt, entry.theme, entry.source, started_at, block.number,
+                          entry.narration or None, list(entry.characters), episode)
 
 
 async def _supervised(name: str, run, pause_s: float = 5.0) -> None:

@@ -79,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     prompts.add_argument("--json", action="store_true", help="a JSON list of shots instead of one prompt a line")
 
+    story = commands.add_parser("story", help="print the next episode the configured director writes for a theme "
+                                              "(reads the library's series, does not advance it)")
+    story.add_argument("theme", type=printable)
+    story.add_argument("-n", type=int, default=None, metavar="SHOTS",
+                       help="shots in the episode (default: director.shots_per_sequence)")
+    story.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    story.add_argument("--json", action="store_true", help="the episode as a JSON object")
+
     args = parser.parse_args(argv)
     if args.command == "run":
         # A SIGHUP before the daemon's handler is in (the config is still being read) waits,
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(config, args.host, args.port, auth)
     if args.command == "prompts":
         return _prompts(config, args.theme, args.n, args.json)
+    if args.command == "story":
+        return _story(config, args.theme, args.n, args.json)
     return _run(config)
 
 
@@ -294,6 +304,52 @@ def _prompts(config: Config, theme: str, n: int | None, as_json: bool) -> int:
     else:
         for row in rows:
             print(row["prompt"])
+    return 0
+
+
+def _story(config: Config, theme: str, shots: int | None, as_json: bool) -> int:
+    """The next episode of ``theme``'s series as the daemon would write it (director,
+    moderation, offline fallback), from the series in the library, which is only read."""
+    import json
+    from dataclasses import asdict
+
+    from webtv.library.series import peek_series
+    from webtv.producer.sequences import SequenceSource, words_per_minute
+
+    director = config.director.model_copy(update={"shots_per_sequence": shots}) if shots else config.director
+    if director.shots_per_sequence < 1:
+        print("webtv: -n must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def write():
+        source = SequenceSource.from_config(director, config.moderation, None,
+                                            config.story.model_copy(update={"enabled": True}), words_per_minute(config))
+        source.memory[theme] = peek_series(config.paths.library, theme)
+        try:
+            return await source.next(theme), source.director.state
+        finally:
+            await source.aclose()
+
+    sequence, state = asyncio.run(write())
+    if state.fallback_active:
+        print(f"webtv: warning: the {director.backend} director failed, the offline writer wrote this episode: "
+              f"{state.last_error or 'the server failed'}", file=sys.stderr)
+    if sequence is None or sequence.episode is None:
+        print("webtv: moderation blocked the episode (or the theme); nothing to print", file=sys.stderr)
+        return 1
+    episode = sequence.episode
+    if as_json:
+        print(json.dumps({
+            "theme": sequence.theme, "episode": episode.number, "title": episode.title, "summary": episode.summary,
+            "music_prompt": sequence.music_prompt, "cast": [asdict(c) for c in sequence.cast],
+            "shots": [{"prompt": s.prompt, "narration": s.narration, "characters": list(s.characters), "seed": s.seed}
+                      for s in sequence.shots],
+        }, indent=2, ensure_ascii=False))
+        return 0
+    print(f"Episode {episode.number}: {episode.title}\n")
+    for shot in sequence.shots:
+        print(f"{shot.index + 1}. {shot.narration}\n   [{', '.join(shot.characters) or 'nobody'}] {shot.prompt}")
+    print(f"\nStory so far: {episode.summary}")
     return 0
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from webtv.text import text_problem
+from webtv.text import checked_text, text_problem
 
 DEFAULT_CONFIG = Path("channel.toml")
 
@@ -119,6 +119,56 @@ class ModerationSection(Section):
             except re.error as exc:
                 raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
         return patterns
+
+
+def _one_line(what: str):
+    def check(text: str) -> str:
+        text = checked_text(text, what)
+        if not text.strip():
+            raise ValueError(f"{what} must not be empty")
+        return " ".join(text.split())
+    return AfterValidator(check)
+
+
+class CastMember(Section):
+    """A character of every series the channel tells: ``look`` is added, word for word, to
+    every shot prompt they are in; ``aliases`` are other names a prompt may call them by."""
+
+    name: Annotated[str, _one_line("name")]
+    look: Annotated[str, _one_line("look")]
+    aliases: list[Annotated[str, _one_line("alias")]] = []
+    voice: str | None = Field(None, description="the voice backend's name for their voice")
+
+
+class StorySection(Section):
+    """Story mode: episodes with a cast, a narrator and subtitles instead of the showreel.
+    Applies live, at the next episode."""
+
+    enabled: bool = False
+    cast: list[CastMember] = []
+    min_shot_seconds: float = Field(3.0, gt=0, le=60)
+    max_shot_seconds: float = Field(8.0, gt=0, le=60)
+    breath_s: float = Field(0.75, ge=0, le=10, description="silence after each line")
+    summary_chars: int = Field(800, ge=100, le=20000, description="bound of the story-so-far summary")
+
+    @model_validator(mode="after")
+    def _names_once(self) -> "StorySection":
+        seen: dict[str, str] = {}
+        for i, member in enumerate(self.cast):
+            for key, name in [("name", member.name), *(("aliases", a) for a in member.aliases)]:
+                where = f"cast[{i}].{key}"
+                if name.casefold() in seen:
+                    raise PydanticCustomError("at_key", "{message}", {
+                        "key": ("cast", i, key),
+                        "message": f"{name!r} names two characters ({seen[name.casefold()]} and {where})"})
+                seen[name.casefold()] = where
+        if self.max_shot_seconds < self.min_shot_seconds:
+            raise PydanticCustomError("at_key", "{key}: {message}", {
+                "key": "max_shot_seconds", "message": f"must be at least min_shot_seconds ({self.min_shot_seconds:g})"})
+        if self.max_shot_seconds <= self.breath_s:
+            raise PydanticCustomError("at_key", "{key}: {message}", {
+                "key": "breath_s", "message": f"leaves no time to speak within max_shot_seconds ({self.max_shot_seconds:g})"})
+        return self
 
 
 class ScheduleEntry(Section):
@@ -714,6 +764,7 @@ class Config(Section):
     http: HttpSection = HttpSection()
     moderation: ModerationSection = ModerationSection()
     library: LibrarySection = LibrarySection()
+    story: StorySection = StorySection()
     schedule: list[ScheduleEntry] = []
     source: Path | None = Field(None, exclude=True)
 
@@ -979,7 +1030,8 @@ def _describe(exc: ValidationError, path: Path, text: str) -> str:
             lines.append(_problems(err["ctx"]["problems"], path, text))
             continue
         if err["type"] == "at_key":  # a rule of a table about one of its keys: point at that key
-            loc += (err["ctx"]["key"],)
+            key = err["ctx"]["key"]
+            loc += tuple(key) if isinstance(key, (tuple, list)) else (key,)  # a key deeper in the table: its path
             lines.append(_where(path, text, loc) + f"{_dotted(loc)}: {err['ctx']['message']}")
             continue
         if err["type"] == "union_tag_invalid":

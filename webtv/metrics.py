@@ -124,6 +124,9 @@ def channel_part(status: ChannelStatus) -> Iterable[Metric]:
                          now.clip_id)
         yield from gauge("webtv_now_playing_started_seconds", "When the entry on air went on air (Unix time)",
                          now.started_at)
+        if now.episode is not None:
+            yield from gauge("webtv_now_playing_episode", "Story mode: number of the episode on air",
+                             now.episode.number)
 
 
 def producer_part(status: ChannelStatus) -> Iterable[Metric]:
@@ -132,7 +135,17 @@ def producer_part(status: ChannelStatus) -> Iterable[Metric]:
                        state.clips_made)
     yield from counter("webtv_clips_failed", "Clips (or sequence music) whose render failed", state.clips_failed)
     yield from counter("webtv_prompts_blocked", "Themes and prompts blocked by moderation", state.prompts_blocked)
-    yield from gauge("webtv_producer_rendering", "1 while a clip is being rendered", 1 if state.rendering else 0)
+    yield from gauge("webtv_producer_rendering", "Clips being rendered now", len(state.rendering))
+    labels = ["shot", "stage"]
+    fraction = GaugeMetricFamily("webtv_producer_render_fraction", "How far a render's current step is (0..1)",
+                                 labels=labels)
+    started = GaugeMetricFamily("webtv_producer_render_started_seconds", "When a render began (Unix time)",
+                                labels=labels)
+    for render in state.rendering:
+        key = [str(render.shot), render.stage or ""]
+        fraction.add_metric(key, render.fraction)
+        started.add_metric(key, render.started_at)
+    yield from (fraction, started)
     yield from gauge("webtv_producer_last_error_seconds", "When a render last failed (Unix time)", state.last_error_at)
     yield from gauge("webtv_producer_paused", "1 while production is paused (disk full)", 1 if state.paused else 0)
 

@@ -22,10 +22,12 @@ from typing import Any, Generic, ParamSpec, Protocol
 
 from webtv.director.base import DirectorState
 from webtv.director.moderation import ModerationState
+from webtv.library import Clip
 from webtv.library.retention import LibraryStatus
 from webtv.library.space import DiskStatus
-from webtv.playout.block import Block
+from webtv.playout.block import Block, Entry
 from webtv.producer.producer import ProducerState
+from webtv.programmer.guide import Guide
 from webtv.theme.schedule import ScheduleStatus
 from webtv.theme.state import ThemeStatus
 
@@ -38,6 +40,12 @@ P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
+class EpisodeOnAir:
+    number: int
+    title: str
+
+
+@dataclass(frozen=True)
 class NowPlaying:
     clip_id: int | None  # None for the filler card
     prompt: str | None
@@ -45,6 +53,9 @@ class NowPlaying:
     source: str  # fresh, loop or filler
     started_at: float  # Unix time this entry went on air
     block: int
+    narration: str | None = None  # story mode: the line spoken over the clip; None outside it
+    characters: list[str] = field(default_factory=list)  # story mode: the cast members in the clip
+    episode: EpisodeOnAir | None = None  # story mode: the episode the clip belongs to
 
 
 @dataclass(frozen=True)
@@ -236,6 +247,10 @@ class ChannelEvents:
     render_stage: Signal[[str, float]] = field(default_factory=lambda: Signal("render_stage"))  # stage, seconds
     block_on_air: Signal[[Block]] = field(default_factory=lambda: Signal("block_on_air"))
     theme_changed: Signal[[str, str]] = field(default_factory=lambda: Signal("theme_changed"))  # theme, source
+    # made, rejected, banned, unbanned or deleted; the clip id (None: a render that failed),
+    # the clip as it is now (None once deleted or never made), why (rejected: the error)
+    clip_changed: Signal[[str, int | None, Clip | None, str | None]] = field(
+        default_factory=lambda: Signal("clip_changed"))
 
 
 # -- the view -------------------------------------------------------------------------------
@@ -269,3 +284,28 @@ class ChannelView(Protocol):
 
     def api_token(self) -> str:
         """The bearer token of mutating calls; raises MutationsOff when none is configured."""
+
+    # -- the control room (webtv.http.control) --
+
+    def clip(self, clip_id: int) -> Clip | None: ...
+
+    def browse(self, **query) -> tuple[int, list[Clip]]:
+        """A page of the library: ``webtv.library.Library.browse``."""
+
+    async def thumbnail(self, clip: Clip) -> Path | None:
+        """``clip``'s JPEG, made now if it is missing; None when it cannot be made."""
+
+    async def ban(self, clip_id: int, banned: bool) -> Clip | None:
+        """Ban a clip (it never airs again) or lift the ban; None when there is no such clip."""
+
+    async def delete(self, clip_id: int) -> bool:
+        """Delete a clip, its file and thumbnail; False when there is no such clip."""
+
+    def queue_next(self, clip_id: int) -> bool:
+        """Air a clip in the next block chosen; False when it cannot air."""
+
+    async def skip(self) -> Entry | None:
+        """End the block on air now; the entry that was on air."""
+
+    def programme(self) -> Guide:
+        """What aired, what is on, what comes next (``webtv.programmer.guide``)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from webtv.director.base import Character, Director, DirectorState, Episode, Sequence, Shot
+from webtv.director.base import Character, Director, DirectorState, Episode, EpisodeBrief, Sequence, Series, Shot
 
 if TYPE_CHECKING:
     from webtv.config import DirectorSection
 
-__all__ = ["Character", "Director", "DirectorState", "Episode", "Sequence", "Shot", "make_director"]
+__all__ = ["Character", "Director", "DirectorState", "Episode", "EpisodeBrief", "Sequence", "Series", "Shot",
+           "make_director"]
 
 
 def make_director(section: "DirectorSection") -> Director:

@@ -29,6 +29,28 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class Series:
+    """Story mode: what a theme's story is so far, which the next episode is written from.
+    ``cast`` holds the operator's cast first, then the characters directors added (each keeps
+    the look it was introduced with); ``episodes`` is how many were handed out."""
+
+    theme: str
+    cast: tuple[Character, ...] = ()
+    episodes: int = 0
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class EpisodeBrief:
+    """What a director is told when asked for an episode: the word budget is the most words a
+    narration line may have to fit a shot of ``[story] max_shot_seconds``."""
+
+    series: Series
+    words: int  # the narration budget per shot
+    summary_chars: int  # the bound of the updated summary
+
+
+@dataclass(frozen=True)
 class Shot:
     prompt: str  # as rendered: in story mode the cast's looks are already in it
     seed: int
@@ -79,6 +101,11 @@ class Director(Protocol):
     state: DirectorState
 
     async def write_sequence(self, theme: str, shots: int, seed: int) -> Sequence: ...
+
+    async def write_episode(self, theme: str, shots: int, seed: int, brief: EpisodeBrief) -> Sequence:
+        """The next episode of ``brief.series``: a sequence with ``episode`` and ``cast`` set,
+        shots with narration and characters, the cast's looks in the prompts."""
+        ...
 
     async def aclose(self) -> None:
         """Let go of connections; the director is not used again."""

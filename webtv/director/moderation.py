@@ -102,19 +102,22 @@ class Moderator:
     async def filter_sequence(self, sequence: Sequence) -> tuple[Sequence | None, list[tuple[str, str]]]:
         """(what may be rendered, [(blocked text, rule)]).
 
-        A blocked theme or music prompt blocks the whole sequence (None). Otherwise blocked
+        A blocked theme, music prompt or episode title blocks the whole sequence (None); a
+        shot is checked with its narration line. Otherwise blocked
         shots are dropped and the rest renumbered 0..n-1, so each still gets its slice of the
         sequence's music track; None when no shot is left.
         """
-        texts = [sequence.theme, sequence.music_prompt, *(s.prompt for s in sequence.shots)]
+        whole = [sequence.theme, sequence.music_prompt, *([sequence.episode.title] if sequence.episode else [])]
+        texts = [*whole, *(f"{s.prompt} {s.narration}".strip() for s in sequence.shots)]  # story mode: the line too
         verdicts = await self.check_many(texts)
-        for text, rule in zip(texts[:2], verdicts[:2]):
+        for text, rule in zip(whole, verdicts):
             if rule is not None:
                 return None, [(text, rule)]
-        blocked = [(shot.prompt, rule) for shot, rule in zip(sequence.shots, verdicts[2:]) if rule is not None]
+        shot_verdicts = verdicts[len(whole):]
+        blocked = [(shot.prompt, rule) for shot, rule in zip(sequence.shots, shot_verdicts) if rule is not None]
         if not blocked:
             return sequence, []
-        kept = [shot for shot, rule in zip(sequence.shots, verdicts[2:]) if rule is None]
+        kept = [shot for shot, rule in zip(sequence.shots, shot_verdicts) if rule is None]
         if not kept:
             return None, blocked
         shots = tuple(dataclasses.replace(shot, index=i) for i, shot in enumerate(kept))

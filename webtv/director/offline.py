@@ -13,7 +13,7 @@ import random
 import re
 import time
 
-from webtv.director.base import DirectorState, Sequence, Shot
+from webtv.director.base import DirectorState, EpisodeBrief, Sequence, Shot
 
 # Settings and characters grouped by what a theme may ask for; "any" is always eligible.
 _SETTINGS: dict[str, list[str]] = {
@@ -192,6 +192,11 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
+def shot_seed_of(sequence_id: str, index: int) -> int:
+    """The render seed of shot ``index`` of a sequence: fixed by the sequence's id."""
+    return int.from_bytes(hashlib.sha256(f"{sequence_id}:{index}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
 def _categories(words: list[str], table: dict[str, tuple[str, ...]]) -> list[str]:
     return [name for name, keys in table.items() if any(w in keys for w in words)]
 
@@ -235,6 +240,14 @@ class OfflineDirector:
         self.state.last_ok_at = time.time()
         return sequence
 
+    async def write_episode(self, theme: str, shots: int, seed: int, brief: EpisodeBrief) -> Sequence:
+        from webtv.director.story import write_episode  # it builds on this module's vocabularies
+
+        sequence = write_episode(theme, shots, seed, brief)
+        self.state.sequences += 1
+        self.state.last_ok_at = time.time()
+        return sequence
+
     def write(self, theme: str, shots: int, seed: int) -> Sequence:
         """The same as ``write_sequence``, callable without an event loop."""
         theme = _clean(theme)
@@ -262,7 +275,7 @@ class OfflineDirector:
             last_move = move
             camera = f"{srng.choice(_SPEEDS)} {move}"
             prompt = f"{framing} of {character} {action}, {setting}, {theme}, {light}, {style}, {camera}"
-            shot_seed = int.from_bytes(hashlib.sha256(f"{seq_id}:{index}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+            shot_seed = shot_seed_of(seq_id, index)
             out.append(
                 Shot(
                     prompt=prompt,

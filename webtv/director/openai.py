@@ -21,17 +21,22 @@ import time
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Awaitable, Callable, TypeVar
 
 import openai
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, ValidationError, field_validator
 
 from webtv.config import DirectorSection
-from webtv.director.base import DirectorState, Sequence, Shot
-from webtv.director.offline import OfflineDirector, _clean
+from webtv.director.base import Character, DirectorState, Episode, EpisodeBrief, Sequence, Shot
+from webtv.director.cast import cast_prompt, names_of
+from webtv.director.offline import OfflineDirector, _clean, shot_seed_of
+from webtv.director.story import bounded_summary
+from webtv.director.story import write_episode as write_offline_episode
 from webtv.text import checked_text, text_problem
 
 log = logging.getLogger("webtv.director")
+
+T = TypeVar("T", bound=BaseModel)
 
 PLACEHOLDER_KEY = "not-needed"
 FORMATS = ("json_schema", "json_object", "text")
@@ -40,11 +45,11 @@ MAX_MUSIC_CHARS = 400
 MAX_TAGS = 8
 
 
-def load_system_prompt(path: Path | None = None) -> str:
-    """The file at ``path`` if given, else the packaged ``system_prompt.txt``."""
+def load_system_prompt(path: Path | None = None, packaged: str = "system_prompt.txt") -> str:
+    """The file at ``path`` if given, else the packaged one (``system_prompt.txt``)."""
     if path is not None:
         return Path(path).read_text(encoding="utf-8").strip()
-    return resources.files("webtv.director").joinpath("system_prompt.txt").read_text(encoding="utf-8").strip()
+    return resources.files("webtv.director").joinpath(packaged).read_text(encoding="utf-8").strip()
 
 
 def api_key(director: DirectorSection, env: Mapping[str, str] | None = None) -> tuple[str, bool]:
@@ -150,6 +155,115 @@ def reply_schema(shots: int) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------- episodes (story mode)
+
+MAX_LINE_CHARS = 400
+MAX_SUMMARY_CHARS = 20000
+
+
+def _line(max_length: int, min_length: int = 1):
+    return Annotated[str, BeforeValidator(_text), StringConstraints(min_length=min_length, max_length=max_length),
+                     AfterValidator(checked_text)]
+
+
+class CastReply(BaseModel):
+    """A character the model adds to the series."""
+
+    name: _line(60)
+    look: _line(MAX_PROMPT_CHARS, 3)
+
+
+class EpisodeShotReply(BaseModel):
+    prompt: Annotated[Prompt, AfterValidator(checked_text)]
+    narration: _line(MAX_LINE_CHARS)
+    characters: list[_line(60)] = Field(default_factory=list)
+
+
+class EpisodeReply(SequenceReply):
+    """What the model must answer for an episode; extra keys are ignored."""
+
+    title: _line(120)
+    cast: list[CastReply] = Field(default_factory=list)
+    shots: list[EpisodeShotReply] = Field(min_length=1)  # type: ignore[assignment]
+    summary: _line(MAX_SUMMARY_CHARS)
+
+    @field_validator("shots", mode="before")
+    @classmethod
+    def _shots(cls, value: Any) -> Any:
+        return value
+
+
+def episode_schema(shots: int) -> dict:
+    """The JSON schema of an episode reply with exactly ``shots`` shots."""
+    text = {"type": "string"}
+    schema = reply_schema(shots)
+    schema["properties"].update({
+        "title": text,
+        "cast": {"type": "array", "items": {"type": "object", "properties": {"name": text, "look": text},
+                                            "required": ["name", "look"], "additionalProperties": False}},
+        "summary": text,
+    })
+    schema["properties"]["shots"]["items"] = {
+        "type": "object",
+        "properties": {"prompt": text, "narration": text, "characters": {"type": "array", "items": text}},
+        "required": ["prompt", "narration", "characters"],
+        "additionalProperties": False,
+    }
+    schema["required"] = ["title", "music_prompt", "tags", "cast", "shots", "summary"]
+    return schema
+
+
+def episode_request(theme: str, shots: int, seed: int, brief: EpisodeBrief) -> str:
+    """The user message asking for the next episode: the series so far, its cast, the budgets."""
+    series = brief.series
+    cast = "\n".join(
+        f"- {c.name}" + (f" (also called {', '.join(c.aliases)})" if c.aliases else "") + f": {c.look}"
+        for c in series.cast
+    ) or "- (nobody yet: introduce the characters you need in \"cast\")"
+    return (
+        f"Theme: {theme}\n"
+        f"Shots: {shots}\n"
+        f"Episode: {series.episodes + 1}\n"
+        f"Seed: {seed}\n"
+        f"Words per narration line: at most {brief.words}\n"
+        f"Summary: at most {brief.summary_chars} characters\n"
+        f"Story so far: {series.summary or '(nothing yet: this is the first episode)'}\n"
+        f"Cast:\n{cast}\n"
+        f"Write episode {series.episodes + 1} of this series, {shots} shots, in the JSON shape described."
+    )
+
+
+def parse_episode(content: str | None, shots: int) -> EpisodeReply:
+    """Validate an episode reply; extra shots are dropped, too few is an error."""
+    reply = _validated(EpisodeReply, content)
+    return reply.model_copy(update={"shots": _enough(reply.shots, shots)})
+
+
+def episode_sequence(theme: str, seed: int, brief: EpisodeBrief, reply: EpisodeReply) -> Sequence:
+    """The episode as the producer renders it: the series' cast plus the reply's new
+    characters (one whose name or alias the series already has keeps the look it has), the
+    looks added to each shot's prompt, the summary bounded."""
+    cast = list(brief.series.cast)
+    taken = {n.casefold() for c in cast for n in names_of(c)}
+    for added in reply.cast:
+        if added.name.casefold() not in taken:
+            cast.append(Character(name=added.name, look=added.look))
+            taken.add(added.name.casefold())
+    rendered = [cast_prompt(s.prompt, cast, s.characters) for s in reply.shots]
+    digest = hashlib.sha256("\x1f".join([theme, str(seed), reply.title, *(p for p, _ in rendered)]).encode("utf-8"))
+    seq_id = "llm-" + digest.hexdigest()[:12]
+    tags = tuple(reply.tags)
+    shots = tuple(
+        Shot(prompt=prompt, seed=shot_seed_of(seq_id, index), theme=theme, tags=tags, sequence_id=seq_id, index=index,
+             narration=shot.narration, characters=characters)
+        for index, (shot, (prompt, characters)) in enumerate(zip(reply.shots, rendered))
+    )
+    episode = Episode(number=brief.series.episodes + 1, title=reply.title,
+                      summary=bounded_summary(reply.summary, brief.summary_chars))
+    return Sequence(id=seq_id, theme=theme, music_prompt=reply.music_prompt, seed=seed, tags=tags, shots=shots,
+                    episode=episode, cast=tuple(cast))
+
+
 class ReplyError(Exception):
     """The server answered, but not with a usable sequence."""
 
@@ -177,23 +291,33 @@ def extract_json(content: str) -> Any:
     raise ReplyError(f"reply is not JSON: {text[:80]!r}")
 
 
-def parse_reply(content: str | None, shots: int) -> SequenceReply:
-    """Validate a reply; extra shots are dropped, too few is an error."""
+def _validated(model: type[T], content: str | None) -> T:
+    """``content``'s JSON object as ``model``, or ReplyError saying what is wrong with it."""
     data = extract_json(content or "")
     if not isinstance(data, dict):
         raise ReplyError(f"reply is JSON but not an object ({type(data).__name__})")
     try:
-        reply = SequenceReply.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "reply"
         raise ReplyError(f"reply has the wrong shape: {where}: {first['msg']}") from None
+
+
+def parse_reply(content: str | None, shots: int) -> SequenceReply:
+    """Validate a reply; extra shots are dropped, too few is an error."""
+    reply = _validated(SequenceReply, content)
     printable = [shot for shot in reply.shots if not _dropped(shot.prompt)]
     if len(printable) < len(reply.shots):
         reply = reply.model_copy(update={"shots": printable})
-    if len(reply.shots) < shots:
-        raise ReplyError(f"reply has {len(reply.shots)} shots, {shots} were asked for")
-    return reply.model_copy(update={"shots": reply.shots[:shots]})
+    return reply.model_copy(update={"shots": _enough(reply.shots, shots)})
+
+
+def _enough(replies: list, shots: int) -> list:
+    """The first ``shots`` of ``replies``; ReplyError when there are fewer."""
+    if len(replies) < shots:
+        raise ReplyError(f"reply has {len(replies)} shots, {shots} were asked for")
+    return replies[:shots]
 
 
 def _dropped(prompt: str) -> bool:
@@ -228,6 +352,7 @@ class OpenAIDirector:
         self.backoff_s = backoff_s
         self.cooldown_s = cooldown_s
         self.system_prompt = load_system_prompt(director.system_prompt)
+        self.story_prompt = load_system_prompt(None, "story_prompt.txt")
         self.offline = OfflineDirector()
         self._key, found = api_key(director, env)
         if not found:
@@ -249,9 +374,33 @@ class OpenAIDirector:
     async def write_sequence(self, theme: str, shots: int, seed: int) -> Sequence:
         theme = _clean(theme)
         shots = max(1, int(shots))
+
+        async def ask() -> Sequence:
+            content = await self._ask(self._messages(theme, shots, seed), "sequence", reply_schema(shots), seed)
+            return self._sequence(theme, shots, seed, parse_reply(content, shots))
+
+        return await self._written(ask, lambda: self.offline.write(theme, shots, seed))
+
+    async def write_episode(self, theme: str, shots: int, seed: int, brief: EpisodeBrief) -> Sequence:
+        """The next episode of ``brief.series`` from the server (series summary and cast in the
+        request); on any failure the offline story writer writes that episode."""
+        theme = _clean(theme)
+        shots = max(1, int(shots))
+
+        async def ask() -> Sequence:
+            messages = [{"role": "system", "content": self.story_prompt},
+                        {"role": "user", "content": episode_request(theme, shots, seed, brief)}]
+            content = await self._ask(messages, "episode", episode_schema(shots), seed)
+            return episode_sequence(theme, seed, brief, parse_episode(content, shots))
+
+        return await self._written(ask, lambda: write_offline_episode(theme, shots, seed, brief))
+
+    async def _written(self, ask: Callable[[], Awaitable[Sequence]], offline: Callable[[], Sequence]) -> Sequence:
+        """``ask()``'s sequence, retried with backoff; the ``offline`` one when the retries are
+        spent or while the cooldown after a fallback lasts."""
         now = time.time()
         if self.state.fallback_active and self.state.retry_at is not None and now < self.state.retry_at:
-            return self._fallback(theme, shots, seed, None)
+            return self._fallback(offline, None)
         attempts = 1 + self.config.retries
         error = "no attempt"
         for attempt in range(attempts):
@@ -260,7 +409,7 @@ class OpenAIDirector:
                 log.info("director: retry %d/%d in %.2f s after: %s", attempt, self.config.retries, delay, error)
                 await asyncio.sleep(delay)
             try:
-                reply = await self._ask(theme, shots, seed)
+                sequence = await ask()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every server problem ends in the offline writer
@@ -271,8 +420,8 @@ class OpenAIDirector:
             self.state.retry_at = None
             self.state.sequences += 1
             self.state.last_ok_at = time.time()
-            return self._sequence(theme, shots, seed, reply)
-        return self._fallback(theme, shots, seed, error)
+            return sequence
+        return self._fallback(offline, error)
 
     # -- one request ---------------------------------------------------------------------
 
@@ -285,20 +434,21 @@ class OpenAIDirector:
         )
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
 
-    def _response_format(self, shots: int) -> dict | None:
+    def _response_format(self, name: str, schema: dict) -> dict | None:
         kind = FORMATS[self._format]
         if kind == "json_schema":
-            return {"type": "json_schema", "json_schema": {"name": "sequence", "schema": reply_schema(shots)}}
+            return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
         if kind == "json_object":
             return {"type": "json_object"}
         return None
 
-    async def _ask(self, theme: str, shots: int, seed: int) -> SequenceReply:
+    async def _ask(self, messages: list[dict], name: str, schema: dict, seed: int) -> str | None:
+        """The reply's content, in the richest response format the server takes."""
         if self._client is None:
             self._client = make_client(self.config, self._key)
         while True:
-            kwargs: dict[str, Any] = {"model": self.config.model, "messages": self._messages(theme, shots, seed), "seed": seed}
-            response_format = self._response_format(shots)
+            kwargs: dict[str, Any] = {"model": self.config.model, "messages": messages, "seed": seed}
+            response_format = self._response_format(name, schema)
             if response_format is not None:
                 kwargs["response_format"] = response_format
             try:
@@ -324,7 +474,7 @@ class OpenAIDirector:
             content = message.content
             if not content and getattr(message, "refusal", None):
                 raise ReplyError(f"model refused: {message.refusal}")
-            return parse_reply(content, shots)
+            return content
 
     def _describe(self, exc: Exception) -> str:
         if isinstance(exc, (asyncio.TimeoutError, openai.APITimeoutError)):
@@ -347,7 +497,7 @@ class OpenAIDirector:
 
     # -- results ---------------------------------------------------------------------------
 
-    def _fallback(self, theme: str, shots: int, seed: int, error: str | None) -> Sequence:
+    def _fallback(self, offline: Callable[[], Sequence], error: str | None) -> Sequence:
         if error is not None:
             log.warning(
                 "director: %d attempt(s) failed; the offline writer writes this sequence: %s",
@@ -356,7 +506,7 @@ class OpenAIDirector:
             self.state.retry_at = time.time() + self.cooldown_s
         self.state.fallback_active = True
         self.state.fallbacks += 1
-        return self.offline.write(theme, shots, seed)
+        return offline()
 
     def _sequence(self, theme: str, shots: int, seed: int, reply: SequenceReply) -> Sequence:
         prompts = [s.prompt for s in reply.shots]
@@ -366,7 +516,7 @@ class OpenAIDirector:
         out = tuple(
             Shot(
                 prompt=prompt,
-                seed=int.from_bytes(hashlib.sha256(f"{seq_id}:{index}".encode()).digest()[:4], "big") & 0x7FFFFFFF,
+                seed=shot_seed_of(seq_id, index),
                 theme=theme,
                 tags=tags,
                 sequence_id=seq_id,

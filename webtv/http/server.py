@@ -1,24 +1,30 @@
-"""HTTP: the web player page, the HLS files, the status API and the health check."""
+"""HTTP: the web player page, the HLS files, the status API and the health check; the control
+room's routes are in ``webtv.http.control``."""
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from webtv.http.auth import authorize as authorize_call
+from webtv.http.auth import bearer_credentials, clip_id_of
+from webtv.http.control import add_control_routes
 from webtv.metrics import ChannelMetrics
-from webtv.status import ChannelStatus, ChannelView, MutationsOff
+from webtv.status import ChannelStatus, ChannelView
 from webtv.text import text_problem
 from webtv.theme.edit import ThemeNotSaved
+
+__all__ = ["bearer_credentials", "make_app", "start_http", "status_json"]
 
 log = logging.getLogger("webtv.http")
 
 STATIC = Path(__file__).parent / "static"
 HLS_JS = STATIC / "vendor" / "hls.min.js"
+PAGE_FILES = frozenset({"onair.js", "console.js", "console.css"})  # what the pages load from /static/
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
 # POST /api/theme when the write-back failed: the file must be fixed first (missing, not
 # valid TOML), the disk is full, or another error of the system.
@@ -54,21 +60,20 @@ def status_json(status: ChannelStatus) -> dict:
     }
 
 
-def bearer_credentials(header: str) -> bytes | None:
-    """The token of an ``Authorization: Bearer <token>`` header as the client's bytes, or None
-    for another scheme. The scheme is matched in any case (RFC 7235). aiohttp decodes header
-    bytes as UTF-8 with surrogateescape, so bytes that are not UTF-8 come back as sent."""
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credentials.strip().encode("utf-8", "surrogateescape")
-
-
 def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     app = web.Application()
 
     async def index(request: web.Request) -> web.Response:
         return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)
+
+    async def console_page(request: web.Request) -> web.Response:
+        return web.FileResponse(STATIC / "console.html", headers=NO_CACHE)
+
+    async def page_file(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in PAGE_FILES:
+            raise web.HTTPNotFound()
+        return web.FileResponse(STATIC / name, headers=NO_CACHE)
 
     async def hls_js(request: web.Request) -> web.StreamResponse:
         if not HLS_JS.exists():
@@ -92,14 +97,7 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         return web.json_response(status_json(channel.status()), headers=NO_CACHE)
 
     def authorize(request: web.Request) -> None:
-        try:
-            token = channel.api_token()
-        except MutationsOff as exc:
-            raise web.HTTPForbidden(text=f"{exc}\n") from None
-        given = bearer_credentials(request.headers.get("Authorization", ""))
-        if given is None or not hmac.compare_digest(given, token.encode("utf-8", "surrogateescape")):
-            raise web.HTTPUnauthorized(text="a valid 'Authorization: Bearer <token>' header is required\n",
-                                       headers={"WWW-Authenticate": "Bearer"})
+        authorize_call(channel, request)
 
     async def post_theme(request: web.Request) -> web.Response:
         authorize(request)
@@ -130,9 +128,7 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
     async def post_keep(request: web.Request) -> web.Response:
         """Mark a clip keep (retention never deletes it): body optional, {"keep": true|false}."""
         authorize(request)
-        raw = request.match_info["id"]
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            raise web.HTTPBadRequest(text=f"clip id must be a positive integer, not {raw[:40]!r}\n")
+        clip_id = clip_id_of(request)
         keep = True
         if (await request.read()).strip():
             try:
@@ -142,10 +138,10 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
             keep = body.get("keep", True) if isinstance(body, dict) else None
             if not isinstance(keep, bool):
                 raise web.HTTPBadRequest(text='"keep" must be true or false\n')
-        if not channel.set_keep(int(raw), keep):
-            raise web.HTTPNotFound(text=f"no clip {int(raw)} in the library\n")
-        log.info("clip keep set: clip=%d keep=%s", int(raw), keep)
-        return web.json_response({"clip_id": int(raw), "keep": keep})
+        if not channel.set_keep(clip_id, keep):
+            raise web.HTTPNotFound(text=f"no clip {clip_id} in the library\n")
+        log.info("clip keep set: clip=%d keep=%s", clip_id, keep)
+        return web.json_response({"clip_id": clip_id, "keep": keep})
 
     async def healthz(request: web.Request) -> web.Response:
         problem = channel.health()  # the systemd watchdog's verdict too
@@ -154,13 +150,16 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         return web.Response(status=503, text=f"playout not healthy: {problem}\n")
 
     app.router.add_get("/", index)
+    app.router.add_get("/console", console_page)
     app.router.add_get("/static/hls.min.js", hls_js)
+    app.router.add_get("/static/{name}", page_file)
     app.router.add_get("/hls/{name:.+}", hls)
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/theme", post_theme)
     app.router.add_post("/api/clips/{id}/keep", post_keep)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_text)
+    add_control_routes(app, channel, lambda: status_json(channel.status()))
     return app
 
 

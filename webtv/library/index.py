@@ -14,8 +14,15 @@ commit or a delete that did), rows whose file is gone are removed.
 
 - ``ingest``: insert the row, rename the file into ``clips/``, commit (and remove the file
   again if the commit fails). Before the commit: no row; after it: both.
-- ``forget`` (retention): delete the rows and commit first, then the caller removes the files
-  off the event loop. Between the two: files without rows.
+- ``forget`` (retention, ``DELETE /api/clips/{id}``): delete the rows and commit first, then
+  the caller removes the files and their thumbnails off the event loop (``remove_files``).
+  Between the two: files without rows.
+
+Thumbnails (``thumbs/<id>.jpg``, one JPEG per clip, ``webtv.library.thumbs``) follow their
+clip: made after it entered, removed with it; ``reconcile`` removes the ones without a row.
+
+Banned clips (``state = 'banned'``, ``set_banned``) are indexed and on disk but never airable:
+every query of what may air asks for ``state = 'ok'``, and retention deletes them first.
 
 A full disk: ``forget`` (retention) that fails for want of space gives up the library's space
 reserve (``.reserve``, see ``webtv.library.space``) and is tried once more, so retention can
@@ -35,7 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from webtv.director import Shot
+from webtv.director import Character, Sequence, Series, Shot
+from webtv.library import series as memory
 from webtv.library.lock import LibraryLock
 from webtv.library.space import Reserve, is_disk_full
 
@@ -80,6 +88,37 @@ class Clip:
     digest: str
     state: str
     keep: bool = False  # marked keep: retention never deletes it
+    narration: str = ""  # story mode: the line spoken over it
+    characters: tuple[str, ...] = ()  # story mode: the cast members in it
+    episode: int | None = None  # story mode: the episode's number and title
+    episode_title: str | None = None
+
+    @property
+    def banned(self) -> bool:
+        return self.state == "banned"
+
+    @property
+    def label(self) -> str:
+        """What the operator sees (``GET /api/clips`` state): banned, broken, kept, aired or
+        fresh, the first that applies; ``LABEL_SQL`` is the same rule for queries."""
+        if self.state in ("banned", "broken"):
+            return self.state
+        return "kept" if self.keep else "aired" if self.times_aired else "fresh"
+
+
+LABEL_SQL = ("CASE WHEN state IN ('banned', 'broken') THEN state WHEN keep != 0 THEN 'kept'"
+             " WHEN times_aired > 0 THEN 'aired' ELSE 'fresh' END")
+LABELS = ("fresh", "aired", "kept", "banned", "broken")
+SORTS = {  # GET /api/clips sort: the column, nulls last; score waits for issue #13 (all null)
+    "created": "created",
+    "aired": "last_aired",
+    "score": "NULL",
+}
+
+
+def thumb_of(clip_file: Path) -> Path:
+    """The thumbnail of the clip file ``<library>/clips/N.mp4``: ``<library>/thumbs/N.jpg``."""
+    return clip_file.parent.parent / "thumbs" / f"{clip_file.stem}.jpg"
 
 
 def file_digest(path: Path) -> str:
@@ -103,12 +142,14 @@ class Library:
         try:
             self.clips_dir = self.root / "clips"
             self.incoming_dir = self.root / "incoming"
-            self.clips_dir.mkdir(parents=True, exist_ok=True)
-            self.incoming_dir.mkdir(parents=True, exist_ok=True)
+            self.thumbs_dir = self.root / "thumbs"
+            for folder in (self.clips_dir, self.incoming_dir, self.thumbs_dir):
+                folder.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.root / "index.sqlite")
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            self.db.executescript(memory.SCHEMA)
             self._migrate()
             self.reconcile()
             self.reserve = Reserve(self.root / ".reserve")
@@ -123,6 +164,12 @@ class Library:
         if "keep" not in columns:
             with self.db:
                 self.db.execute("ALTER TABLE clips ADD COLUMN keep INTEGER NOT NULL DEFAULT 0")
+        story = {"narration": "TEXT NOT NULL DEFAULT ''", "characters": "TEXT NOT NULL DEFAULT '[]'",
+                 "episode": "INTEGER", "episode_title": "TEXT"}
+        with self.db:
+            for name, kind in story.items():
+                if name not in columns:
+                    self.db.execute(f"ALTER TABLE clips ADD COLUMN {name} {kind}")
 
     def reconcile(self) -> dict[str, int]:
         """Make index and files agree after a crash (see the module docstring). Blocking; run
@@ -142,6 +189,9 @@ class Library:
                 entry.unlink(missing_ok=True)
                 removed["orphan_files"] += 1
                 log.warning("reconcile: file without an index row removed: file=%s", entry.name)
+        for thumb in self.thumbs_dir.iterdir():
+            if thumb.suffix != ".jpg" or f"{thumb.stem}.mp4" not in rows:  # a crash between row and thumbnail
+                thumb.unlink(missing_ok=True)
         missing = [clip_id for name, clip_id in rows.items() if name not in on_disk]
         if missing:
             with self.db:
@@ -164,14 +214,16 @@ class Library:
         """Move a validated file into the library and index it; returns the new clip."""
         digest = digest or file_digest(made)
         size = made.stat().st_size
+        episode, title = memory.episode_of(self.db, shot.sequence_id) or (None, None)
         target: Path | None = None
         try:
             with self.db:  # the rename happens inside the transaction: no row until both are done
                 cur = self.db.execute(
-                    "INSERT INTO clips (file, prompt, theme, tags, duration, created, size, digest)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO clips (file, prompt, theme, tags, duration, created, size, digest,"
+                    " narration, characters, episode, episode_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (f"pending-{made.name}", shot.prompt, shot.theme, json.dumps(list(shot.tags)),
-                     duration, time.time(), size, digest),
+                     duration, time.time(), size, digest, shot.narration, json.dumps(list(shot.characters)),
+                     episode, title),
                 )
                 clip_id = cur.lastrowid
                 name = f"{clip_id:08d}.mp4"
@@ -254,6 +306,16 @@ class Library:
         with self.db:
             self.db.execute("UPDATE clips SET state = 'broken', reason = ? WHERE id = ?", (reason, clip_id))
 
+    # -- series memory (story mode, webtv.library.series) -------------------------------------
+
+    def series(self, theme: str) -> Series:
+        """The series of ``theme`` as stored: episodes handed out, summary, characters added."""
+        return memory.read_series(self.db, theme)
+
+    def record_episode(self, sequence: Sequence, added: tuple[Character, ...] = ()) -> None:
+        """``sequence``'s episode was handed out; ``added`` are the characters it introduced."""
+        memory.record_episode(self.db, sequence, added)
+
     # -- retention ---------------------------------------------------------------------------
 
     def usage(self) -> tuple[int, int]:
@@ -262,11 +324,11 @@ class Library:
         return int(row[0]), int(row[1])
 
     def deletion_order(self) -> list[Clip]:
-        """Clips not marked keep, in the order retention deletes them: broken first, then most
-        aired, then oldest (see webtv/library/retention.py)."""
+        """Clips not marked keep, in the order retention deletes them: banned first, then broken,
+        then most aired, then oldest (see webtv/library/retention.py)."""
         rows = self.db.execute(
             "SELECT * FROM clips WHERE keep = 0"
-            " ORDER BY state = 'ok', times_aired DESC, created, id"
+            " ORDER BY state != 'banned', state = 'ok', times_aired DESC, created, id"
         )
         return [self._clip(r) for r in rows]
 
@@ -284,15 +346,68 @@ class Library:
 
     @staticmethod
     def remove_files(paths: list[Path]) -> int:
-        """Remove clip files (blocking: run it off the event loop); returns how many were there."""
+        """Remove clip files and their thumbnails (blocking: run it off the event loop); returns
+        how many clip files were there."""
         removed = 0
         for path in paths:
+            thumb_of(path).unlink(missing_ok=True)
             try:
                 path.unlink()
                 removed += 1
             except FileNotFoundError:
                 pass
         return removed
+
+    def thumb_path(self, clip: Clip) -> Path:
+        return thumb_of(clip.path)
+
+    def without_thumbnail(self) -> list[Clip]:
+        """Clips (broken ones too) whose thumbnail is missing. Blocking: looks at the folder."""
+        have = {p.stem for p in self.thumbs_dir.glob("*.jpg")}
+        rows = self.db.execute("SELECT * FROM clips ORDER BY id DESC")
+        return [c for c in map(self._clip, rows) if c.path.stem not in have]
+
+    def set_banned(self, clip_id: int, banned: bool) -> Clip | None:
+        """Ban a clip (it never airs again; retention deletes it first) or lift the ban; a broken
+        clip stays broken. The clip as it is now, None when there is no such clip."""
+        if banned:
+            sql = "UPDATE clips SET state = 'banned' WHERE id = ? AND state = 'ok'"
+        else:
+            sql = "UPDATE clips SET state = 'ok' WHERE id = ? AND state = 'banned'"
+        self._write(lambda: self.db.execute(sql, (clip_id,)))
+        return self.get(clip_id)
+
+    def airable(self, clip_ids: set[int]) -> set[int]:
+        """Those of ``clip_ids`` that may air (indexed, not banned, not broken)."""
+        if not clip_ids:
+            return set()
+        marks = ",".join("?" * len(clip_ids))
+        rows = self.db.execute(f"SELECT id FROM clips WHERE state = 'ok' AND id IN ({marks})", list(clip_ids))
+        return {row[0] for row in rows}
+
+    def browse(self, *, theme: str | None = None, tag: str | None = None, label: str | None = None,
+               sort: str = "created", descending: bool = True, limit: int = 50,
+               offset: int = 0) -> tuple[int, list[Clip]]:
+        """A page of the library for the operator (``GET /api/clips``): clips of ``theme``,
+        carrying ``tag``, in state ``label`` (``Clip.label``), sorted by ``sort`` (``SORTS``,
+        nulls last, the id breaks ties); (how many match, the page)."""
+        where, args = [], []
+        if theme is not None:
+            where.append("theme = ?")
+            args.append(theme)
+        if tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(clips.tags) WHERE json_each.value = ?)")
+            args.append(tag)
+        if label is not None:
+            where.append(f"({LABEL_SQL}) = ?")
+            args.append(label)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self.db.execute(f"SELECT COUNT(*) FROM clips{clause}", args).fetchone()[0]
+        column, way = SORTS[sort], "DESC" if descending else "ASC"
+        rows = self.db.execute(
+            f"SELECT * FROM clips{clause} ORDER BY {column} IS NULL, {column} {way}, id {way} LIMIT ? OFFSET ?",
+            [*args, limit, offset])
+        return int(total), [self._clip(r) for r in rows]
 
     def set_keep(self, clip_id: int, keep: bool) -> bool:
         """Mark a clip keep (retention never deletes it) or not; False when there is no such clip."""
@@ -330,6 +445,10 @@ class Library:
             digest=row["digest"],
             state=row["state"],
             keep=bool(row["keep"]),
+            narration=row["narration"],
+            characters=tuple(json.loads(row["characters"])),
+            episode=row["episode"],
+            episode_title=row["episode_title"],
         )
 
     def recent_clip_bytes(self, last: int = 20) -> int | None:

@@ -57,10 +57,10 @@ def decoder_command(playlist: Path | str, offset_ticks: int) -> list[str]:
     ]
 
 
-def _relay_input() -> list[str]:
+def _relay_input(analyze_us: int = 1_000_000) -> list[str]:
     # A small probe: the relay starts every output at a keyframe with PAT/PMT in front, so
     # both streams are known within the first few hundred kilobytes.
-    return ["-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000", "-i", "pipe:0"]
+    return ["-f", "mpegts", "-probesize", "1000000", "-analyzeduration", str(analyze_us), "-i", "pipe:0"]
 
 
 # What an output has written, on its stdout every 0.5 s (``total_size=``, ``out_time_us=``):
@@ -78,12 +78,16 @@ HLS_SEGMENT = "seg_%d.ts"
 
 
 def hls_command(gop_seconds: float, list_size: int, start_number: int, discont: bool = False) -> list[str]:
-    """Run inside the HLS folder: only relative names reach ffmpeg."""
-    flags = "delete_segments+independent_segments+omit_endlist+temp_file"
+    """Run inside the HLS folder: only relative names reach ffmpeg. Every segment carries
+    ``EXT-X-PROGRAM-DATE-TIME``: the wall-clock time ffmpeg's muxer started plus the stream
+    time before the segment; the viewer page maps the picture it shows onto the clips aired
+    by it. The muxer starts when the input probe ends, so the probe is short (0.1 s of
+    stream): with the usual 1 s the dates ran 1.3 s ahead of the clips' start times."""
+    flags = "delete_segments+independent_segments+omit_endlist+temp_file+program_date_time"
     if discont:
         flags += "+discont_start"
     return [
-        ffmpeg_exe(), *GLOBAL_ARGS, *_relay_input(), "-c", "copy", *PROGRESS, "-f", "hls",
+        ffmpeg_exe(), *GLOBAL_ARGS, *_relay_input(analyze_us=100_000), "-c", "copy", *PROGRESS, "-f", "hls",
         "-hls_time", f"{gop_seconds:g}", "-hls_list_size", str(list_size), "-hls_flags", flags,
         "-hls_segment_filename", HLS_SEGMENT, "-start_number", str(start_number), HLS_INDEX,
     ]
@@ -270,6 +274,14 @@ def atempo_command(sample_rate: int, factor: float) -> list[str]:
     (ffmpeg's ``atempo``, one pass for factors in [0.5, 2])."""
     return [ffmpeg_exe(), *ERRORS_ONLY, "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
             "-af", f"atempo={factor:.6f}", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "pipe:1"]
+
+
+def thumbnail_command(path: Path | str, at_s: float, width: int, out: Path | str) -> list[str]:
+    """One JPEG of ``path``'s frame at ``at_s`` seconds (the clip's middle: the console's
+    thumbnail), ``width`` pixels wide at the clip's aspect. ``-ss`` before ``-i`` seeks to the
+    keyframe before and decodes up to the frame."""
+    return [ffmpeg_exe(), *ERRORS_ONLY, "-y", "-ss", f"{at_s:.3f}", "-i", str(path), "-map", "0:v:0",
+            "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", str(out)]
 
 
 # -- speech ------------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ class Entry:
     prompt: str = ""
     theme: str = ""
     stamp: "Stamp | None" = None  # the file as the programmer checked it (None: unchecked, the filler)
+    narration: str = ""  # story mode: the clip's narration line, its cast, its episode
+    characters: tuple[str, ...] = ()
+    episode: int | None = None
+    episode_title: str | None = None
 
 
 @dataclass(frozen=True)

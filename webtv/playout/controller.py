@@ -17,7 +17,12 @@ The schedule is re-anchored to "now" only when it cannot be kept: the first bloc
 a one-message mailbox, ``Resume``, so the next block is spawned at once instead of leaving dead
 air for the rest of the failed block's slot).
 
-Just before a decoder starts, every file of its block is opened and compared with the stamp
+An operator's skip (``skip()``) ends the block on air deliberately: its decoder is killed and
+the block takes the "ended early" path above (the next block is spawned at once, at the stream
+time where the skipped one stopped), logged as a skip rather than a failure.
+
+Just before a decoder starts, the block is handed to ``revise`` (the programmer leaves out
+clips banned or deleted since it chose them), then every file of its block is opened and compared with the stamp
 the programmer took when it checked the clip (``clipfile``); a clip changed since is handed to
 ``on_changed``, which returns the block without it, and the decoder reads the files opened.
 
@@ -87,6 +92,7 @@ class Playout:
     stream time the first block starts at (anything: it is taken modulo the 2^33 wrap).
     ``on_changed(block, changed)`` returns ``block`` without the clips whose file changed
     since they were checked (the programmer marks them broken); without it they are dropped.
+    ``revise(block)`` returns the block as it may air now, just before its decoder starts.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class Playout:
         on_air: OnAir | None = None,
         on_failed: Callable[[Block], object] | None = None,
         on_changed: OnChanged | None = None,
+        revise: Callable[[Block], Awaitable[Block]] | None = None,
         *,
         lead_s: float = 0.1,
         prefetch_s: float = 2.0,
@@ -115,6 +122,8 @@ class Playout:
         self.on_air = on_air
         self.on_failed = on_failed
         self.on_changed = on_changed
+        self.revise = revise
+        self._airing: Decoder | None = None  # the decoder whose bytes the relay passes on now
         self.lead_s = lead_s
         self.prefetch_s = prefetch_s
         self.late_slack_s = late_slack_s
@@ -271,6 +280,8 @@ class Playout:
                 spawn_at = now
             else:
                 spawn_at = next_spawn
+            if self.revise is not None:
+                block = await self.revise(block)
             block, files = await self._open_files(block)
             decoder = Decoder(block, due=spawn_at + self.lead_s, offset=offset, seq=seq + 1, files=files)
             self._decoders.add(decoder)  # before the spawn, so stop() finds it whatever happens
@@ -318,7 +329,11 @@ class Playout:
                 if end is not None and abs(timeline.between(decoder.offset, end)) > self.frame_ticks:
                     await self._replace(decoder, end)
                     continue
-                verdict = await self._air(decoder)
+                self._airing = decoder
+                try:
+                    verdict = await self._air(decoder)
+                finally:
+                    self._airing = None
                 end = self.relay.span.end(self.frame_ticks)
                 if not verdict.ok:
                     self._tell_scheduler(Resume(decoder.seq, end))
@@ -326,6 +341,17 @@ class Playout:
                 if not decoder.child.running:
                     self._account(decoder)
                     self._decoders.discard(decoder)
+
+    async def skip(self) -> Entry | None:
+        """End the block on air now (an operator's skip); the next block follows at once, on
+        the same stream timeline. Returns the entry that was on air (None when nothing was)."""
+        decoder, now = self._airing, self.now_playing()
+        if decoder is None or decoder.first_byte_at is None or now is None:
+            return None
+        decoder.skipped = True
+        log.info("block %d: skipped by the operator at %s", decoder.block.number, now[1].path.name)
+        await decoder.kill()
+        return now[1]
 
     def _tell_scheduler(self, resume: Resume) -> None:
         """Post ``resume``, replacing an unread one (only the latest can still apply)."""
@@ -407,7 +433,9 @@ class Playout:
             bytes_out=decoder.bytes_out, exit_code=code, media_s=media_s, duration_s=block.duration,
             stalled_s=pumped.stalled_s, overran_s=pumped.overran_s,
         )
-        if not verdict.ok:
+        if not verdict.ok and decoder.skipped:
+            log.info("block %d: ended by a skip after %.1f s of stream time", block.number, media_s)
+        elif not verdict.ok:
             self.decoder_failures += 1
             log.error("block %d (%s): decoder %s after %.1f s (%.1f s of stream time) of %.1f s: %s",
                       block.number, block.playlist, verdict.reason,

@@ -44,6 +44,7 @@ class Decoder:
         self.bytes_out = 0
         self.first_byte_at: float | None = None  # loop time the relay read its first byte
         self.accounted = False  # its CPU time is in the playout's total
+        self.skipped = False  # killed by an operator's skip: ending early is what was asked
 
     async def start(self) -> None:
         try:

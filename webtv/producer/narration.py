@@ -43,7 +43,7 @@ MIX_PEAK = 0.98
 @dataclass(frozen=True)
 class Narration:
     """What the narrated recipe needs from channel.toml: ``[voice]``, ``[subtitles]`` and the
-    shot bounds of ``[story]``."""
+    shot bounds of ``[story]`` (which apply live: the channel hands the recipe new ones)."""
 
     words_per_minute: int = 160
     duck_db: float = 12.0
@@ -55,13 +55,10 @@ class Narration:
 
     @classmethod
     def from_config(cls, config: "Config") -> "Narration":
-        voice = config.voice
-        story = getattr(config, "story", None)  # STORY: [story] lands with the story part
+        voice, story = config.voice, config.story
         return cls(
             words_per_minute=voice.words_per_minute, duck_db=voice.duck_db, max_speedup=voice.max_speedup,
-            min_shot_seconds=getattr(story, "min_shot_seconds", 3.0),  # STORY
-            max_shot_seconds=getattr(story, "max_shot_seconds", 8.0),  # STORY
-            breath_s=getattr(story, "breath_s", 0.75),  # STORY
+            min_shot_seconds=story.min_shot_seconds, max_shot_seconds=story.max_shot_seconds, breath_s=story.breath_s,
             subtitles=config.subtitles,
         )
 

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -74,10 +74,26 @@ class _Rendered:
 
 
 @dataclass
+class Render:
+    """One shot being rendered, as ``/api/status`` ``producer.rendering`` lists it. ``stage``
+    and ``fraction`` are set from the render's thread as the recipe reports its steps."""
+
+    shot: int  # the shot's index in its sequence
+    prompt: str
+    stage: str | None = None  # the recipe's step running now (video, upscale, ... encode)
+    fraction: float = 0.0  # of that step
+    started_at: float = 0.0  # Unix time
+    worker: str | None = None  # the remote worker, when known; None for a local render
+
+    def progress(self, stage: str, fraction: float) -> None:
+        self.stage, self.fraction = stage, max(0.0, min(1.0, float(fraction)))
+
+
+@dataclass
 class ProducerState:
     clips_made: int = 0
     clips_failed: int = 0
-    rendering: str | None = None
+    rendering: list[Render] = field(default_factory=list)  # every shot being rendered now (a new list each change)
     last_error: str | None = None  # the last failure, until a clip enters the library again
     last_error_at: float | None = None  # when the last failure happened (Unix time); kept
     prompts_blocked: int = 0
@@ -89,7 +105,7 @@ class Producer:
 
     ``on_clip(clip)``: a clip entered the library; ``on_stage(step, seconds)``: a step of
     the recipe finished (metrics); music is reported when composed, a clip's steps when it
-    enters the library.
+    enters the library; ``on_failed(what, reason)``: a clip (or music) was not made.
     """
 
     def __init__(
@@ -103,6 +119,7 @@ class Producer:
         on_clip: Callable[[Clip], None] | None = None,
         on_stage: Callable[[str, float], None] | None = None,
         disk: DiskGuard | None = None,
+        on_failed: Callable[[str, str], None] | None = None,
     ):
         self.pipeline, self.sequences = pipeline, sequences
         self.library = library
@@ -111,6 +128,7 @@ class Producer:
         self.capacity = capacity
         self.on_clip = on_clip
         self.on_stage = on_stage
+        self.on_failed = on_failed
         self.disk = disk
         self.state = ProducerState()
         self._wake = asyncio.Event()
@@ -194,18 +212,18 @@ class Producer:
                 log.info("production paused (%s): shot %d of %r not rendered", self.state.paused, shot.index, theme)
                 return None
             out = self.library.incoming_path()
-            self.state.rendering = shot.prompt
+            render = Render(shot.index, shot.prompt, started_at=time.time())
+            self.state.rendering = [*self.state.rendering, render]
             started = time.monotonic()
             try:
-                made = await off_loop(self.pipeline, shot, track, out)
+                made = await off_loop(self.pipeline, shot, track, out, render.progress)
                 digest = await asyncio.to_thread(file_digest, out)
             except Exception as exc:
                 out.unlink(missing_ok=True)
                 self._failed(f"shot {shot.prompt!r}", exc)
                 return None
             finally:
-                if self.state.rendering == shot.prompt:
-                    self.state.rendering = None
+                self.state.rendering = [r for r in self.state.rendering if r is not render]
             return _Rendered(out, made, digest, time.monotonic() - started)
 
     def _ingest(self, shot: Shot, rendered: "_Rendered") -> None:
@@ -239,5 +257,10 @@ class Producer:
         self.state.last_error = f"{what}: {exc}"
         self.state.last_error_at = time.time()
         log.error("render failed, skipped: %s: %s", what, exc)
+        if self.on_failed is not None:
+            try:
+                self.on_failed(what, str(exc))
+            except Exception:  # noqa: BLE001 - a listener must not stop production
+                log.exception("on_failed callback failed")
         if self.disk is not None and self.disk.render_failed(exc):
             self.state.paused = "disk_full"

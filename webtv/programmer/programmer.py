@@ -8,6 +8,10 @@ clip of the blocks it handed out that have not been superseded on air (the block
 the next one, already chosen), plus the candidates of a block being chosen right now.
 Retention never deletes those.
 
+An operator may ask for a clip to air next (``queue_next``): it leads the next block chosen.
+A block handed out may still change until its decoder starts: the playout asks ``revise``,
+which leaves out the clips banned or deleted since the block was chosen.
+
 Each clip chosen is checked (size and digest) and its file's ``Stamp`` recorded in its entry;
 the playout compares the file with that stamp just before the block's decoder opens it and
 hands back the clips that changed since (``reconfirm``): they are checked again, marked broken
@@ -26,20 +30,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from webtv.config import ProgrammeSection
 from webtv.library import Clip, Library
 from webtv.library.space import is_disk_full
 from webtv.playout.block import Block, Entry
 from webtv.playout.clipfile import Stamp
+from webtv.programmer.guide import HORIZON_S, RECENT_S, Guide, aired_slots, block_slots, project, split
 from webtv.programmer.playlist import slug, write_ffconcat
 
 log = logging.getLogger("webtv.programmer")
 
 KEEP_BLOCKS = 4
+
+T = TypeVar("T")
 
 
 class Programmer:
@@ -65,6 +74,8 @@ class Programmer:
         self._choosing: set[int] = set()  # candidates of the block being chosen
         self._unrecorded: list[tuple[int, float]] = []  # (clip, when) aired, not yet in the index
         self._catalogue_failing = False
+        self._requested: list[int] = []  # clips an operator asked to air next, in order
+        self._aired: deque[tuple[Block, float]] = deque()  # blocks that went on air, Unix time they did
 
     def reconfigure(self, programme: ProgrammeSection) -> None:
         """An edited ``[programme]``: the next block chosen has the new length. The filler card
@@ -119,6 +130,9 @@ class Programmer:
     def on_air(self, block: Block, started_at: float) -> None:
         """Record what went on air; called by the playout when a block starts."""
         self._handed = [b for b in self._handed if b.number >= block.number]
+        self._aired.append((block, started_at))
+        while len(self._aired) > 2 and self._aired[1][1] < started_at - RECENT_S - 60:
+            self._aired.popleft()
         offset = 0.0
         for entry in block.entries:
             if entry.clip_id is not None:
@@ -187,6 +201,67 @@ class Programmer:
             (self.dir / f"tag-{gone}.ffconcat").unlink(missing_ok=True)
         self._tag_playlists = set(by_tag)
 
+    def queue_next(self, clip_id: int) -> bool:
+        """Air ``clip_id`` at the start of the next block chosen; False when it cannot air
+        (no such clip, banned or broken)."""
+        if not self.library.airable({clip_id}):
+            return False
+        if clip_id not in self._requested:
+            self._requested.append(clip_id)
+        return True
+
+    async def revise(self, block: Block) -> Block:
+        """``block`` as it may air now: without the clips banned or deleted since it was chosen
+        (the playout asks just before its decoder starts). The filler airs when nothing is
+        left; a block changed has its playlist written again."""
+        ids = {e.clip_id for e in block.entries if e.clip_id is not None}
+        gone = ids - self._query("airable clips", lambda: self.library.airable(ids), ids)
+        if not gone:
+            return block
+        entries = [e for e in block.entries if e.clip_id not in gone]
+        log.info("block %d: clips no longer airable left out: %s", block.number, sorted(gone))
+        return await self._rewrite(block, entries)
+
+    async def _rewrite(self, block: Block, entries: list[Entry]) -> Block:
+        """``block`` with ``entries`` (the filler when none), its playlist written again."""
+        if not entries:
+            entries = [Entry(path=self.filler, duration=self.filler_seconds, source="filler")]
+        block = replace(block, entries=tuple(entries))
+        self._handed = [block if b.number == block.number else b for b in self._handed]
+        await asyncio.to_thread(write_ffconcat, block.playlist, [(e.path, e.duration) for e in entries])
+        return block
+
+    def guide(self, now: float | None = None) -> Guide:
+        """The programme: the slot on air, the next hour at least (the blocks chosen, then a
+        projection from the library), and the last ``RECENT_S`` aired (``webtv.programmer.guide``)."""
+        now = time.time() if now is None else now
+        slots = aired_slots(self._aired)
+        on_air = self._aired[-1] if self._aired else None
+        at = on_air[1] + on_air[0].duration if on_air else now
+        for block in self._handed:
+            if on_air is None or block.number > on_air[0].number:
+                slots += block_slots(block, at)
+                at += block.duration
+        planned = {s.clip_id for s in slots if s.end > now and s.clip_id is not None}
+        filler = Entry(path=self.filler, duration=self.filler_seconds, source="filler")
+        slots += project(self._projection_order(planned), filler, self.block_seconds, self.blocks_made + 1, max(at, now),
+                         now + HORIZON_S)
+        return split(slots, now)
+
+    def _projection_order(self, planned: set[int]) -> list[Clip]:
+        """The clips in the order the next blocks would take them: asked for, fresh of the
+        theme, the rest least recently aired first, those already planned last."""
+        theme = self.theme()
+        asked = [c for c in map(self.library.get, self._requested) if c is not None and c.state == "ok"]
+        fresh = self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
+        rotation = self._query("rotation", lambda: self.library.rotation(limit=256))
+        order, seen = [], set()
+        for clip in [*asked, *fresh, *rotation]:
+            if clip.id not in seen and clip.id not in planned:
+                order.append(clip)
+                seen.add(clip.id)
+        return order + [c for c in rotation if c.id in planned]
+
     async def _choose(self) -> list[Entry]:
         theme = self.theme()
         chosen: list[Entry] = []
@@ -202,9 +277,17 @@ class Programmer:
                     chosen.append(self._entry(clip, source, stamp))
                     total += clip.duration
 
+        asked, self._requested = self._requested, []
+        requested = [c for c in map(self.library.get, asked) if c is not None and c.state == "ok"]
+        self._choosing.update(c.id for c in requested)
+        for clip in requested:
+            stamp = await self._intact(clip)
+            if stamp is not None:
+                chosen.append(self._entry(clip, "fresh" if clip.times_aired == 0 else "loop", stamp))
+                total += clip.duration
         unrecorded = {clip_id for clip_id, _ in self._unrecorded}
         fresh = [c for c in self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
-                 if c.id not in unrecorded]
+                 if c.id not in unrecorded and c.id not in asked]
         self._choosing.update(c.id for c in fresh)  # in the same step as the query: retention waits
         await take(fresh, "fresh")
         picked = {e.clip_id for e in chosen}
@@ -223,14 +306,15 @@ class Programmer:
             chosen.append(Entry(path=self.filler, duration=self.filler_seconds, source="filler"))
         return chosen
 
-    def _query(self, what: str, query: Callable[[], list[Clip]]) -> list[Clip]:
-        """``query()``, or no clips when it raises (a value SQLite cannot take, a broken index):
-        the block is then made of what is left, the library loop or the filler, never not made."""
+    def _query(self, what: str, query: Callable[[], T], failed: T | None = None) -> T:
+        """``query()``, or ``failed`` (no clips) when it raises (a value SQLite cannot take, a
+        broken index): the block is then made of what is left, the library loop or the filler,
+        never not made."""
         try:
             return query()
         except Exception as exc:  # noqa: BLE001 - whatever failed, something must air
             log.error("programmer: %s query failed, choosing without it: %s: %s", what, type(exc).__name__, exc)
-            return []
+            return [] if failed is None else failed
 
     async def _intact(self, clip: Clip) -> Stamp | None:
         """The stamp of ``clip``'s file when it is as it entered the library; else None, and
@@ -263,18 +347,14 @@ class Programmer:
             stamps[entry.path] = await self._intact(clip) if clip is not None else None
         entries = [replace(e, stamp=stamps[e.path]) if e.path in stamps else e
                    for e in block.entries if e.path not in stamps or stamps[e.path] is not None]
-        if not entries:
-            entries = [Entry(path=self.filler, duration=self.filler_seconds, source="filler")]
-        block = replace(block, entries=tuple(entries))
-        self._handed = [block if b.number == block.number else b for b in self._handed]
-        await asyncio.to_thread(write_ffconcat, block.playlist, [(e.path, e.duration) for e in entries])
-        return block
+        return await self._rewrite(block, entries)
 
     @staticmethod
     def _entry(clip: Clip, source: str, stamp: Stamp | None = None) -> Entry:
         return Entry(
             path=clip.path, duration=clip.duration, source=source,  # type: ignore[arg-type]
             clip_id=clip.id, prompt=clip.prompt, theme=clip.theme, stamp=stamp,
+            narration=clip.narration, characters=clip.characters, episode=clip.episode, episode_title=clip.episode_title,
         )
 
     def _prune_blocks(self, newest: int) -> None:

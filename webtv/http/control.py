@@ -1,0 +1,208 @@
+"""The control room's API: the library, the programme, skip, the XMLTV guide, live events.
+
+Reads are open, except ``/api/events`` (it carries log lines) when a token is configured;
+every call that changes something needs the bearer token (``webtv.http.auth``). Errors are
+JSON, ``{"error": "..."}``. The shapes here are what the console (``/console``) reads: add
+fields, never rename them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import xml.etree.ElementTree as ET
+from typing import Callable
+
+from aiohttp import web
+
+from webtv.http.auth import authorize, clip_id_of
+from webtv.http.events import EventHub, LogRelay
+from webtv.library import Clip
+from webtv.library.index import LABELS, SORTS
+from webtv.programmer.guide import Slot
+from webtv.programmer.playlist import slug
+from webtv.status import ChannelView, MutationsOff
+
+MAX_LIMIT = 200
+EVENTS = web.AppKey("events", EventHub)
+NO_CACHE = {"Cache-Control": "no-cache, no-store"}
+
+
+def clip_json(clip: Clip) -> dict:
+    return {
+        "id": clip.id, "prompt": clip.prompt, "theme": clip.theme, "tags": list(clip.tags),
+        "duration": clip.duration, "created": clip.created, "times_aired": clip.times_aired,
+        "last_aired": clip.last_aired, "state": clip.label, "keep": clip.keep, "banned": clip.banned,
+        "size": clip.size, "thumb": f"/api/clips/{clip.id}/thumb.jpg", "media": f"/api/clips/{clip.id}/media",
+        "score": None,  # issue #13 stores scores
+    }
+
+
+def slot_json(slot: Slot) -> dict:
+    entry = slot.entry
+    data = {"clip_id": entry.clip_id, "prompt": entry.prompt or None, "theme": entry.theme or None,
+            "source": entry.source, "block": slot.block, "start": slot.start, "end": slot.end,
+            "duration": round(slot.duration, 3)}
+    if slot.projected:
+        data["projected"] = True
+    return data
+
+
+def xmltv_time(unix: float) -> str:
+    return time.strftime("%Y%m%d%H%M%S +0000", time.gmtime(unix))
+
+
+def xmltv(channel_name: str, slots: list[Slot]) -> bytes:
+    """The guide as XMLTV: one channel, one programme per slot."""
+    channel_id = f"{slug(channel_name) or 'webtv'}.webtv"
+    tv = ET.Element("tv", {"generator-info-name": "webtv"})
+    ET.SubElement(ET.SubElement(tv, "channel", id=channel_id), "display-name").text = channel_name
+    for slot in slots:
+        programme = ET.SubElement(tv, "programme", start=xmltv_time(slot.start), stop=xmltv_time(slot.end),
+                                  channel=channel_id)
+        ET.SubElement(programme, "title").text = slot.prompt or f"{channel_name}: more is on its way"
+        if slot.entry.theme:
+            ET.SubElement(programme, "desc").text = slot.entry.theme
+        ET.SubElement(programme, "category").text = slot.entry.source
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(tv, encoding="utf-8")
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def add_control_routes(app: web.Application, channel: ChannelView, snapshot: Callable[[], dict]) -> None:
+    """The control room's routes on ``app``; ``snapshot()`` is ``/api/status``'s object."""
+    hub = EventHub(snapshot)
+
+    def known_clip(request: web.Request) -> Clip:
+        clip_id = clip_id_of(request)
+        clip = channel.clip(clip_id)
+        if clip is None:
+            raise web.HTTPNotFound(text=f'{{"error": "no clip {clip_id} in the library"}}',
+                                   content_type="application/json")
+        return clip
+
+    async def token(request: web.Request) -> web.Response:
+        authorize(channel, request)
+        return web.json_response({"valid": True})
+
+    async def clips(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            limit = int(q.get("limit", "50"))
+            offset = int(q.get("offset", "0"))
+        except ValueError:
+            return error(400, "limit and offset must be integers")
+        state, sort, order = q.get("state") or None, q.get("sort") or "created", q.get("order") or "desc"
+        if not 1 <= limit <= MAX_LIMIT or offset < 0:
+            return error(400, f"limit must be 1..{MAX_LIMIT} and offset at least 0")
+        if state is not None and state not in LABELS:
+            return error(400, f"state must be one of {', '.join(LABELS)}")
+        if sort not in SORTS or order not in ("asc", "desc"):
+            return error(400, f"sort must be one of {', '.join(SORTS)} and order asc or desc")
+        total, page = channel.browse(theme=q.get("theme") or None, tag=q.get("tag") or None, label=state,
+                                     sort=sort, descending=order == "desc", limit=limit, offset=offset)
+        return web.json_response({"total": total, "clips": [clip_json(c) for c in page]}, headers=NO_CACHE)
+
+    async def one_clip(request: web.Request) -> web.Response:
+        return web.json_response(clip_json(known_clip(request)), headers=NO_CACHE)
+
+    async def thumb(request: web.Request) -> web.StreamResponse:
+        path = await channel.thumbnail(known_clip(request))
+        if path is None:
+            return error(404, "no thumbnail could be made of this clip")
+        return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})
+
+    async def media(request: web.Request) -> web.StreamResponse:
+        clip = known_clip(request)
+        if not clip.path.is_file():
+            return error(404, "the clip's file is gone")
+        return web.FileResponse(clip.path, headers={"Content-Type": "video/mp4"})  # answers Range requests
+
+    async def ban(request: web.Request) -> web.Response:
+        authorize(channel, request)
+        clip = await channel.ban(clip_id_of(request), request.path.endswith("/ban"))
+        if clip is None:
+            return error(404, f"no clip {clip_id_of(request)} in the library")
+        return web.json_response(clip_json(clip))
+
+    async def delete(request: web.Request) -> web.Response:
+        authorize(channel, request)
+        clip_id = clip_id_of(request)
+        if not await channel.delete(clip_id):
+            return error(404, f"no clip {clip_id} in the library")
+        return web.json_response({"deleted": clip_id})
+
+    async def air_next(request: web.Request) -> web.Response:
+        authorize(channel, request)
+        clip = known_clip(request)
+        if not channel.queue_next(clip.id):
+            return error(409, f"clip {clip.id} cannot air: it is {clip.label}")
+        return web.json_response({"queued": clip.id})
+
+    async def skip(request: web.Request) -> web.Response:
+        authorize(channel, request)
+        entry = await channel.skip()
+        return web.json_response({"skipped": entry.clip_id if entry is not None else None})
+
+    async def programme(request: web.Request) -> web.Response:
+        guide = channel.programme()
+        return web.json_response({
+            "now": slot_json(guide.now) if guide.now is not None else None,
+            "next": [slot_json(s) for s in guide.next],
+            "recent": [slot_json(s) for s in guide.recent],
+        }, headers=NO_CACHE)
+
+    async def epg(request: web.Request) -> web.Response:
+        guide = channel.programme()
+        slots = [*guide.recent, *([guide.now] if guide.now else []), *guide.next]
+        return web.Response(body=xmltv(channel.status().channel, slots), content_type="application/xml",
+                            charset="utf-8", headers=NO_CACHE)
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        try:
+            channel.api_token()
+        except MutationsOff:
+            pass  # no token configured: open, like every read
+        else:
+            authorize(channel, request)
+        return await hub.stream(request)
+
+    def secrets() -> list[str]:
+        try:
+            return [channel.api_token()]
+        except MutationsOff:
+            return []
+
+    relays: list[LogRelay] = []
+
+    async def start_relay(app: web.Application) -> None:
+        relays.append(LogRelay(hub, asyncio.get_running_loop(), secrets))
+        logging.getLogger().addHandler(relays[-1])
+
+    async def stop_relay(app: web.Application) -> None:
+        for relay in relays:
+            logging.getLogger().removeHandler(relay)
+        await hub.close()
+
+    channel.events.clip_changed.subscribe(lambda action, clip_id, clip, reason: hub.publish("clip", {
+        "action": action, "clip_id": clip_id, "clip": clip_json(clip) if clip is not None else None,
+        "reason": reason}))
+    app.on_startup.append(start_relay)
+    app.on_shutdown.append(stop_relay)
+    app[EVENTS] = hub
+    app.router.add_get("/api/token", token)
+    app.router.add_get("/api/clips", clips)
+    app.router.add_get("/api/clips/{id}", one_clip)
+    app.router.add_delete("/api/clips/{id}", delete)
+    app.router.add_get("/api/clips/{id}/thumb.jpg", thumb)
+    app.router.add_get("/api/clips/{id}/media", media)
+    app.router.add_post("/api/clips/{id}/ban", ban)
+    app.router.add_post("/api/clips/{id}/unban", ban)
+    app.router.add_post("/api/clips/{id}/next", air_next)
+    app.router.add_post("/api/skip", skip)
+    app.router.add_get("/api/programme", programme)
+    app.router.add_get("/epg.xml", epg)
+    app.router.add_get("/api/events", events)

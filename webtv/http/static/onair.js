@@ -1,0 +1,160 @@
+// The live player and what it shows: one module for the viewer page (/) and the console.
+//
+// The HLS output stamps every segment with EXT-X-PROGRAM-DATE-TIME (wall-clock time of the
+// stream), and /api/programme gives the real start times of the clips aired lately. The clip
+// the viewer sees is the one whose [start, end) holds the date of the picture on screen
+// (hls.js `playingDate`, less the dates' lead: see dateLead), not the one the server airs now:
+// a player runs a few segments behind.
+
+export const SOURCE = "/hls/index.m3u8";
+
+// A player for a page left open all day: bounded back buffer, near the live edge, and back
+// from every fatal error instead of freezing. `onState(text)` hears what it is doing.
+export function startPlayer(video, onState = () => {}) {
+  const player = { hls: null };
+  let restartTimer = null;
+
+  function retry(why) {
+    onState(why + " — retrying");
+    clearTimeout(restartTimer);
+    restartTimer = setTimeout(start, 3000);
+  }
+
+  function start() {
+    if (player.hls) { player.hls.destroy(); player.hls = null; }
+    if (window.Hls && Hls.isSupported()) {
+      const hls = new Hls({
+        backBufferLength: 30,
+        maxBufferLength: 20,
+        liveSyncDurationCount: 3,
+        liveMaxLatencyDurationCount: 8,
+        maxLiveSyncPlaybackRate: 1.1,
+        manifestLoadingMaxRetry: 6,
+        levelLoadingMaxRetry: 6,
+        fragLoadingMaxRetry: 6,
+        enableWorker: true,
+      });
+      hls.on(Hls.Events.MANIFEST_PARSED, () => { onState("live"); video.play().catch(() => {}); });
+      hls.on(Hls.Events.ERROR, (event, data) => {
+        if (!data.fatal) return;
+        if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+          onState("recovering media error");
+          hls.recoverMediaError();
+        } else {
+          retry(data.type === Hls.ErrorTypes.NETWORK_ERROR ? "stream unreachable" : "player error");
+        }
+      });
+      hls.loadSource(SOURCE);
+      hls.attachMedia(video);
+      player.hls = hls;
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = SOURCE;
+      video.addEventListener("loadedmetadata", () => { onState("live"); video.play().catch(() => {}); }, { once: true });
+    } else {
+      onState("this browser cannot play HLS");
+    }
+  }
+
+  video.addEventListener("error", () => retry("video error"));
+  video.addEventListener("stalled", () => onState("buffering…"));
+  video.addEventListener("playing", () => onState("live"));
+  start();
+  return player;
+}
+
+// The wall-clock date (ms) of the picture on screen, or null when the stream carries none.
+export function playingDate(player, video) {
+  const date = player.hls ? player.hls.playingDate : null;
+  if (date) return date.getTime();
+  if (video.getStartDate) {  // Safari's own HLS
+    const start = video.getStartDate().getTime();
+    if (!isNaN(start)) return start + video.currentTime * 1000;
+  }
+  return null;
+}
+
+// How far the stream's program dates run ahead of the clips' start times, in seconds. ffmpeg
+// stamps the dates from the moment its muxer started, which is a little after the first bytes
+// it was given (the input probe): a constant lead per HLS process. Clip starts are keyframes
+// and most of them open a segment, so the lead is the smallest gap from a clip's start to the
+// first segment date at or after it (a slightly early date is allowed: -0.25 s).
+export function dateLead(player, entries) {
+  const details = player.hls ? player.hls.latestLevelDetails : null;
+  if (!details || !details.fragments) return 0;
+  const dates = details.fragments.map((f) => f.programDateTime).filter((ms) => ms).map((ms) => ms / 1000);
+  const span = details.targetduration || 2;
+  let lead = null;
+  for (const entry of entries) {
+    for (const date of dates) {
+      const gap = date - entry.start;
+      if (gap > -0.25 && gap < span + 0.5 && (lead === null || gap < lead)) lead = gap;
+    }
+  }
+  return lead === null ? 0 : lead;
+}
+
+// The programme entry holding `dateMs` (start <= date < end; Unix seconds in the entries).
+export function entryAt(entries, dateMs) {
+  const t = dateMs / 1000;
+  let found = null;
+  for (const entry of entries) {
+    if (entry.start <= t && (found === null || entry.start >= found.start)) found = entry;
+  }
+  return found && t < found.end + 1 ? found : null;
+}
+
+// Calls `onClip(entry, dateMs)` whenever the clip on screen changes (entry: a /api/programme
+// entry, or null when unknown; dateMs: the picture's corrected date, null without dates). Reads /api/programme every few seconds, and sooner when the picture
+// runs past what it knows. Without program dates it names the server's clip on air.
+export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
+  let entries = [];
+  let now = null;
+  let shown;
+  let fetchedAt = 0;
+  let loading = false;
+
+  async function load() {
+    if (loading) return;
+    loading = true;
+    fetchedAt = Date.now();
+    try {
+      const response = await fetch("/api/programme", { cache: "no-store" });
+      if (response.ok) {
+        const programme = await response.json();
+        now = programme.now || null;
+        entries = [...(programme.recent || []), ...(now ? [now] : [])];
+        update();
+      }
+    } catch (err) {
+      /* the daemon restarting: the next round tries again */
+    } finally {
+      loading = false;
+    }
+  }
+
+  function update() {
+    const stamped = playingDate(player, video);
+    const date = stamped === null ? null : stamped - 1000 * dateLead(player, entries);
+    let entry = date === null ? now : entryAt(entries, date);
+    const last = entries.length ? entries[entries.length - 1] : null;
+    if (date !== null && last && date / 1000 >= last.end && Date.now() - fetchedAt > 500) load();
+    if (date !== null && entry === null) entry = undefined;  // not known yet: keep what is shown
+    if (entry === undefined) return;
+    const key = entry ? `${entry.block}:${entry.start}:${entry.clip_id}` : "";
+    if (key !== shown) {
+      shown = key;
+      onClip(entry, date);
+    }
+  }
+
+  // Every frame shown where the browser tells (requestVideoFrameCallback), else at timeupdate (4 Hz).
+  if (video.requestVideoFrameCallback) {
+    const onFrame = () => { update(); video.requestVideoFrameCallback(onFrame); };
+    video.requestVideoFrameCallback(onFrame);
+  } else {
+    video.addEventListener("timeupdate", update);
+  }
+  load();
+  setInterval(load, everyMs);
+  return { update, entries: () => entries };
+}
