@@ -53,6 +53,10 @@ async def test_the_cast_keeps_its_looks_and_the_series_goes_on_after_a_restart(o
     try:
         first = await episodes.next(THEME)
         second = await episodes.next(THEME)
+        for episode in (first, second):  # each made: a clip of it entered the library
+            made = library.incoming_path()
+            shutil.copy(clip_file, made)
+            library.ingest(made, episode.shots[0], 1.0)
     finally:
         await episodes.aclose()
         library.close()
@@ -82,10 +86,16 @@ async def test_the_cast_keeps_its_looks_and_the_series_goes_on_after_a_restart(o
         shutil.copy(clip_file, made)
         clip = library.ingest(made, third.shots[0], 1.0)
         entry = Programmer._entry(library.get(clip.id), "fresh")
+        unmade = await episodes.next(THEME)  # handed out, then the daemon stops before a clip of it is made
     finally:
         await episodes.aclose()
         library.close()
-    assert third.episode.number == 3
+    assert third.episode.number == 3 and unmade.episode.number == 4
+    library = Library(root)  # episode 4 never aired: the series goes on from episode 3, as number 4
+    try:
+        assert (library.series(THEME).episodes, library.series(THEME).summary) == (3, third.episode.summary)
+    finally:
+        library.close()
     assert second.episode.summary in user_message(openai_server.chat_requests()[2])
     assert next(c for c in third.cast if c.name == "Wren").look.endswith("as drawn in episode 1")
     # the clip airs with its line, its cast and its episode

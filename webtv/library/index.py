@@ -198,6 +198,10 @@ class Library:
                 self.db.executemany("DELETE FROM clips WHERE id = ?", [(i,) for i in missing])
             log.warning("reconcile: %d index rows without a file removed: ids=%s", len(missing), missing[:20])
         removed["missing_rows"] = len(missing)
+        removed["unmade_episodes"] = memory.forget_unmade(self.db)
+        if removed["unmade_episodes"]:
+            log.warning("reconcile: %d episodes handed out but never made are forgotten: the series goes on"
+                        " from the last episode made", removed["unmade_episodes"])
         return removed
 
     def close(self) -> None:
@@ -226,6 +230,8 @@ class Library:
                      episode, title),
                 )
                 clip_id = cur.lastrowid
+                if episode is not None:
+                    memory.mark_made(self.db, shot.sequence_id)
                 name = f"{clip_id:08d}.mp4"
                 self.db.execute("UPDATE clips SET file = ? WHERE id = ?", (name, clip_id))
                 target = self.clips_dir / name

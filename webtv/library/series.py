@@ -5,7 +5,12 @@ character keeps the look it was introduced with.
 - ``episodes``: one row per episode handed out (its sequence id, number, title and the summary
   of the story so far, that episode included). The series' episode count is the highest
   number, its summary the summary of that episode. Clips look their episode up by sequence id
-  when they enter the library.
+  when they enter the library, and the first one marks the episode ``made``.
+- An episode handed out whose clips never entered the library (the daemon stopped while it
+  rendered) never aired: at the next start it is forgotten with the characters it added
+  (``forget_unmade``), so the series goes on from the last episode viewers could see, under
+  the number that one would have had. Only episodes after the last one made go: an episode
+  whose clips retention removed since stays in the story.
 - ``series_cast``: the characters a director added, per theme, in the order they came. The
   operator's ``[[story.cast]]`` is not stored: it is read from channel.toml each time and goes
   first (see ``webtv.producer.sequences``). A name is stored once per theme: the first look
@@ -30,7 +35,8 @@ CREATE TABLE IF NOT EXISTS episodes (
     number      INTEGER NOT NULL,
     title       TEXT NOT NULL,
     summary     TEXT NOT NULL,
-    created     REAL NOT NULL
+    created     REAL NOT NULL,
+    made        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS episodes_theme ON episodes (theme, number);
 CREATE TABLE IF NOT EXISTS series_cast (
@@ -70,6 +76,22 @@ def record_episode(db: sqlite3.Connection, sequence: Sequence, added: tuple[Char
                        " VALUES (?, ?, ?, ?, ?, ?)",
                        [(sequence.theme, c.name, c.look, json.dumps(list(c.aliases)), c.voice, episode.number)
                         for c in added])
+
+
+def forget_unmade(db: sqlite3.Connection) -> int:
+    """Forget, per theme, the episodes after the last one made and the characters they added
+    (see the module docstring); returns how many episodes went. One transaction."""
+    after_last_made = ("(SELECT COALESCE(MAX(m.number), 0) FROM episodes m"
+                       " WHERE m.theme = {table}.theme AND m.made = 1)")
+    with db:
+        db.execute(f"DELETE FROM series_cast WHERE episode > {after_last_made.format(table='series_cast')}")
+        return db.execute(f"DELETE FROM episodes WHERE made = 0 AND number > {after_last_made.format(table='episodes')}"
+                          ).rowcount
+
+
+def mark_made(db: sqlite3.Connection, sequence_id: str) -> None:
+    """A clip of ``sequence_id``'s episode entered the library (inside the ingest's transaction)."""
+    db.execute("UPDATE episodes SET made = 1 WHERE sequence_id = ? AND made = 0", (sequence_id,))
 
 
 def episode_of(db: sqlite3.Connection, sequence_id: str) -> tuple[int, str] | None:
