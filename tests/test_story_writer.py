@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webtv.config import ConfigError, parse_config
+from webtv.config import ConfigError, parse_config, summary
 from webtv.director import Character, EpisodeBrief, Series
 from webtv.director.cast import cast_prompt, look_phrase
 from webtv.director.openai import ReplyError, parse_episode
@@ -118,7 +118,9 @@ def test_story_config_errors_name_the_key_and_line(table, line, error):
 
 
 def test_story_is_off_by_default_and_the_cast_is_read_as_written():
-    assert not parse_config("", Path("/srv/channel.toml"), {}).story.enabled
-    story = parse_config('[story]\nenabled = true\n[[story.cast]]\nname = " Mara "\nlook = "a  red coat"\n'
-                         'voice = "en-us"\n', Path("/srv/channel.toml"), {}).story
+    assert "story:      off (showreel)" in summary(parse_config("", Path("/srv/channel.toml"), {}))
+    config = parse_config('[story]\nenabled = true\n[[story.cast]]\nname = " Mara "\nlook = "a  red coat"\n'
+                          'voice = "en-us"\n', Path("/srv/channel.toml"), {})
+    assert "story:      episodes, cast: Mara; shots of 3-8 s" in summary(config)  # what `webtv check` shows
+    story = config.story
     assert (story.cast[0].name, story.cast[0].look, story.cast[0].voice) == ("Mara", "a red coat", "en-us")

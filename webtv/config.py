@@ -1163,6 +1163,7 @@ def summary(config: Config) -> str:
             f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
             f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
+            f"story:      {_story(config.story)}",
             f"video:      {_stage(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
             f"upscale:    {_stage(config.upscale)}",
             f"interpolate: {_interpolation(config)}",
@@ -1177,6 +1178,14 @@ def summary(config: Config) -> str:
             f"http:       http://{config.http.host}:{config.http.port}/",
         ]
     )
+
+
+def _story(story: StorySection) -> str:
+    if not story.enabled:
+        return "off (showreel)"
+    cast = ", ".join(c.name for c in story.cast) or "the director's"
+    return (f"episodes, cast: {cast}; shots of {story.min_shot_seconds:g}-{story.max_shot_seconds:g} s,"
+            f" summary up to {story.summary_chars} characters")
 
 
 def _stage(section: StageSection) -> str:

@@ -43,8 +43,7 @@ DEFAULT_WORDS_PER_MINUTE = 160.0
 
 def words_per_minute(config: "Config") -> float:
     """How fast the narrator speaks: ``[voice] words_per_minute``."""
-    voice = getattr(config, "voice", None)  # VOICE: the voice part adds [voice]; then read config.voice directly
-    return float(getattr(voice, "words_per_minute", DEFAULT_WORDS_PER_MINUTE))
+    return float(config.voice.words_per_minute)
 
 
 def characters(cast: "list[CastMember]") -> tuple[Character, ...]:
