@@ -126,3 +126,25 @@ async def test_a_slow_events_client_is_dropped_not_waited_for():
         hub.publish("log", {"n": n})  # never waits
     await asyncio.sleep(0)
     assert not hub.clients and hub.dropped == 1 and stuck.cancelled()
+
+
+async def test_a_clip_asked_for_leads_the_next_block_even_when_that_block_was_chosen_already(lib, tmp_path):
+    ids = [add(lib, tmp_path, n) for n in range(5)]
+    filler = tmp_path / "filler.mp4"
+    filler.write_bytes(b"card")
+    programmer = Programmer(lib, tmp_path / "playlists", ProgrammeSection(block_seconds=4.0, filler_seconds=2.0),
+                            filler, lambda: "owls")
+    on_air = await programmer.next_block()
+    programmer.on_air(on_air, 100.0)
+    chosen = await programmer.next_block()  # the next block, chosen before the operator asks
+    assert [e.clip_id for e in chosen.entries] == ids[2:4]
+    assert programmer.queue_next(ids[4])
+    assert [s.clip_id for s in programmer.guide(now=101.0).next if s.block == chosen.number] == [ids[4], ids[2]]
+    assert await programmer.revise(on_air) == on_air  # the block on air is never rewritten
+    revised = await programmer.revise(chosen)  # its decoder starts: the clip asked for leads it
+    assert [e.clip_id for e in revised.entries] == [ids[4], ids[2]] and revised.duration == 4.0
+    assert revised.entries[0].stamp is not None  # checked like every clip chosen
+    files = [line for line in chosen.playlist.read_text().splitlines() if line.startswith("file ")]
+    assert f"{ids[4]:08d}.mp4" in files[0] and len(files) == 2
+    programmer.on_air(revised, 104.0)
+    assert ids[4] not in [e.clip_id for e in (await programmer.next_block()).entries]  # asked once, aired once

@@ -22,7 +22,9 @@ the block takes the "ended early" path above (the next block is spawned at once,
 time where the skipped one stopped), logged as a skip rather than a failure.
 
 Just before a decoder starts, the block is handed to ``revise`` (the programmer leaves out
-clips banned or deleted since it chose them), then every file of its block is opened and compared with the stamp
+clips banned or deleted since it chose them and puts a clip asked to air next at its front),
+so a block's duration is known only from there: the next spawn and offset are taken from the
+block as revised. Then every file of its block is opened and compared with the stamp
 the programmer took when it checked the clip (``clipfile``); a clip changed since is handed to
 ``on_changed``, which returns the block without it, and the decoder reads the files opened.
 
