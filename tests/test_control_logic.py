@@ -82,12 +82,15 @@ def entry(clip_id: int | None, seconds: float = 2.0) -> Entry:
                  clip_id=clip_id, prompt=f"p{clip_id}" if clip_id else "")
 
 
-def test_aired_slots_are_cut_where_the_next_block_began():
-    history = [(Block(1, Path("b1"), (entry(1), entry(2), entry(3))), 100.0),
-               (Block(2, Path("b2"), (entry(4), entry(5))), 103.0)]  # block 1 skipped 3 s in
+def test_aired_slots_are_cut_where_the_next_block_began_on_either_clock():
+    # block 1 skipped 2.6 s of stream in; block 2's decoder took 0.4 s to start: on air at Unix 103
+    history = [(Block(1, Path("b1"), (entry(1), entry(2), entry(3))), 100.0, 100.0),
+               (Block(2, Path("b2"), (entry(4), entry(5))), 103.0, 102.6)]
     slots = aired_slots(history)
     assert [(s.clip_id, s.start, s.end) for s in slots] == [(1, 100, 102), (2, 102, 103), (4, 103, 105),
                                                             (5, 105, 107)]
+    assert [(s.stream_start, s.stream_end) for s in slots] == [(100, 102), (102, 102.6), (102.6, 104.6),
+                                                               (104.6, 106.6)]
     guide = split(slots, now=104.0)
     assert guide.now.clip_id == 4 and [s.clip_id for s in guide.recent] == [1, 2] and guide.next[0].clip_id == 5
 
@@ -105,7 +108,7 @@ def test_projection_fills_blocks_and_falls_back_to_the_filler():
 
 
 def test_xmltv_parses_with_utc_times():
-    slots = split(aired_slots([(Block(1, Path("b"), (entry(1), entry(None))), 0.0)]), now=1.0)
+    slots = split(aired_slots([(Block(1, Path("b"), (entry(1), entry(None))), 0.0, 0.0)]), now=1.0)
     tv = ET.fromstring(xmltv("Owl & Co <TV>", [slots.now, *slots.next]))
     assert tv.find("channel/display-name").text == "Owl & Co <TV>"
     first, second = tv.findall("programme")

@@ -43,7 +43,7 @@ from webtv.library import Clip, Library
 from webtv.library.space import is_disk_full
 from webtv.playout.block import Block, Entry
 from webtv.playout.clipfile import Stamp
-from webtv.programmer.guide import HORIZON_S, RECENT_S, Guide, aired_slots, block_slots, project, split
+from webtv.programmer.guide import HORIZON_S, RECENT_S, Guide, Slot, aired_slots, block_slots, project, split
 from webtv.programmer.playlist import slug, write_ffconcat
 
 log = logging.getLogger("webtv.programmer")
@@ -78,7 +78,7 @@ class Programmer:
         self._catalogue_failing = False
         self._requested: list[int] = []  # clips an operator asked to air next, in order
         self._revised = 0  # the newest block handed to revise: its decoder has started
-        self._aired: deque[tuple[Block, float]] = deque()  # blocks that went on air, Unix time they did
+        self._aired: deque[tuple[Block, float, float]] = deque()  # blocks that went on air: Unix, stream clock
 
     def reconfigure(self, programme: ProgrammeSection) -> None:
         """An edited ``[programme]``: the next block chosen has the new length. The filler card
@@ -130,10 +130,11 @@ class Programmer:
         self._handed[-1] = block
         return block
 
-    def on_air(self, block: Block, started_at: float) -> None:
-        """Record what went on air; called by the playout when a block starts."""
+    def on_air(self, block: Block, started_at: float, stream_at: float | None = None) -> None:
+        """Record what went on air; called by the playout when a block starts (Unix time, and
+        the same on the stream's clock: ``webtv.programmer.guide``)."""
         self._handed = [b for b in self._handed if b.number >= block.number]
-        self._aired.append((block, started_at))
+        self._aired.append((block, started_at, started_at if stream_at is None else stream_at))
         while len(self._aired) > 2 and self._aired[1][1] < started_at - RECENT_S - 60:
             self._aired.popleft()
         offset = 0.0
@@ -275,19 +276,22 @@ class Programmer:
         now = time.time() if now is None else now
         slots = aired_slots(self._aired)
         on_air = self._aired[-1] if self._aired else None
+        ahead: list[Slot] = []
         at = on_air[1] + on_air[0].duration if on_air else now
         asked = [self._entry(c, "fresh" if c.times_aired == 0 else "loop") for c in self._asked_clips()]
         for block in self._handed:
             if on_air is None or block.number > on_air[0].number:
                 if asked and block.number > self._revised:  # the block the clips asked for will lead
                     block, asked = replace(block, entries=tuple(self._led_by(asked, list(block.entries)))), []
-                slots += block_slots(block, at)
+                ahead += block_slots(block, at)
                 at += block.duration
-        planned = {s.clip_id for s in slots if s.end > now and s.clip_id is not None}
+        planned = {s.clip_id for s in [*slots, *ahead] if s.end > now and s.clip_id is not None}
         filler = Entry(path=self.filler, duration=self.filler_seconds, source="filler")
-        slots += project(self._projection_order(planned), filler, self.block_seconds, self.blocks_made + 1, max(at, now),
+        ahead += project(self._projection_order(planned), filler, self.block_seconds, self.blocks_made + 1, max(at, now),
                          now + HORIZON_S)
-        return split(slots, now)
+        behind = on_air[1] - on_air[2] if on_air else 0.0  # the stream's clock behind Unix time now
+        return split([*slots, *(replace(s, stream_start=s.start - behind, stream_end=s.end - behind) for s in ahead)],
+                     now)
 
     def _projection_order(self, planned: set[int]) -> list[Clip]:
         """The clips in the order the next blocks would take them: asked for, fresh of the
