@@ -60,12 +60,16 @@ def test_browse_filters_sorts_and_pages(lib, tmp_path):
     assert total == 6 and [c.id for c in page] == ids[1:3]
 
 
-async def test_revise_leaves_out_clips_banned_or_deleted_after_the_block_was_chosen(lib, tmp_path):
-    ids = [add(lib, tmp_path, n) for n in range(3)]
+def owls_programmer(lib: Library, tmp_path: Path, block_seconds: float) -> Programmer:
     filler = tmp_path / "filler.mp4"
     filler.write_bytes(b"card")
-    programmer = Programmer(lib, tmp_path / "playlists", ProgrammeSection(block_seconds=6.0, filler_seconds=2.0),
-                            filler, lambda: "owls")
+    return Programmer(lib, tmp_path / "playlists", ProgrammeSection(block_seconds=block_seconds, filler_seconds=2.0),
+                      filler, lambda: "owls")
+
+
+async def test_revise_leaves_out_clips_banned_or_deleted_after_the_block_was_chosen(lib, tmp_path):
+    ids = [add(lib, tmp_path, n) for n in range(3)]
+    programmer = owls_programmer(lib, tmp_path, block_seconds=6.0)
     block = await programmer.next_block()
     assert [e.clip_id for e in block.entries] == ids
     lib.set_banned(ids[0], True)
@@ -133,10 +137,7 @@ async def test_a_slow_events_client_is_dropped_not_waited_for():
 
 async def test_a_clip_asked_for_leads_the_next_block_even_when_that_block_was_chosen_already(lib, tmp_path):
     ids = [add(lib, tmp_path, n) for n in range(5)]
-    filler = tmp_path / "filler.mp4"
-    filler.write_bytes(b"card")
-    programmer = Programmer(lib, tmp_path / "playlists", ProgrammeSection(block_seconds=4.0, filler_seconds=2.0),
-                            filler, lambda: "owls")
+    programmer = owls_programmer(lib, tmp_path, block_seconds=4.0)
     on_air = await programmer.next_block()
     programmer.on_air(on_air, 100.0)
     chosen = await programmer.next_block()  # the next block, chosen before the operator asks
