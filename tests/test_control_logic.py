@@ -4,6 +4,7 @@ browse, the programme guide, XMLTV, and the event hub's bound on slow clients.""
 from __future__ import annotations
 
 import asyncio
+import errno
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -135,7 +136,8 @@ async def test_a_slow_events_client_is_dropped_not_waited_for():
     assert not hub.clients and hub.dropped == 1 and stuck.cancelled()
 
 
-async def test_a_clip_asked_for_leads_the_next_block_even_when_that_block_was_chosen_already(lib, tmp_path):
+async def test_a_clip_asked_for_leads_the_next_block_even_when_that_block_was_chosen_already(lib, tmp_path,
+                                                                                            monkeypatch):
     ids = [add(lib, tmp_path, n) for n in range(5)]
     programmer = owls_programmer(lib, tmp_path, block_seconds=4.0)
     on_air = await programmer.next_block()
@@ -145,6 +147,10 @@ async def test_a_clip_asked_for_leads_the_next_block_even_when_that_block_was_ch
     assert programmer.queue_next(ids[4])
     assert [s.clip_id for s in programmer.guide(now=101.0).next if s.block == chosen.number] == [ids[4], ids[2]]
     assert await programmer.revise(on_air) == on_air  # the block on air is never rewritten
+    with monkeypatch.context() as m:  # a full disk: the block airs as its playlist says, the clip waits
+        m.setattr("webtv.programmer.programmer.write_ffconcat", lambda *a: (_ for _ in ()).throw(
+            OSError(errno.ENOSPC, "No space left on device")))
+        assert await programmer.revise(chosen) == chosen
     revised = await programmer.revise(chosen)  # its decoder starts: the clip asked for leads it
     assert [e.clip_id for e in revised.entries] == [ids[4], ids[2]] and revised.duration == 4.0
     assert revised.entries[0].stamp is not None  # checked like every clip chosen

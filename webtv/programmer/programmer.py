@@ -234,6 +234,13 @@ class Programmer:
             entries = self._led_by(asked, entries)
         try:
             return await self._rewrite(block, entries)
+        except OSError as exc:  # the decoder may have to read the playlist: it must be the block aired
+            if not is_disk_full(exc):
+                raise
+            log.error("disk full: block %d airs as chosen (its playlist cannot be rewritten)", block.number)
+            self._requested[:0] = [e.clip_id for e in asked if e.clip_id not in self._requested]
+            self._handed = [block if b.number == block.number else b for b in self._handed]
+            return block
         finally:
             self._choosing.difference_update(e.clip_id for e in asked)
 
