@@ -125,42 +125,6 @@ def closest_prompt(text: str, prompts: dict[int, str]) -> tuple[int, float]:
     return best, likeness(prompts[best])
 
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="the caption check reads frames with tesseract")
-def test_viewer_caption_names_the_clip_on_screen(channel, browser, errors, tmp_path):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    watch_errors(page, errors)
-    try:
-        page.goto(channel.url + "/")
-        page.wait_for_function("document.querySelector('video').currentTime > 1", timeout=20000)
-        prompts = {c["id"]: c["prompt"] for c in api(channel, "/api/clips?limit=200")["clips"]}
-        checked, wrong = 0, []
-        deadline = time.monotonic() + 25
-        while checked < 6 and time.monotonic() < deadline:
-            before = page.locator("#prompt").get_attribute("data-clip")
-            shot = tmp_path / f"viewer-{checked}.png"
-            page.locator("video").screenshot(path=str(shot))
-            after = page.locator("#prompt").get_attribute("data-clip")
-            if not before or before != after:  # the filler, or the caption changed under the shot
-                continue
-            text = ocr(shot)
-            if len(text) < 20:
-                continue
-            seen, likeness = closest_prompt(text, prompts)
-            if likeness < 0.6:
-                continue
-            checked += 1
-            if seen != int(before):
-                programme = api(channel, "/api/programme")
-                slots = [(e["clip_id"], round(e["start"], 2), round(e["end"], 2))
-                         for e in programme["recent"][-4:] + [programme["now"]]]
-                wrong.append((int(before), seen, text, page.locator("#prompt").get_attribute("data-since"), slots))
-            page.wait_for_timeout(900)
-        assert checked >= 3, "too few frames with a readable caption"
-        assert not wrong, f"caption named another clip than the one on screen (caption, screen, OCR): {wrong}"
-    finally:
-        page.close()
-
-
 def test_library_grid_thumbnails_preview_and_filters(console, channel):
     console.wait_for_function("document.querySelectorAll('#grid .card').length >= 3", timeout=15000)
     console.wait_for_function(
@@ -201,11 +165,9 @@ def test_change_theme_skip_and_the_new_theme_is_on_air(console, channel):
     before = channel.status()["now_playing"]
     console.click("#skip")
     clicked = time.monotonic()
-    after = channel.wait_for(lambda s: s["now_playing"] is not None
-                             and (s["now_playing"]["block"], s["now_playing"]["started_at"])
-                             != (before["block"], before["started_at"]), timeout=2.5, message="skip")
+    channel.wait_for(lambda s: s["now_playing"] is not None and s["now_playing"]["block"] > before["block"],
+                     timeout=2.5, message="the next block on air within 2.5 s of the skip")
     assert time.monotonic() - clicked <= 2.5
-    assert after["now_playing"]["block"] > before["block"], "skip did not start the next block"
     channel.wait_for(lambda s: (s["now_playing"] or {}).get("theme") == NEW_THEME, timeout=30,
                      message="a clip of the new theme on air")
     console.wait_for_function(f"document.querySelector('#now').dataset.theme === {json.dumps(NEW_THEME)}",
@@ -222,6 +184,44 @@ def test_ban_the_clip_on_air(console, channel, banned):
     channel.wait_for(lambda s: (s["now_playing"] or {}).get("clip_id") != clip_id, timeout=15,
                      message="the banned clip off the air")
     banned.update(clip_id=clip_id, at=banned_at)
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="the caption check reads frames with tesseract")
+def test_viewer_caption_names_the_clip_on_screen_after_skip_and_ban(channel, browser, errors, tmp_path):
+    """Right after the skip and the ban (both end a block early): the HLS dates and the Unix start
+    times part there, the stream's clock does not."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    watch_errors(page, errors)
+    try:
+        page.goto(channel.url + "/")
+        page.wait_for_function("document.querySelector('video').currentTime > 1", timeout=20000)
+        prompts = {c["id"]: c["prompt"] for c in api(channel, "/api/clips?limit=200")["clips"]}
+        checked, wrong = 0, []
+        deadline = time.monotonic() + 25
+        while checked < 6 and time.monotonic() < deadline:
+            before = page.locator("#prompt").get_attribute("data-clip")
+            shot = tmp_path / f"viewer-{checked}.png"
+            page.locator("video").screenshot(path=str(shot))
+            after = page.locator("#prompt").get_attribute("data-clip")
+            if not before or before != after:  # the filler, or the caption changed under the shot
+                continue
+            text = ocr(shot)
+            if len(text) < 20:
+                continue
+            seen, likeness = closest_prompt(text, prompts)
+            if likeness < 0.6:
+                continue
+            checked += 1
+            if seen != int(before):
+                programme = api(channel, "/api/programme")
+                slots = [(e["clip_id"], round(e["start"], 2), round(e["end"], 2))
+                         for e in programme["recent"][-4:] + [programme["now"]]]
+                wrong.append((int(before), seen, text, page.locator("#prompt").get_attribute("data-since"), slots))
+            page.wait_for_timeout(900)
+        assert checked >= 3, "too few frames with a readable caption"
+        assert not wrong, f"caption named another clip than the one on screen (caption, screen, OCR): {wrong}"
+    finally:
+        page.close()
 
 
 def test_phone_layout_screenshots_and_no_javascript_errors(console, channel, browser, errors, shots, banned):

@@ -4,6 +4,7 @@ browse, the programme guide, XMLTV, and the event hub's bound on slow clients.""
 from __future__ import annotations
 
 import asyncio
+import errno
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -60,12 +61,16 @@ def test_browse_filters_sorts_and_pages(lib, tmp_path):
     assert total == 6 and [c.id for c in page] == ids[1:3]
 
 
-async def test_revise_leaves_out_clips_banned_or_deleted_after_the_block_was_chosen(lib, tmp_path):
-    ids = [add(lib, tmp_path, n) for n in range(3)]
+def owls_programmer(lib: Library, tmp_path: Path, block_seconds: float) -> Programmer:
     filler = tmp_path / "filler.mp4"
     filler.write_bytes(b"card")
-    programmer = Programmer(lib, tmp_path / "playlists", ProgrammeSection(block_seconds=6.0, filler_seconds=2.0),
-                            filler, lambda: "owls")
+    return Programmer(lib, tmp_path / "playlists", ProgrammeSection(block_seconds=block_seconds, filler_seconds=2.0),
+                      filler, lambda: "owls")
+
+
+async def test_revise_leaves_out_clips_banned_or_deleted_after_the_block_was_chosen(lib, tmp_path):
+    ids = [add(lib, tmp_path, n) for n in range(3)]
+    programmer = owls_programmer(lib, tmp_path, block_seconds=6.0)
     block = await programmer.next_block()
     assert [e.clip_id for e in block.entries] == ids
     lib.set_banned(ids[0], True)
@@ -82,12 +87,15 @@ def entry(clip_id: int | None, seconds: float = 2.0) -> Entry:
                  clip_id=clip_id, prompt=f"p{clip_id}" if clip_id else "")
 
 
-def test_aired_slots_are_cut_where_the_next_block_began():
-    history = [(Block(1, Path("b1"), (entry(1), entry(2), entry(3))), 100.0),
-               (Block(2, Path("b2"), (entry(4), entry(5))), 103.0)]  # block 1 skipped 3 s in
+def test_aired_slots_are_cut_where_the_next_block_began_on_either_clock():
+    # block 1 skipped 2.6 s of stream in; block 2's decoder took 0.4 s to start: on air at Unix 103
+    history = [(Block(1, Path("b1"), (entry(1), entry(2), entry(3))), 100.0, 100.0),
+               (Block(2, Path("b2"), (entry(4), entry(5))), 103.0, 102.6)]
     slots = aired_slots(history)
     assert [(s.clip_id, s.start, s.end) for s in slots] == [(1, 100, 102), (2, 102, 103), (4, 103, 105),
                                                             (5, 105, 107)]
+    assert [(s.stream_start, s.stream_end) for s in slots] == [(100, 102), (102, 102.6), (102.6, 104.6),
+                                                               (104.6, 106.6)]
     guide = split(slots, now=104.0)
     assert guide.now.clip_id == 4 and [s.clip_id for s in guide.recent] == [1, 2] and guide.next[0].clip_id == 5
 
@@ -105,7 +113,7 @@ def test_projection_fills_blocks_and_falls_back_to_the_filler():
 
 
 def test_xmltv_parses_with_utc_times():
-    slots = split(aired_slots([(Block(1, Path("b"), (entry(1), entry(None))), 0.0)]), now=1.0)
+    slots = split(aired_slots([(Block(1, Path("b"), (entry(1), entry(None))), 0.0, 0.0)]), now=1.0)
     tv = ET.fromstring(xmltv("Owl & Co <TV>", [slots.now, *slots.next]))
     assert tv.find("channel/display-name").text == "Owl & Co <TV>"
     first, second = tv.findall("programme")
@@ -126,3 +134,27 @@ async def test_a_slow_events_client_is_dropped_not_waited_for():
         hub.publish("log", {"n": n})  # never waits
     await asyncio.sleep(0)
     assert not hub.clients and hub.dropped == 1 and stuck.cancelled()
+
+
+async def test_a_clip_asked_for_leads_the_next_block_even_when_that_block_was_chosen_already(lib, tmp_path,
+                                                                                            monkeypatch):
+    ids = [add(lib, tmp_path, n) for n in range(5)]
+    programmer = owls_programmer(lib, tmp_path, block_seconds=4.0)
+    on_air = await programmer.next_block()
+    programmer.on_air(on_air, 100.0)
+    chosen = await programmer.next_block()  # the next block, chosen before the operator asks
+    assert [e.clip_id for e in chosen.entries] == ids[2:4]
+    assert programmer.queue_next(ids[4])
+    assert [s.clip_id for s in programmer.guide(now=101.0).next if s.block == chosen.number] == [ids[4], ids[2]]
+    assert await programmer.revise(on_air) == on_air  # the block on air is never rewritten
+    with monkeypatch.context() as m:  # a full disk: the block airs as its playlist says, the clip waits
+        m.setattr("webtv.programmer.programmer.write_ffconcat", lambda *a: (_ for _ in ()).throw(
+            OSError(errno.ENOSPC, "No space left on device")))
+        assert await programmer.revise(chosen) == chosen
+    revised = await programmer.revise(chosen)  # its decoder starts: the clip asked for leads it
+    assert [e.clip_id for e in revised.entries] == [ids[4], ids[2]] and revised.duration == 4.0
+    assert revised.entries[0].stamp is not None  # checked like every clip chosen
+    files = [line for line in chosen.playlist.read_text().splitlines() if line.startswith("file ")]
+    assert f"{ids[4]:08d}.mp4" in files[0] and len(files) == 2
+    programmer.on_air(revised, 104.0)
+    assert ids[4] not in [e.clip_id for e in (await programmer.next_block()).entries]  # asked once, aired once

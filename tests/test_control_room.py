@@ -176,21 +176,33 @@ def test_programme_covers_the_hour_and_epg_matches_it(room):
         assert entry.find("title").text == (slot["prompt"] or entry.find("title").text)
 
 
+def chosen_next(room: Daemon, ahead: float = 0.0) -> list[dict]:
+    """The slots of the block after the one on air once it is chosen (the programmer chooses it
+    2 s before it is due) and still ``ahead`` seconds away, read from /api/programme."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        programme = api(room, "GET", "/api/programme", token=None)[1]
+        slots = [s for s in programme["next"] if s["block"] == programme["now"]["block"] + 1]
+        if slots and not slots[0].get("projected") and slots[0]["start"] > time.time() + ahead:
+            return slots
+        time.sleep(0.1)
+    raise AssertionError("the next block never chosen")
+
+
 def test_air_next_and_skip_keep_one_rtmp_session(room):
-    status = room.status()
-    on_air = status["now_playing"]
+    chosen_next(room, ahead=1.0)  # asked for once the next block is chosen, before its decoder starts
+    on_air = room.status()["now_playing"]
     clips = api(room, "GET", "/api/clips?limit=200&sort=aired&order=asc", token=None)[1]["clips"]
     wanted = next(c for c in clips if c["id"] != on_air["clip_id"] and c["state"] != "banned")
     assert api(room, "POST", f"/api/clips/{wanted['id']}/next") == (200, {"queued": wanted["id"]})
+    assert chosen_next(room)[0]["clip_id"] == wanted["id"], "the programme does not show the clip asked for next"
     packets_before = len(room.reader.packets)
     code, body = api(room, "POST", "/api/skip")
     skipped_at = time.monotonic()
     assert code == 200 and body["skipped"] is not None
     after = room.wait_for(lambda s: s["now_playing"]["block"] > on_air["block"], timeout=2.0,
                           message="the next block on air within 2 s of the skip")
-    assert after["now_playing"]["clip_id"] != body["skipped"]
-    room.wait_for(lambda s: s["now_playing"]["clip_id"] == wanted["id"], timeout=10,
-                  message="the clip asked for on air")
+    assert after["now_playing"]["clip_id"] == wanted["id"] != body["skipped"], "the clip asked for not aired next"
     assert room.reader.first_video_after(skipped_at + 1.5, timeout=5) is not None, "no video after the skip"
     assert room.reader.ended is None, "the RTMP reader's session ended"
     video = [p for p in room.reader.packets[packets_before - 1:] if p.kind == "video"]

@@ -98,7 +98,7 @@ class Channel:
         self.blocks[number] = block
         return block
 
-    def record(self, block: Block, started_at: float) -> None:
+    def record(self, block: Block, started_at: float, stream_at: float) -> None:
         self.on_air.append((block.number, started_at, time.monotonic()))
 
     def hls_sequence(self) -> int | None:

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from tests.daemon import Daemon
+from webtv.config import redact_url
 from tests.worker_harness import QUIET_ENV, start_workers
 
 pytestmark = pytest.mark.e2e
@@ -89,6 +90,7 @@ def test_worker_killed_mid_job_the_job_completes_on_the_other(channel, workers):
 
     status = channel.wait_for(video_in_flight, timeout=20, message="a /video job in flight")
     victim = next(w for w in workers if by_url(status)[w.url]["running"] == ["/video"] and rendering(w))
+    assert redact_url(victim.url) in {r["worker"] for r in status["producer"]["rendering"] if r["stage"] == "video"}
     other = next(w for w in workers if w is not victim)
     victim.kill()
     killed_at = time.monotonic()

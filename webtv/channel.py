@@ -204,9 +204,9 @@ class Channel:
         self._thumbnailing.add(task)
         task.add_done_callback(self._thumbnailing.discard)
 
-    def _on_air(self, block, started_at: float) -> None:
+    def _on_air(self, block, started_at: float, stream_at: float) -> None:
         self.events.block_on_air.publish(block)
-        self.programmer.on_air(block, started_at)
+        self.programmer.on_air(block, started_at, stream_at)
         self.producer.wake()
 
     def _theme_changed(self, theme: str) -> None:

@@ -43,7 +43,9 @@ def slot_json(slot: Slot) -> dict:
     entry = slot.entry
     data = {"clip_id": entry.clip_id, "prompt": entry.prompt or None, "theme": entry.theme or None,
             "source": entry.source, "block": slot.block, "start": slot.start, "end": slot.end,
-            "duration": round(slot.duration, 3)}
+            "duration": round(slot.duration, 3),
+            "stream_start": slot.start if slot.stream_start is None else slot.stream_start,
+            "stream_end": slot.end if slot.stream_end is None else slot.stream_end}
     if slot.projected:
         data["projected"] = True
     return data

@@ -22,7 +22,9 @@ the block takes the "ended early" path above (the next block is spawned at once,
 time where the skipped one stopped), logged as a skip rather than a failure.
 
 Just before a decoder starts, the block is handed to ``revise`` (the programmer leaves out
-clips banned or deleted since it chose them), then every file of its block is opened and compared with the stamp
+clips banned or deleted since it chose them and puts a clip asked to air next at its front),
+so a block's duration is known only from there: the next spawn and offset are taken from the
+block as revised. Then every file of its block is opened and compared with the stamp
 the programmer took when it checked the clip (``clipfile``); a clip changed since is handed to
 ``on_changed``, which returns the block without it, and the decoder reads the files opened.
 
@@ -56,7 +58,7 @@ from .verdict import Verdict, judge
 
 log = logging.getLogger(__name__)
 
-OnAir = Callable[[Block, float], object]
+OnAir = Callable[[Block, float, float], object]  # block, Unix time on air, the same on the stream's clock
 Changed = list[tuple[Entry, str]]  # entries whose file is not as checked, and why
 OnChanged = Callable[[Block, Changed], Awaitable[Block]]
 
@@ -144,6 +146,7 @@ class Playout:
         self._resume: asyncio.Queue[Resume] = asyncio.Queue(maxsize=1)  # relay -> scheduler
         self._decoders: set[Decoder] = set()  # every decoder process not yet reaped
         self._now_playing: tuple[Block, float] | None = None  # block, epoch it went on air
+        self._stream_mark: tuple[int, float] | None = None  # the last block on air: offset, stream clock
         self._started_loop: float | None = None
         self._first_byte_loop: float | None = None
         self._cpu_decoders = 0.0
@@ -169,6 +172,7 @@ class Playout:
         self._rtmp.clear()
         self._queue = asyncio.Queue(maxsize=1)
         self._resume = asyncio.Queue(maxsize=1)
+        self._stream_mark = None
         if config.hls:
             self._hls = HlsOutput(
                 "hls", self.hls_dir, self.house.gop_seconds, config.hls_list_size,
@@ -418,7 +422,21 @@ class Playout:
             "stream_s": round(timeline.seconds(decoder.offset), 3),
         })
         del self.joins[:-50]
-        self._callback(self.on_air, block, started_at)
+        self._callback(self.on_air, block, started_at, self._stream_clock(decoder.offset, started_at))
+
+    def _stream_clock(self, offset: int, started_at: float) -> float:
+        """When the block starting at stream time ``offset`` (on air at Unix time
+        ``started_at``) starts on the stream's own clock: the first block's Unix start plus the
+        stream time since. An output's timestamps (HLS program dates) keep a constant lead over
+        it, while the Unix starts fall a little further behind the stream after every block
+        that ended early (the next decoder's start-up time is not stream time)."""
+        if self._stream_mark is None:
+            at = started_at
+        else:
+            mark, mark_at = self._stream_mark
+            at = mark_at + timeline.seconds(timeline.between(offset, mark))
+        self._stream_mark = (offset, at)
+        return at
 
     async def _air(self, decoder: Decoder) -> Verdict:
         """Pump ``decoder`` to its end, then judge how it went; a failed block is logged and

@@ -16,6 +16,7 @@ asks again every ``poll_s``. A render that fails for want of space pauses it the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -23,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
+from webtv.config import redact_url
 from webtv.director import Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.library.space import DiskGuard
 from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
+from webtv.producer.remote.pool import JOB_WATCHER
 from webtv.producer.sequences import SequenceSource
 
 if TYPE_CHECKING:
@@ -39,11 +42,13 @@ T = TypeVar("T")
 
 
 async def off_loop(call: Callable[..., T], *args) -> T:
-    """``call(*args)`` in a daemon thread. Unlike asyncio.to_thread, a render that takes
-    minutes (torch on a GPU) does not hold up the daemon's exit: asyncio.run waits for its
-    executor's threads, the interpreter does not wait for daemon threads."""
+    """``call(*args)`` in a daemon thread, in a copy of the caller's context (as
+    asyncio.to_thread). Unlike asyncio.to_thread, a render that takes minutes (torch on a GPU)
+    does not hold up the daemon's exit: asyncio.run waits for its executor's threads, the
+    interpreter does not wait for daemon threads."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future = loop.create_future()
+    context = contextvars.copy_context()
 
     def settle(result, error) -> None:
         if not future.done():
@@ -51,7 +56,7 @@ async def off_loop(call: Callable[..., T], *args) -> T:
 
     def work() -> None:
         try:
-            result, error = call(*args), None
+            result, error = context.run(call, *args), None
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
             result, error = None, exc
         try:
@@ -83,10 +88,16 @@ class Render:
     stage: str | None = None  # the recipe's step running now (video, upscale, ... encode)
     fraction: float = 0.0  # of that step
     started_at: float = 0.0  # Unix time
-    worker: str | None = None  # the remote worker, when known; None for a local render
+    worker: str | None = None  # the remote worker running this step (URL redacted); None for a local step
 
     def progress(self, stage: str, fraction: float) -> None:
+        if stage != self.stage:
+            self.worker = None  # until the step sends a job to a worker
         self.stage, self.fraction = stage, max(0.0, min(1.0, float(fraction)))
+
+    def runs_on(self, worker_url: str) -> None:
+        """A remote job of this render went to ``worker_url`` (``JOB_WATCHER``)."""
+        self.worker = redact_url(worker_url)
 
 
 @dataclass
@@ -214,6 +225,7 @@ class Producer:
             out = self.library.incoming_path()
             render = Render(shot.index, shot.prompt, started_at=time.time())
             self.state.rendering = [*self.state.rendering, render]
+            JOB_WATCHER.set(render.runs_on)  # this task's context, copied into the render's thread
             started = time.monotonic()
             try:
                 made = await off_loop(self.pipeline, shot, track, out, render.progress)

@@ -3,7 +3,10 @@
 ``GET /api/programme`` and ``/epg.xml`` show the same ``Slot`` list. Times are Unix seconds.
 Aired slots carry their real start (the block went on air when its first byte reached the
 outputs; each entry starts its clip durations later) and are cut where the next block really
-began, so a block skipped or ended early shows as short as it was. What comes after the block
+began, so a block skipped or ended early shows as short as it was. Every slot also carries its
+times on the stream's own clock (``stream_start``/``stream_end``, see ``Playout._stream_clock``):
+an output's timestamps (HLS program dates) keep a constant lead over those, where the Unix
+times fall further behind the stream after every skip. What comes after the block
 on air is known for the block already chosen; beyond it, the guide projects what the
 programmer would choose from the library as it is now (``projected``).
 """
@@ -30,6 +33,8 @@ class Slot:
     start: float
     end: float
     projected: bool = False  # a guess from the library as it is now, not a block chosen
+    stream_start: float | None = None  # on the stream's clock (None: as start, end)
+    stream_end: float | None = None
 
     @property
     def duration(self) -> float:
@@ -51,18 +56,20 @@ class Guide:
     recent: list[Slot]
 
 
-def aired_slots(history: Sequence[tuple[Block, float]]) -> list[Slot]:
-    """Every entry of the blocks that went on air (block, Unix time it did), each block cut
-    where the next one began."""
+def aired_slots(history: Sequence[tuple[Block, float, float]]) -> list[Slot]:
+    """Every entry of the blocks that went on air (block, Unix time it did, the same on the
+    stream's clock), each block cut where the next one began, on either clock."""
     slots = []
-    for i, (block, started) in enumerate(history):
-        cut = history[i + 1][1] if i + 1 < len(history) else math.inf
-        at = started
+    for i, (block, started, streamed) in enumerate(history):
+        cut, stream_cut = history[i + 1][1:] if i + 1 < len(history) else (math.inf, math.inf)
+        at, stream_at = started, streamed
         for entry in block.entries:
             if at >= cut:
                 break
-            slots.append(Slot(entry, block.number, at, min(at + entry.duration, cut)))
+            slots.append(Slot(entry, block.number, at, min(at + entry.duration, cut), stream_start=stream_at,
+                              stream_end=max(stream_at, min(stream_at + entry.duration, stream_cut))))
             at += entry.duration
+            stream_at += entry.duration
     return slots
 
 

@@ -8,9 +8,11 @@ clip of the blocks it handed out that have not been superseded on air (the block
 the next one, already chosen), plus the candidates of a block being chosen right now.
 Retention never deletes those.
 
-An operator may ask for a clip to air next (``queue_next``): it leads the next block chosen.
-A block handed out may still change until its decoder starts: the playout asks ``revise``,
-which leaves out the clips banned or deleted since the block was chosen.
+An operator may ask for a clip to air next (``queue_next``): it leads the next block whose
+decoder starts. A block handed out may still change until then: the playout asks ``revise``,
+which leaves out the clips banned or deleted since the block was chosen and puts the clips
+asked for since at its front (the block is then cut back to about ``block_seconds``), unless
+the block is on air already.
 
 Each clip chosen is checked (size and digest) and its file's ``Stamp`` recorded in its entry;
 the playout compares the file with that stamp just before the block's decoder opens it and
@@ -41,7 +43,7 @@ from webtv.library import Clip, Library
 from webtv.library.space import is_disk_full
 from webtv.playout.block import Block, Entry
 from webtv.playout.clipfile import Stamp
-from webtv.programmer.guide import HORIZON_S, RECENT_S, Guide, aired_slots, block_slots, project, split
+from webtv.programmer.guide import HORIZON_S, RECENT_S, Guide, Slot, aired_slots, block_slots, project, split
 from webtv.programmer.playlist import slug, write_ffconcat
 
 log = logging.getLogger("webtv.programmer")
@@ -75,7 +77,8 @@ class Programmer:
         self._unrecorded: list[tuple[int, float]] = []  # (clip, when) aired, not yet in the index
         self._catalogue_failing = False
         self._requested: list[int] = []  # clips an operator asked to air next, in order
-        self._aired: deque[tuple[Block, float]] = deque()  # blocks that went on air, Unix time they did
+        self._revised = 0  # the newest block handed to revise: its decoder has started
+        self._aired: deque[tuple[Block, float, float]] = deque()  # blocks that went on air: Unix, stream clock
 
     def reconfigure(self, programme: ProgrammeSection) -> None:
         """An edited ``[programme]``: the next block chosen has the new length. The filler card
@@ -127,10 +130,11 @@ class Programmer:
         self._handed[-1] = block
         return block
 
-    def on_air(self, block: Block, started_at: float) -> None:
-        """Record what went on air; called by the playout when a block starts."""
+    def on_air(self, block: Block, started_at: float, stream_at: float | None = None) -> None:
+        """Record what went on air; called by the playout when a block starts (Unix time, and
+        the same on the stream's clock: ``webtv.programmer.guide``)."""
         self._handed = [b for b in self._handed if b.number >= block.number]
-        self._aired.append((block, started_at))
+        self._aired.append((block, started_at, started_at if stream_at is None else stream_at))
         while len(self._aired) > 2 and self._aired[1][1] < started_at - RECENT_S - 60:
             self._aired.popleft()
         offset = 0.0
@@ -211,16 +215,58 @@ class Programmer:
         return True
 
     async def revise(self, block: Block) -> Block:
-        """``block`` as it may air now: without the clips banned or deleted since it was chosen
-        (the playout asks just before its decoder starts). The filler airs when nothing is
+        """``block`` as it may air now (the playout asks just before its decoder starts):
+        without the clips banned or deleted since it was chosen, led by the clips asked for
+        since (``queue_next``) unless it is on air already. The filler airs when nothing is
         left; a block changed has its playlist written again."""
         ids = {e.clip_id for e in block.entries if e.clip_id is not None}
         gone = ids - self._query("airable clips", lambda: self.library.airable(ids), ids)
-        if not gone:
+        on_air = bool(self._aired) and block.number <= self._aired[-1][0].number
+        asked = [] if on_air else await self._asked_for()
+        self._revised = max(self._revised, block.number)
+        if not gone and not asked:
             return block
         entries = [e for e in block.entries if e.clip_id not in gone]
-        log.info("block %d: clips no longer airable left out: %s", block.number, sorted(gone))
-        return await self._rewrite(block, entries)
+        if gone:
+            log.info("block %d: clips no longer airable left out: %s", block.number, sorted(gone))
+        if asked:
+            log.info("block %d: led by the clips asked for: %s", block.number, [e.clip_id for e in asked])
+            entries = self._led_by(asked, entries)
+        try:
+            return await self._rewrite(block, entries)
+        except OSError as exc:  # the decoder may have to read the playlist: it must be the block aired
+            if not is_disk_full(exc):
+                raise
+            log.error("disk full: block %d airs as chosen (its playlist cannot be rewritten)", block.number)
+            self._requested[:0] = [e.clip_id for e in asked if e.clip_id not in self._requested]
+            self._handed = [block if b.number == block.number else b for b in self._handed]
+            return block
+        finally:
+            self._choosing.difference_update(e.clip_id for e in asked)
+
+    async def _asked_for(self) -> list[Entry]:
+        """The clips asked to air next (taken off the queue), each checked as a clip chosen."""
+        clips, self._requested = self._asked_clips(), []
+        self._choosing.update(c.id for c in clips)  # protected until in a block handed out
+        entries = []
+        for clip in clips:
+            stamp = await self._intact(clip)
+            if stamp is not None:
+                entries.append(self._entry(clip, "fresh" if clip.times_aired == 0 else "loop", stamp))
+        return entries
+
+    def _led_by(self, lead: list[Entry], entries: list[Entry]) -> list[Entry]:
+        """``lead`` then ``entries`` (without the clips in ``lead`` and the filler), cut once the
+        block is ``block_seconds`` long, as a block chosen is."""
+        ids = {e.clip_id for e in lead}
+        block, total = list(lead), sum(e.duration for e in lead)
+        for entry in entries:
+            if total >= self.block_seconds:
+                break
+            if entry.clip_id not in ids and entry.source != "filler":
+                block.append(entry)
+                total += entry.duration
+        return block
 
     async def _rewrite(self, block: Block, entries: list[Entry]) -> Block:
         """``block`` with ``entries`` (the filler when none), its playlist written again."""
@@ -237,22 +283,28 @@ class Programmer:
         now = time.time() if now is None else now
         slots = aired_slots(self._aired)
         on_air = self._aired[-1] if self._aired else None
+        ahead: list[Slot] = []
         at = on_air[1] + on_air[0].duration if on_air else now
+        asked = [self._entry(c, "fresh" if c.times_aired == 0 else "loop") for c in self._asked_clips()]
         for block in self._handed:
             if on_air is None or block.number > on_air[0].number:
-                slots += block_slots(block, at)
+                if asked and block.number > self._revised:  # the block the clips asked for will lead
+                    block, asked = replace(block, entries=tuple(self._led_by(asked, list(block.entries)))), []
+                ahead += block_slots(block, at)
                 at += block.duration
-        planned = {s.clip_id for s in slots if s.end > now and s.clip_id is not None}
+        planned = {s.clip_id for s in [*slots, *ahead] if s.end > now and s.clip_id is not None}
         filler = Entry(path=self.filler, duration=self.filler_seconds, source="filler")
-        slots += project(self._projection_order(planned), filler, self.block_seconds, self.blocks_made + 1, max(at, now),
+        ahead += project(self._projection_order(planned), filler, self.block_seconds, self.blocks_made + 1, max(at, now),
                          now + HORIZON_S)
-        return split(slots, now)
+        behind = on_air[1] - on_air[2] if on_air else 0.0  # the stream's clock behind Unix time now
+        return split([*slots, *(replace(s, stream_start=s.start - behind, stream_end=s.end - behind) for s in ahead)],
+                     now)
 
     def _projection_order(self, planned: set[int]) -> list[Clip]:
         """The clips in the order the next blocks would take them: asked for, fresh of the
         theme, the rest least recently aired first, those already planned last."""
         theme = self.theme()
-        asked = [c for c in map(self.library.get, self._requested) if c is not None and c.state == "ok"]
+        asked = self._asked_clips()
         fresh = self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
         rotation = self._query("rotation", lambda: self.library.rotation(limit=256))
         order, seen = [], set()
@@ -261,6 +313,9 @@ class Programmer:
                 order.append(clip)
                 seen.add(clip.id)
         return order + [c for c in rotation if c.id in planned]
+
+    def _asked_clips(self) -> list[Clip]:
+        return [c for c in map(self.library.get, self._requested) if c is not None and c.state == "ok"]
 
     async def _choose(self) -> list[Entry]:
         theme = self.theme()
@@ -277,14 +332,9 @@ class Programmer:
                     chosen.append(self._entry(clip, source, stamp))
                     total += clip.duration
 
-        asked, self._requested = self._requested, []
-        requested = [c for c in map(self.library.get, asked) if c is not None and c.state == "ok"]
-        self._choosing.update(c.id for c in requested)
-        for clip in requested:
-            stamp = await self._intact(clip)
-            if stamp is not None:
-                chosen.append(self._entry(clip, "fresh" if clip.times_aired == 0 else "loop", stamp))
-                total += clip.duration
+        asked = set(self._requested)
+        chosen += await self._asked_for()
+        total += sum(e.duration for e in chosen)
         unrecorded = {clip_id for clip_id, _ in self._unrecorded}
         fresh = [c for c in self._query("fresh clips", lambda: self.library.fresh(theme, limit=64))
                  if c.id not in unrecorded and c.id not in asked]

@@ -1,12 +1,17 @@
 // The live player and what it shows: one module for the viewer page (/) and the console.
 //
-// The HLS output stamps every segment with EXT-X-PROGRAM-DATE-TIME (wall-clock time of the
-// stream), and /api/programme gives the real start times of the clips aired lately. The clip
-// the viewer sees is the one whose [start, end) holds the date of the picture on screen
-// (hls.js `playingDate`, less the dates' lead: see dateLead), not the one the server airs now:
-// a player runs a few segments behind.
+// The HLS output stamps every segment with EXT-X-PROGRAM-DATE-TIME (its start time plus the
+// stream time since), and /api/programme gives the clips aired lately with their times on the
+// stream's clock (`stream_start`, `stream_end`: the first block's start plus stream time, so
+// the dates keep one lead over them, where the Unix `start` falls behind the stream after every
+// skip). The clip the viewer sees is the one whose [stream_start, stream_end) holds the date of
+// the picture on screen (hls.js `playingDate`, less the dates' lead: see dateLead), not the one
+// the server airs now: a player runs a few segments behind.
 
 export const SOURCE = "/hls/index.m3u8";
+
+const startOf = (entry) => entry.stream_start ?? entry.start;  // a daemon from before stream times
+const endOf = (entry) => entry.stream_end ?? entry.end;
 
 // A player for a page left open all day: bounded back buffer, near the live edge, and back
 // from every fatal error instead of freezing. `onState(text)` hears what it is doing.
@@ -86,21 +91,21 @@ export function dateLead(player, entries) {
   let lead = null;
   for (const entry of entries) {
     for (const date of dates) {
-      const gap = date - entry.start;
+      const gap = date - startOf(entry);
       if (gap > -0.25 && gap < span + 0.5 && (lead === null || gap < lead)) lead = gap;
     }
   }
   return lead === null ? 0 : lead;
 }
 
-// The programme entry holding `dateMs` (start <= date < end; Unix seconds in the entries).
+// The programme entry holding `dateMs` (start <= date < end, on the stream's clock).
 export function entryAt(entries, dateMs) {
   const t = dateMs / 1000;
   let found = null;
   for (const entry of entries) {
-    if (entry.start <= t && (found === null || entry.start >= found.start)) found = entry;
+    if (startOf(entry) <= t && (found === null || startOf(entry) >= startOf(found))) found = entry;
   }
-  return found && t < found.end + 1 ? found : null;
+  return found && t < endOf(found) + 1 ? found : null;
 }
 
 // Calls `onClip(entry, dateMs)` whenever the clip on screen changes (entry: a /api/programme
@@ -137,10 +142,10 @@ export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
     const date = stamped === null ? null : stamped - 1000 * dateLead(player, entries);
     let entry = date === null ? now : entryAt(entries, date);
     const last = entries.length ? entries[entries.length - 1] : null;
-    if (date !== null && last && date / 1000 >= last.end && Date.now() - fetchedAt > 500) load();
+    if (date !== null && last && date / 1000 >= endOf(last) && Date.now() - fetchedAt > 500) load();
     if (date !== null && entry === null) entry = undefined;  // not known yet: keep what is shown
     if (entry === undefined) return;
-    const key = entry ? `${entry.block}:${entry.start}:${entry.clip_id}` : "";
+    const key = entry ? `${entry.block}:${startOf(entry)}:${entry.clip_id}` : "";
     if (key !== shown) {
       shown = key;
       onClip(entry, date);

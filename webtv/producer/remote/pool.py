@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import dataclasses
 import inspect
 import json
@@ -59,6 +60,12 @@ T = TypeVar("T")
 HEALTH_TIMEOUT_S = 10.0  # one health check: connect, ask /health, get the answer
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0  # silence on a connection; a worker's event stream beats every 15 s
+
+
+# Who wants to know which worker each job submitted from this context runs on (the producer's
+# render progress): called with the worker's URL at each attempt, in the submitting thread.
+JOB_WATCHER: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("webtv_job_watcher",
+                                                                                          default=None)
 
 
 class WorkersDown(RuntimeError):
@@ -385,6 +392,9 @@ class WorkerPool:
             if worker is None:
                 break
             tried.add(worker.url)
+            watcher = JOB_WATCHER.get()
+            if watcher is not None:
+                watcher(worker.url)
             try:
                 result, seconds = self._run(worker, endpoint, args, timeout)
                 value = decode(result, self) if decode is not None else result
