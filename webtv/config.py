@@ -80,6 +80,8 @@ class DirectorBase(Section):
     backend: str
     shots_per_sequence: int = Field(4, ge=1, le=32)
     seed: int = 0
+    subject_weight: float = Field(
+        1.0, ge=0, le=2, description="the offline writer's subject as (subject:weight) in its prompts; 1: unweighted")
 
 
 class OfflineDirectorSection(DirectorBase):

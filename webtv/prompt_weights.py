@@ -3,7 +3,8 @@
 The syntax is the one EpicDiffusion and most Stable Diffusion front ends write: a group in
 parentheses whose text ends with ``:weight``. The weight is a plain decimal number from
 ``MIN_WEIGHT`` to ``MAX_WEIGHT`` (1 is no change, below 1 less, 0 leaves the words out).
-Parentheses without a colon are plain text (``a fox (close-up)``); groups do not nest.
+Other parentheses are plain text (``a fox (close-up)``, ``(note: at dawn)``): themes, looks
+and LLM prose pass through untouched. Groups do not nest.
 
 Where a prompt goes:
 
@@ -13,8 +14,8 @@ Where a prompt goes:
   get ``clean(prompt)``: the words, the weight syntax removed. So does the caption on screen.
 - The library stores the prompt as written, weights and all (what was asked).
 
-A malformed weight (a group never closed, a stray ``)``, a weight that is no number or out of
-range, nested groups, no words before the colon) is ``PromptWeightError``, whose message
+A malformed weight (``(red fox:lots)``, ``(red fox:)``, a weight out of range, no words
+before the colon, ``(red fox:1.3`` never closed, ``red fox:1.3)`` or a nested group) is ``PromptWeightError``, whose message
 names the prompt. compel has a parser of its own, but for another syntax (``(red fox)1.3``)
 and it reads anything it cannot parse as plain text; this one is strict so that a typo is an
 error, not a silently unweighted prompt.
@@ -28,6 +29,11 @@ from dataclasses import dataclass
 MIN_WEIGHT = 0.0
 MAX_WEIGHT = 2.0
 _NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+# (words:weight): no parentheses inside, the weight one word after the last colon
+_GROUP = re.compile(r"\((?P<words>[^()]*):[ \t]*(?P<weight>[^\s()]*)[ \t]*\)")
+_WEIGHT = r":[ \t]*[-+]?[\d.]+[ \t]*"
+_UNOPENED = re.compile(r"[^\s()]*" + _WEIGHT + r"\)")  # ... red fox:1.3) with no '(' left for it
+_UNCLOSED = re.compile(r"\([^()]*" + _WEIGHT + r"(?=[^)\d.]|$)")  # (red fox:1.3 with no ')'
 
 
 class PromptWeightError(ValueError):
@@ -45,52 +51,24 @@ class Part:
 def parse(prompt: str) -> tuple[Part, ...]:
     """``prompt`` as its runs of words with their weights, in order (empty runs left out);
     PromptWeightError when its weight syntax is malformed."""
-    return _scan(prompt)[0]
+    parts: list[Part] = []
+    position = 0
+    for group, weight in _groups(prompt):
+        _add(parts, prompt[position:group.start()])
+        _add(parts, group["words"], weight)
+        position = group.end()
+    _add(parts, prompt[position:])
+    return tuple(parts)
 
 
 def clean(prompt: str) -> str:
-    """``prompt`` with the weight syntax removed, spaces and punctuation as written: ``a (red
-    fox:1.3), running`` -> ``a red fox, running``. PromptWeightError when it is malformed."""
-    return _scan(prompt)[1]
-
-
-def _scan(prompt: str) -> tuple[tuple[Part, ...], str]:
-    parts: list[Part] = []
-    plain: list[str] = []
-    words_only: list[str] = []
-    position = 0
-    while position < len(prompt):
-        opening = prompt.find("(", position)
-        closing = prompt.find(")", position)
-        if closing >= 0 and (opening < 0 or closing < opening):
-            _fail(prompt, f"the ')' at position {closing} closes no '('")
-        if opening < 0:
-            plain.append(prompt[position:])
-            words_only.append(prompt[position:])
-            break
-        plain.append(prompt[position:opening])
-        words_only.append(prompt[position:opening])
-        if closing < 0:
-            _fail(prompt, f"the '(' at position {opening} is never closed")
-        inner = prompt[opening + 1:closing]
-        if "(" in inner:
-            _fail(prompt, f"groups do not nest: {prompt[opening:closing + 1]!r}")
-        if ":" not in inner:
-            plain.append(prompt[opening:closing + 1])  # plain text in parentheses
-            words_only.append(prompt[opening:closing + 1])
-        else:
-            words, _, weight = inner.rpartition(":")
-            _add(parts, "".join(plain))
-            plain = []
-            if not words.strip():
-                _fail(prompt, f"no words before the weight in {prompt[opening:closing + 1]!r}")
-            _add(parts, words, _weight(prompt, words, weight))
-            words_only.append(f" {words.strip()} ")
-        position = closing + 1
-    _add(parts, "".join(plain))
-    if "".join(words_only) == prompt:
-        return tuple(parts), prompt  # no weight group: the prompt as written, untouched
-    return tuple(parts), re.sub(r"\s+([,.;:!?])", r"\1", " ".join("".join(words_only).split()))
+    """``prompt`` with the weight syntax removed, the rest as written: ``a (red fox:1.3),
+    running`` -> ``a red fox, running``. PromptWeightError when it is malformed."""
+    text, position = [], 0
+    for group, _ in _groups(prompt):
+        text += [prompt[position:group.start()], group["words"].strip()]
+        position = group.end()
+    return "".join(text + [prompt[position:]])
 
 
 def is_weighted(prompt: str) -> bool:
@@ -115,14 +93,26 @@ def weighted(text: str, weight: float) -> str:
     return f"({text}:{round(weight, 2):g})" if weight != 1.0 else text
 
 
-def _weight(prompt: str, words: str, text: str) -> float:
-    text = text.strip()
+def _weight(prompt: str, match: re.Match) -> float:
+    words, text = match["words"].strip(), match["weight"]
+    if not words:
+        _fail(prompt, f"no words before the weight in {match[0]!r}")
     if not _NUMBER.fullmatch(text):
-        _fail(prompt, f"the weight {text!r} of {words.strip()!r} is not a number (write (words:1.3))")
-    value = float(text)
-    if not MIN_WEIGHT <= value <= MAX_WEIGHT:
-        _fail(prompt, f"the weight {text} of {words.strip()!r} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}")
-    return value
+        _fail(prompt, f"the weight {text!r} of {words!r} is not a number (write (words:1.3))")
+    if not MIN_WEIGHT <= float(text) <= MAX_WEIGHT:
+        _fail(prompt, f"the weight {text} of {words!r} is outside {MIN_WEIGHT:g}..{MAX_WEIGHT:g}")
+    return float(text)
+
+
+def _groups(prompt: str) -> list[tuple[re.Match, float]]:
+    """Each weight group of ``prompt`` with its weight, in order; PromptWeightError if malformed."""
+    groups = [(match, _weight(prompt, match)) for match in _GROUP.finditer(prompt)]
+    rest = _GROUP.sub(" ", prompt)
+    if stray := _UNOPENED.search(rest):
+        _fail(prompt, f"{stray[0].strip()!r} closes no '(' (groups do not nest)")
+    if stray := _UNCLOSED.search(rest):
+        _fail(prompt, f"{stray[0].strip()!r} is never closed")
+    return groups
 
 
 def _add(parts: list[Part], text: str, weight: float = 1.0) -> None:

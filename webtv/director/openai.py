@@ -353,7 +353,7 @@ class OpenAIDirector:
         self.cooldown_s = cooldown_s
         self.system_prompt = load_system_prompt(director.system_prompt)
         self.story_prompt = load_system_prompt(None, "story_prompt.txt")
-        self.offline = OfflineDirector()
+        self.offline = OfflineDirector(director.subject_weight)
         self._key, found = api_key(director, env)
         if not found:
             log.warning("director: %s is not set; sending a placeholder key (fine for local servers)", director.api_key_env)
