@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from webtv.cli import main
 from webtv.config import HouseSection
 from webtv.director.base import Shot
 from webtv.director.offline import OfflineDirector
@@ -39,6 +40,13 @@ def test_a_malformed_weight_is_an_error_naming_the_prompt(prompt, fault):
     with pytest.raises(PromptWeightError) as error:
         clean(prompt)
     assert str(error.value).startswith(f"prompt {prompt!r}: ") and fault in str(error.value)
+
+
+def test_webtv_render_refuses_a_malformed_weight(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exited:
+        main(["render", "a (red fox:lots)", "--out", str(tmp_path / "clip.mp4")])
+    assert exited.value.code == 2
+    assert "prompt 'a (red fox:lots)': the weight 'lots' of 'red fox' is not a number" in capsys.readouterr().err
 
 
 def test_procedural_draws_the_clean_text():
