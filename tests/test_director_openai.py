@@ -101,7 +101,7 @@ async def test_a_well_formed_reply_becomes_the_sequence(openai_server, make):
 def test_the_packaged_system_prompt_carries_the_advice_and_the_shape():
     text = load_system_prompt()
     for needle in ("camera moves", "direction and a speed", "in every shot prompt", "IMAX", "Canon EOS",
-                   '"music_prompt"', '"tags"', '"shots"', '"prompt"'):
+                   '"music_prompt"', '"tags"', '"shots"', '"prompt"', "the character", "(on a misty pier at dawn:0.9)"):
         assert needle in text, needle
 
 
@@ -111,6 +111,16 @@ async def test_a_system_prompt_file_replaces_the_packaged_one(openai_server, mak
     await make(system_prompt=custom).write_sequence(THEME, 3, 1)
     (request,) = openai_server.chat_requests()
     assert request.messages[0]["content"] == "You write shots for a channel about lighthouses. Reply with JSON."
+
+
+async def test_a_prompt_with_a_malformed_weight_is_dropped_and_a_weighted_one_kept(openai_server, make, caplog):
+    director = make()
+    openai_server.behave("too_many")
+    openai_server.poison = {1: "(a red fox:lots)", 2: "(a calm sea:1.2)"}
+    kept = await director.write_sequence(THEME, 3, 1)
+    assert [s.prompt for s in kept.shots] == [shot_prompt(THEME, 0), shot_prompt(THEME, 2) + ", (a calm sea:1.2)",
+                                              shot_prompt(THEME, 3)]
+    assert "malformed weight" in caplog.text and "'lots' of 'a red fox' is not a number" in caplog.text
 
 
 async def test_extra_shots_are_dropped_and_a_fenced_reply_is_read(openai_server, make):

@@ -377,6 +377,19 @@ def test_adapters_call_spaces_with_other_signatures(fake_spaces):
         pool.close()
 
 
+@pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
+def test_an_adapter_gets_the_prompt_without_its_weights(fake_spaces):
+    url, calls = fake_spaces
+    pool = pool_of(url)
+    try:
+        video = RemoteVideoSection(frames=2, steps=1,
+                                   adapter=AdapterSection(endpoint="/run", args=["$prompt", "$seed", "$frames", "$steps"]))
+        RemoteVideo(pool, video).render(Shot(prompt="a (red fox:1.4) in (fresh snow:0.8)", seed=9, theme="t"), 1.0)
+        assert ("run", "a red fox in fresh snow", 9, 2, 1) in calls
+    finally:
+        pool.close()
+
+
 # --------------------------------------------------------------------------- last: kills the worker
 
 

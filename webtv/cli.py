@@ -14,6 +14,7 @@ from pathlib import Path
 
 from webtv.config import (DEFAULT_CONFIG, Config, ConfigError, check_worker, config_warnings, load_config, summary,
                           worker_auth)
+from webtv.prompt_weights import weight_problem
 from webtv.text import text_problem
 
 EXIT_CONFIG = 2
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
     render = commands.add_parser("render", help="render one house-format clip through the configured backends")
-    render.add_argument("prompt", type=printable)
+    render.add_argument("prompt", type=shot_prompt)
     render.add_argument("--out", type=Path, required=True, help="where to write the clip (.mp4)")
     render.add_argument("--config", type=Path, default=None,
                         help="channel file (default: channel.toml here, else the built-in defaults)")
@@ -136,6 +137,14 @@ def printable(text: str) -> str:
     """An argument that must be one line of printable text (a theme, a prompt): argparse
     refuses anything else with exit code 2 and the reason."""
     problem = text_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def shot_prompt(text: str) -> str:
+    """A shot prompt: printable, and its weights, ``(red fox:1.3)``, well formed."""
+    problem = weight_problem(printable(text))
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
     return text

@@ -80,6 +80,8 @@ class DirectorBase(Section):
     backend: str
     shots_per_sequence: int = Field(4, ge=1, le=32)
     seed: int = 0
+    subject_weight: float = Field(
+        1.0, ge=0, le=2, description="the offline writer's subject as (subject:weight) in its prompts; 1: unweighted")
 
 
 class OfflineDirectorSection(DirectorBase):
@@ -375,13 +377,26 @@ class Sampling(Section):
     negative_prompt: str = ""
 
 
+class FreeUSection(Section):
+    """FreeU (diffusers' ``enable_freeu``): the UNet's decoder rebalanced, backbone features
+    scaled by ``b1``/``b2``, skip features by ``s1``/``s2``, in its first two up blocks. The
+    defaults are diffusers' FreeU guide's for the text-to-video model Zeroscope comes from."""
+
+    s1: float = Field(0.9, ge=0, le=10)
+    s2: float = Field(0.2, ge=0, le=10)
+    b1: float = Field(1.2, ge=0, le=10)
+    b2: float = Field(1.4, ge=0, le=10)
+
+
 class DiffusionPass(Sampling):
-    """What the two Zeroscope passes share: sampling, the device and the memory switches."""
+    """What the two Zeroscope passes share: sampling, the device, the memory switches and
+    FreeU (``[video.freeu]`` / ``[upscale.freeu]``: on when the table is there)."""
 
     device: Device = "auto"
     cpu_offload: bool = False
     vae_slicing: bool = True
     forward_chunking: bool = False
+    freeu: FreeUSection | None = None
 
 
 # ------------------------------------------------------------------------ [video]: shot -> frames

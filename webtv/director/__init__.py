@@ -18,7 +18,7 @@ def make_director(section: "DirectorSection") -> Director:
     if section.backend == "offline":
         from webtv.director.offline import OfflineDirector
 
-        return OfflineDirector()
+        return OfflineDirector(section.subject_weight)
     if section.backend == "openai":
         from webtv.director.openai import OpenAIDirector
 

@@ -14,6 +14,7 @@ import re
 import time
 
 from webtv.director.base import DirectorState, EpisodeBrief, Sequence, Shot
+from webtv.prompt_weights import weighted
 
 # Settings and characters grouped by what a theme may ask for; "any" is always eligible.
 _SETTINGS: dict[str, list[str]] = {
@@ -202,10 +203,13 @@ def _categories(words: list[str], table: dict[str, tuple[str, ...]]) -> list[str
 
 
 class OfflineDirector:
-    """Writes sequences from built-in vocabularies; no model, no network."""
+    """Writes sequences from built-in vocabularies; no model, no network. With a
+    ``subject_weight`` other than 1 the character is written weighted, ``(a lone fox:1.3)``
+    (``webtv.prompt_weights``), for the models that read weights."""
 
-    def __init__(self) -> None:
+    def __init__(self, subject_weight: float = 1.0) -> None:
         self.state = DirectorState(backend="offline")
+        self.subject_weight = subject_weight
 
     async def aclose(self) -> None:
         """Nothing to let go of: the offline writer holds no connection."""
@@ -274,7 +278,8 @@ class OfflineDirector:
             move = srng.choice([m for m in _MOVES if m != last_move])
             last_move = move
             camera = f"{srng.choice(_SPEEDS)} {move}"
-            prompt = f"{framing} of {character} {action}, {setting}, {theme}, {light}, {style}, {camera}"
+            subject = weighted(character, self.subject_weight)
+            prompt = f"{framing} of {subject} {action}, {setting}, {theme}, {light}, {style}, {camera}"
             shot_seed = shot_seed_of(seq_id, index)
             out.append(
                 Shot(

@@ -32,6 +32,7 @@ from webtv.director.cast import cast_prompt, names_of
 from webtv.director.offline import OfflineDirector, _clean, shot_seed_of
 from webtv.director.story import bounded_summary
 from webtv.director.story import write_episode as write_offline_episode
+from webtv.prompt_weights import weight_problem
 from webtv.text import checked_text, text_problem
 
 log = logging.getLogger("webtv.director")
@@ -174,7 +175,7 @@ class CastReply(BaseModel):
 
 
 class EpisodeShotReply(BaseModel):
-    prompt: Annotated[Prompt, AfterValidator(checked_text)]
+    prompt: Annotated[Prompt, AfterValidator(checked_text), AfterValidator(_checked_weights)]
     narration: _line(MAX_LINE_CHARS)
     characters: list[_line(60)] = Field(default_factory=list)
 
@@ -321,11 +322,21 @@ def _enough(replies: list, shots: int) -> list:
 
 
 def _dropped(prompt: str) -> bool:
-    """True (and logged) when a shot prompt is not printable text: that shot is left out."""
+    """True (and logged) when a shot prompt is not printable text or its weights are
+    malformed: that shot is left out."""
     problem = text_problem(prompt)
+    if problem is None and (problem := weight_problem(prompt)) is not None:
+        problem = f"has a malformed weight: {problem}"
     if problem is not None:
         log.warning("director: shot prompt dropped, it %s: %r", problem, prompt[:80])
     return problem is not None
+
+
+def _checked_weights(prompt: str) -> str:
+    problem = weight_problem(prompt)
+    if problem is not None:
+        raise ValueError(problem)
+    return prompt
 
 
 # ----------------------------------------------------------------------------- the director
@@ -353,7 +364,7 @@ class OpenAIDirector:
         self.cooldown_s = cooldown_s
         self.system_prompt = load_system_prompt(director.system_prompt)
         self.story_prompt = load_system_prompt(None, "story_prompt.txt")
-        self.offline = OfflineDirector()
+        self.offline = OfflineDirector(director.subject_weight)
         self._key, found = api_key(director, env)
         if not found:
             log.warning("director: %s is not set; sending a placeholder key (fine for local servers)", director.api_key_env)

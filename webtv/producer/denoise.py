@@ -4,7 +4,8 @@ diffusers 0.42 keeps ``TextToVideoSDPipeline`` and ``VideoToVideoSDPipeline`` un
 ``pipelines/deprecated``: their ``__call__`` guides every step or none, and its old
 ``callback(step, timestep, latents)`` cannot change the UNet's batch. The loops here are
 those ``__call__``s (same prompt encoding, latents, scheduler calls, decoding and offload
-hooks, through the pipeline's own methods) with one lever added: classifier-free guidance
+hooks, through the pipeline's own methods; a weighted prompt is encoded with compel,
+``webtv/producer/weighting.py``) with one lever added: classifier-free guidance
 for the first ``guided`` steps only. A guided step runs the UNet on a batch of 2 (negative
 and positive prompt); the steps after it run it on the positive prompt alone, half the
 work. With ``guided == steps`` the result is the pipeline's own.
@@ -19,6 +20,8 @@ import math
 from typing import Any, Callable
 
 import numpy as np
+
+from webtv.producer.weighting import encode_prompts
 
 OnStep = Callable[[int], None]
 """on_step(index of the denoising step just done, from 0)."""
@@ -56,7 +59,7 @@ def text_to_video(pipe, *, prompt: str, negative_prompt: str | None, num_frames:
     with torch.no_grad():
         device = pipe._execution_device
         guided = guided_steps(steps, guidance, guidance_fraction)
-        positive, negative = pipe.encode_prompt(prompt, device, 1, guided > 0, negative_prompt)
+        positive, negative = encode_prompts(pipe, prompt, negative_prompt, device, guided > 0)
         pipe.scheduler.set_timesteps(steps, device=device)
         latents = pipe.prepare_latents(1, pipe.unet.config.in_channels, num_frames, height, width, positive.dtype,
                                        device, generator)
@@ -77,7 +80,7 @@ def video_to_video(pipe, *, prompt: str, video: list, negative_prompt: str | Non
         pipe.scheduler.set_timesteps(steps, device=device)
         timesteps, run = pipe.get_timesteps(steps, strength, device)
         guided = guided_steps(run, guidance, guidance_fraction)
-        positive, negative = pipe.encode_prompt(prompt, device, 1, guided > 0, negative_prompt)
+        positive, negative = encode_prompts(pipe, prompt, negative_prompt, device, guided > 0)
         frames = pipe.video_processor.preprocess_video(video)
         latents = pipe.prepare_latents(frames, timesteps[:1], 1, positive.dtype, device, generator)
         latents = _denoise(pipe, latents, timesteps, positive, negative, guidance, guided,

@@ -29,6 +29,7 @@ import numpy as np
 from webtv.director.base import Shot
 from webtv.producer.base import Progress
 from webtv.producer.devices import model_source, pick_device, pick_dtype
+from webtv.prompt_weights import clean
 
 log = logging.getLogger("webtv.producer")
 
@@ -176,7 +177,8 @@ class DiffusionStage:
             elif "callback" in accepted:
                 kwargs["callback"] = lambda step, _timestep, _latents: on_step(step)
                 kwargs["callback_steps"] = 1
-        return pipe(prompt=shot.prompt, negative_prompt=section.negative_prompt or None,
+        # plain text: weights reach the Zeroscope passes only (their own loops, denoise.py)
+        return pipe(prompt=clean(shot.prompt), negative_prompt=clean(section.negative_prompt) or None,
                     guidance_scale=section.guidance, generator=self._generator(shot.seed), **kwargs,
                     output_type="np").frames
 

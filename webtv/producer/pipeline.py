@@ -44,6 +44,7 @@ from webtv.producer.base import Frames, Progress
 from webtv.producer.house import encode_clip, validate_clip
 from webtv.producer.narration import Line, Narration, fit_line, mix, voice_of
 from webtv.producer.subtitles import Subtitle
+from webtv.prompt_weights import clean
 
 if TYPE_CHECKING:
     from webtv.config import Config, HouseSection
@@ -210,7 +211,7 @@ class ClipPipeline:
             audio = steps.timed("mix", mix, audio, line, self.narration.duck_db)
             subtitle = Subtitle(line.text, line.start, line.end)
         # 4. encode: once, into the house format, with the caption (or the line) and the shot's sound
-        steps.timed("encode", encode_clip, frames, audio, shot.prompt, self.house, out, subtitle,
+        steps.timed("encode", encode_clip, frames, audio, clean(shot.prompt), self.house, out, subtitle,
                     self.narration.subtitles if self.narration else None)
         # 5. validate: the file is what playout will copy (format, length, keyframes)
         probed = steps.timed("validate", validate_clip, out, self.house, frames.seconds)
@@ -290,7 +291,7 @@ class ClipPipeline:
         """A clip with music of its own (``webtv render``, a worker's ``/clip``): the shot as
         a sequence of one, its prompt the music prompt."""
         shot = replace(shot, index=0)
-        sequence = Sequence(id=shot.sequence_id, theme=shot.theme, music_prompt=shot.prompt, seed=shot.seed,
+        sequence = Sequence(id=shot.sequence_id, theme=shot.theme, music_prompt=clean(shot.prompt), seed=shot.seed,
                             shots=(shot,))
         track = self.compose(sequence, progress)
         made = self(shot, track, out, progress)

@@ -19,6 +19,7 @@ import numpy as np
 from webtv.config import HouseSection, ProceduralVideoSection
 from webtv.director.base import Shot
 from webtv.producer.base import Frames, Progress
+from webtv.prompt_weights import clean
 
 FAMILIES = ("plasma", "rings", "stripes", "blobs", "hills")
 
@@ -111,10 +112,11 @@ class ProceduralVideo:
         fps = self.house.fps
         count = max(1, round(seconds * fps))
         width, height = self.size
-        r = _hash_floats(look_key(shot.prompt), shot.seed, count=48)
+        prompt = clean(shot.prompt)  # plain text: (red fox:1.3) draws what "red fox" draws
+        r = _hash_floats(look_key(prompt), shot.seed, count=48)
         family = FAMILIES[int(r[0] * len(FAMILIES))]
-        lut = _palette(r[1:13], grey=bool(re.search(r"black and white|monochrome|noir", shot.prompt.lower())))
-        cam = camera_motion(shot.prompt)
+        lut = _palette(r[1:13], grey=bool(re.search(r"black and white|monochrome|noir", prompt.lower())))
+        cam = camera_motion(prompt)
         if not any(cam.values()):
             angle = r[13] * 2 * math.pi
             cam["pan"], cam["tilt"] = 0.12 * math.cos(angle), 0.12 * math.sin(angle)

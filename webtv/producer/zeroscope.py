@@ -17,6 +17,10 @@ applies its memory switches:
 - ``vae_slicing``: the VAE encodes and decodes one frame at a time.
 - ``forward_chunking``: the UNet's feed-forward layers run one frame at a time.
 
+and ``freeu`` (off unless the section has a ``freeu`` table): diffusers' ``enable_freeu`` with
+its ``s1, s2, b1, b2``, set when the pipeline is loaded. A prompt may carry weights,
+``(red fox:1.3)``: ``denoise.py`` encodes it with compel (``webtv/producer/weighting.py``).
+
 Loading, device, CPU offload (also turned on for good by the light retry), progress and
 seeded noise are ``webtv.producer.diffusion.DiffusionStage``'s. ``light=True`` (the retry
 after an out-of-memory failure) turns every switch on for that call and, for the video
@@ -56,6 +60,14 @@ class _ZeroscopeStage(DiffusionStage):
                     and pipe.scheduler.config.algorithm_type == "dpmsolver++"):
                 pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config,
                                                                          algorithm_type="dpmsolver++")
+
+    def _prepare(self, pipe) -> None:
+        freeu = self.section.freeu
+        if freeu is None:
+            pipe.disable_freeu()
+        else:
+            pipe.enable_freeu(s1=freeu.s1, s2=freeu.s2, b1=freeu.b1, b2=freeu.b2)
+        super()._prepare(pipe)
 
     def _memory_switches(self, pipe, light: bool) -> None:
         if self.section.vae_slicing or light:

@@ -15,6 +15,7 @@ from webtv.director import Sequence, Shot
 from webtv.producer.base import Frames, Progress, light_frame_count
 from webtv.producer.remote.pool import WorkerPool
 from webtv.producer.remote.wire import read_audio, read_frames, sequence_json, shot_json, write_frames
+from webtv.prompt_weights import clean
 
 if TYPE_CHECKING:
     from webtv.config import (AdapterSection, HouseSection, RemoteAudioSection, RemoteInterpolationSection,
@@ -88,7 +89,8 @@ class RemoteVideo(_Remote):
         adapter = self.section.adapter
         if adapter is not None:
             s = self.section
-            values = {"prompt": shot.prompt, "negative_prompt": s.negative_prompt, "seed": shot.seed,
+            # another Gradio app takes plain text: the weight syntax removed
+            values = {"prompt": clean(shot.prompt), "negative_prompt": clean(s.negative_prompt), "seed": shot.seed,
                       "frames": light_frame_count(s.frames) if light else s.frames, "steps": s.steps,
                       "guidance": s.guidance, "seconds": seconds, "width": s.width, "height": s.height}
             frames = self.pool.submit(adapter.endpoint, *adapter_args(adapter, values),
