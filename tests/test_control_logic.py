@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from webtv.config import ProgrammeSection
 from webtv.director import Shot
-from webtv.http.control import xmltv
+from webtv.http.control import slot_json, xmltv
 from webtv.http.events import QUEUE, EventHub
 from webtv.library import Library
 from webtv.playout.block import Block, Entry
@@ -119,6 +120,13 @@ def test_xmltv_parses_with_utc_times():
     first, second = tv.findall("programme")
     assert (first.get("start"), first.get("stop")) == ("19700101000000 +0000", "19700101000002 +0000")
     assert first.find("title").text == "p1" and "more is on its way" in second.find("title").text
+
+
+def test_viewers_read_a_weighted_prompt_without_its_weights():
+    weighted = replace(entry(3), prompt="a (red fox:1.3) running")
+    slot = split(aired_slots([(Block(1, Path("b"), (weighted,)), 0.0, 0.0)]), now=1.0).now
+    assert (slot_json(slot)["prompt"], slot_json(slot)["caption"]) == ("a (red fox:1.3) running", "a red fox running")
+    assert ET.fromstring(xmltv("owls", [slot])).find("programme/title").text == "a red fox running"
 
 
 async def test_a_slow_events_client_is_dropped_not_waited_for():

@@ -173,7 +173,7 @@ def test_programme_covers_the_hour_and_epg_matches_it(room):
         assert entry.get("channel") == channel_id
         assert entry.get("start") == time.strftime("%Y%m%d%H%M%S +0000", time.gmtime(slot["start"]))
         assert entry.get("stop") == time.strftime("%Y%m%d%H%M%S +0000", time.gmtime(slot["end"]))
-        assert entry.find("title").text == (slot["prompt"] or entry.find("title").text)
+        assert entry.find("title").text == (slot["caption"] or entry.find("title").text)
 
 
 def chosen_next(room: Daemon, ahead: float = 0.0) -> list[dict]:

@@ -21,6 +21,7 @@ from webtv.http.events import EventHub, LogRelay
 from webtv.library import Clip
 from webtv.library.index import LABELS, SORTS
 from webtv.programmer.guide import Slot
+from webtv.prompt_weights import PromptWeightError, clean
 from webtv.programmer.playlist import slug
 from webtv.status import ChannelView, MutationsOff
 
@@ -39,9 +40,18 @@ def clip_json(clip: Clip) -> dict:
     }
 
 
+def caption(prompt: str) -> str:
+    """What a viewer reads for ``prompt``: without its weights, as the burned-in caption."""
+    try:
+        return clean(prompt)
+    except PromptWeightError:
+        return prompt
+
+
 def slot_json(slot: Slot) -> dict:
     entry = slot.entry
-    data = {"clip_id": entry.clip_id, "prompt": entry.prompt or None, "theme": entry.theme or None,
+    data = {"clip_id": entry.clip_id, "prompt": entry.prompt or None, "caption": caption(entry.prompt) or None,
+            "theme": entry.theme or None,
             "source": entry.source, "block": slot.block, "start": slot.start, "end": slot.end,
             "duration": round(slot.duration, 3),
             "stream_start": slot.start if slot.stream_start is None else slot.stream_start,
@@ -63,7 +73,7 @@ def xmltv(channel_name: str, slots: list[Slot]) -> bytes:
     for slot in slots:
         programme = ET.SubElement(tv, "programme", start=xmltv_time(slot.start), stop=xmltv_time(slot.end),
                                   channel=channel_id)
-        ET.SubElement(programme, "title").text = slot.prompt or f"{channel_name}: more is on its way"
+        ET.SubElement(programme, "title").text = caption(slot.prompt or "") or f"{channel_name}: more is on its way"
         if slot.entry.theme:
             ET.SubElement(programme, "desc").text = slot.entry.theme
         ET.SubElement(programme, "category").text = slot.entry.source
