@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests import rtmp_server as _rtmp
+
+# torch here and in every daemon, render, bench and worker the tests start (they inherit the
+# environment) on one thread: the tests' tiny models gain nothing from threads, and OpenMP
+# threads spinning while the daemon's ffmpeg or other processes hold the cores turn seconds of
+# torch into minutes (test_musicgen: 10 s alone, 35-90 s on a loaded 2-core machine).
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +60,3 @@ def library(tmp_path):
     lib = Library(tmp_path / "lib rary's")
     yield lib
     lib.close()
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """torch on one thread for a module of tiny models: they gain nothing from threads, and
-    OpenMP threads that spin while other test processes hold the cores make a 6 s module
-    take a minute. (Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.)"""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -30,7 +30,8 @@ FPS = 24
 @pytest.fixture(scope="module")
 def channel(tmp_path_factory, rtmp_server):
     folder = tmp_path_factory.mktemp("e2e") / "it's a channel"
-    daemon = Daemon(folder, rtmp_urls=[f"{rtmp_server}/webtv"]).start()
+    # 6 s blocks (three 2 s clips): a clip chosen again, or a block chosen next, comes sooner
+    daemon = Daemon(folder, rtmp_urls=[f"{rtmp_server}/webtv"], programme={"block_seconds": 6.0}).start()
     try:
         daemon.wait_for(
             lambda s: {o["kind"]: o["state"] for o in s["outputs"]} == {"rtmp": "running", "hls": "running"},
@@ -90,7 +91,9 @@ def test_kill_rtmp_output_recovers_within_3s_and_hls_is_unaffected(channel, stre
                              timeout=5, message="restart counted")
     hls_after = next(o for o in after["outputs"] if o["kind"] == "hls")
     assert hls_after["pid"] == hls["pid"] and hls_after["restarts"] == hls["restarts"]
-    time.sleep(2 * 2.0 + 1)
+    until = time.monotonic() + 2 * 2.0 + 1  # two 2 s segments and a second
+    while not (hls_sequence(channel.folder) or -1) > sequence_before and time.monotonic() < until:
+        time.sleep(0.2)
     assert hls_sequence(channel.folder) > sequence_before, "HLS stopped advancing"
 
 

@@ -39,16 +39,6 @@ from webtv.producer.interpolate import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and OpenMP threads on a busy machine (the suite
-    runs beside other work) can make each forward pass 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model():
     return tiny_film(seed=1)

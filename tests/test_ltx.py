@@ -7,7 +7,6 @@ import pytest
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 from tests.tiny_ltx import tiny_components, tiny_ltx  # noqa: E402
 from webtv.config import LtxVideoSection  # noqa: E402

@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video  # noqa: E402
 from webtv.config import ZeroscopeUpscaleSection, ZeroscopeVideoSection  # noqa: E402

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("diffusers")
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 from tests.test_zeroscope import SHOT, upscale_section, video_section  # noqa: E402
 from tests.tiny_film import tiny_film  # noqa: E402

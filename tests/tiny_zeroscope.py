@@ -22,11 +22,10 @@ into ``folder`` (created if missing) and return it. A folder already holding a
 
 Sizes: any width/height that is a multiple of 8 works (the UNet is fully convolutional);
 one render of 4 frames at 32x32 with 2 steps takes a fraction of a second on a CPU. The
-latents are a quarter of the frame size a side (the real VAE: an eighth). On a small shared
-CI machine, ``torch.set_num_threads(1)`` around such tests keeps them fast: the models are
-too small to gain from threads, and OpenMP threads spinning beside other busy processes can
-make a few seconds of work take a minute (see the ``one_thread`` fixture in
-tests/conftest.py). ``tiny_components(seed)`` gives the components unsaved, for
+latents are a quarter of the frame size a side (the real VAE: an eighth). The tests run torch
+on one thread (``OMP_NUM_THREADS=1``, set in tests/conftest.py): the models are too small to
+gain from threads, and OpenMP threads spinning beside other busy processes can make a few
+seconds of work take a minute. ``tiny_components(seed)`` gives the components unsaved, for
 ``pipeline_class(**components)`` and ``ZeroscopeVideo.use_pipeline``.
 """
 
