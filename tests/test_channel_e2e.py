@@ -101,8 +101,9 @@ def test_corrupted_library_clip_is_skipped_on_air(channel):
     index = channel.folder / "library" / "index.sqlite"
     channel.wait_for(lambda s: s["library"]["clips"] >= 4, timeout=60, message="library of 4 clips")
     # The next block is chosen (and its clips checked) a little before it airs: take the clip
-    # least recently aired that is in none of the blocks written so far, so it airs soon after
-    # (early in a run every aired clip may still be in a written block: wait for one that is not).
+    # that is next in line and in none of the blocks written so far, so it airs soon after: the
+    # oldest fresh one (blocks of three 2 s clips are often all fresh), else the one least
+    # recently aired (early in a run every aired clip may still be in a written block: wait).
     deadline = time.monotonic() + 60
     while True:
         on_air = channel.status()["now_playing"]["block"]
@@ -110,7 +111,8 @@ def test_corrupted_library_clip_is_skipped_on_air(channel):
                           if int(p.stem.split("-")[1]) >= on_air)
         with sqlite3.connect(index) as db:
             rows = db.execute(
-                "SELECT id, file FROM clips WHERE state = 'ok' AND times_aired > 0 ORDER BY last_aired"
+                "SELECT id, file FROM clips WHERE state = 'ok'"
+                " ORDER BY times_aired > 0, CASE WHEN times_aired = 0 THEN created ELSE last_aired END"
             ).fetchall()
         candidates = [(i, f) for i, f in rows if f not in pending]
         if candidates:
