@@ -148,6 +148,11 @@ def producer_part(status: ChannelStatus) -> Iterable[Metric]:
     yield from (fraction, started)
     yield from gauge("webtv_producer_last_error_seconds", "When a render last failed (Unix time)", state.last_error_at)
     yield from gauge("webtv_producer_paused", "1 while production is paused (disk full)", 1 if state.paused else 0)
+    rejected = CounterMetricFamily("webtv_shots_rejected", "Shots dropped before the library, by reason",
+                                   labels=["reason"])
+    for reason, count in sorted(state.rejected.items()):
+        rejected.add_metric([reason], count)
+    yield rejected
 
 
 def disk_part(status: ChannelStatus) -> Iterable[Metric]:
