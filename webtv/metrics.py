@@ -127,6 +127,12 @@ def channel_part(status: ChannelStatus) -> Iterable[Metric]:
         if now.episode is not None:
             yield from gauge("webtv_now_playing_episode", "Story mode: number of the episode on air",
                              now.episode.number)
+        yield from gauge("webtv_now_playing_score", "Best-of-K: score of the take on air", now.score)
+        takes = GaugeMetricFamily("webtv_now_playing_take_score", "Best-of-K: score of each take of the clip on air",
+                                  labels=["take"])
+        for take, score in enumerate(now.scores or ()):
+            takes.add_metric([str(take)], score)
+        yield takes
 
 
 def producer_part(status: ChannelStatus) -> Iterable[Metric]:
