@@ -1,8 +1,8 @@
 """A tiny random CLIP, saved the way openai/clip-vit-base-patch32 is laid out.
 
     from tests.tiny_clip import tiny_clip
-    folder = tiny_clip(tmp_path / "clip")      # config.json, model.safetensors, vocab.json,
-    QualitySection(scorer="clip", model=str(folder))   # merges.txt, tokenizer and processor configs
+    folder = tiny_clip(tmp_path / "clip")      # config.json, model.safetensors, tokenizer.json,
+    QualitySection(scorer="clip", model=str(folder))   # tokenizer_config.json, processor_config.json
 
 transformers' own ``CLIPModel`` at toy widths with random weights, a real ``CLIPTokenizer``
 and ``CLIPImageProcessor``, all written with ``save_pretrained``. The published checkpoint's
