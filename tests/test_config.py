@@ -175,6 +175,10 @@ def problems(text: str) -> list[str]:
         ('[[schedule]]\ntheme = "x"\nat = "25:00"\n', "c.toml:3: schedule[0].at: at = '25:00' is not a time of day"),
         ('[[schedule]]\ntheme = "x"\ncron = "0 20 * *"\n', "c.toml:3: schedule[0].cron: cron = '0 20 * *' needs 5 fields"),
         ('[[schedule]]\ntheme = "x"\n', "c.toml:1: schedule[0]: give exactly one of cron or at"),
+        ('[quality]\ntakes = 3\n', "c.toml:2: quality.takes: more than one take needs a scorer"),
+        ('[quality]\nmin_score = 0.2\n', 'c.toml:2: quality.min_score: needs a scorer: set quality.scorer = "clip"'),
+        ('[quality]\nscorer = "clip"\nscore_on = "workers"\n', 'c.toml:3: quality.score_on: "workers" needs workers.urls'),
+        ('[quality]\nscorer = "clip"\ntakes = 0\n', "c.toml:3: quality.takes: Input should be greater than or equal to 1"),
     ],
 )
 def test_union_and_schedule_errors_name_key_line_and_owner(text, expected):

@@ -689,6 +689,24 @@ BACKENDS: dict[str, tuple[type[Section], ...]] = {
 STAGES = ("video", "upscale", "interpolation", "audio", "voice")
 
 
+class QualitySection(Section):
+    """Quality before air. Best-of-K (``webtv.producer.takes``): each shot's video is drawn
+    ``takes`` times with different seeds, the scorer rates every take, the best goes on;
+    a shot whose best take scores under ``min_score`` is dropped. The scorer is loaded once,
+    at the first take it rates; which scorer, where it runs and its model apply at the next
+    start, the rest live."""
+
+    restart_keys: ClassVar[tuple[str, ...]] = ("scorer", "model", "device", "score_on")
+    takes: int = Field(1, ge=1, le=16, description="takes drawn per shot; the best-scored one airs")
+    scorer: Literal["clip", "none"] = Field("none", description='"clip": mean prompt-frame CLIP similarity')
+    model: str = Field("openai/clip-vit-base-patch32", description="CLIP hub id or local folder")
+    min_score: float | None = Field(None, ge=-1, le=1, description="a shot whose best take scores under this is dropped")
+    frames: int = Field(4, ge=1, le=64, description="frames sampled across a take for its score")
+    device: Device = "auto"
+    score_on: Literal["channel", "workers"] = Field("channel", description='"workers": each take is scored by a '
+                                                    "[workers] worker's /score")
+
+
 class ProducerSection(Section):
     ahead: int = Field(6, ge=1, le=1000, description="fresh clips kept ready before the producer rests")
 
@@ -780,6 +798,7 @@ class Config(Section):
     moderation: ModerationSection = ModerationSection()
     library: LibrarySection = LibrarySection()
     story: StorySection = StorySection()
+    quality: QualitySection = QualitySection()
     schedule: list[ScheduleEntry] = []
     source: Path | None = Field(None, exclude=True)
 
@@ -808,8 +827,12 @@ class Config(Section):
 
     @property
     def needs_workers(self) -> bool:
-        """Whether a stage runs on [workers]: the channel then builds the WorkerPool."""
-        return bool(self.remote_stages)
+        """Whether a stage (or the takes' scorer) runs on [workers]: the channel then builds the WorkerPool."""
+        return bool(self.remote_stages) or self.scores_on_workers
+
+    @property
+    def scores_on_workers(self) -> bool:
+        return self.quality.scorer == "clip" and self.quality.score_on == "workers"
 
 
 def cross_section_problems(config: Config) -> list[Problem]:
@@ -824,9 +847,24 @@ def cross_section_problems(config: Config) -> list[Problem]:
     urls = {url.rstrip("/") for url in config.workers.urls}
     problems += [(("workers", "credentials", i, "url"), "not one of workers.urls")
                  for i, entry in enumerate(config.workers.credentials) if entry.url.rstrip("/") not in urls]
+    problems += quality_problems(config.quality)
+    if config.scores_on_workers and not config.workers.urls:
+        problems.append((("quality", "score_on"), '"workers" needs workers.urls: the workers that score the takes'))
     if config.moderation.openai and config.director.backend != "openai":
         problems.append((("moderation", "openai"),
                          'asks the [director] server, so it needs [director] backend = "openai"'))
+    return problems
+
+
+def quality_problems(quality: QualitySection) -> list[Problem]:
+    """Best-of-K needs a scorer to choose with."""
+    if quality.scorer != "none":
+        return []
+    problems: list[Problem] = []
+    if quality.takes > 1:
+        problems.append((("quality", "takes"), 'more than one take needs a scorer to choose: set quality.scorer = "clip"'))
+    if quality.min_score is not None:
+        problems.append((("quality", "min_score"), 'needs a scorer: set quality.scorer = "clip"'))
     return problems
 
 
@@ -903,6 +941,8 @@ def file_problems(config: Config) -> list[Problem]:
         problem = marker and local_model_problem(section.model, marker)
         if problem:
             problems.append(((name, "model"), f"{section.model}: {problem}"))
+    if config.quality.scorer == "clip" and (problem := local_model_problem(config.quality.model, "config.json")):
+        problems.append((("quality", "model"), f"{config.quality.model}: {problem}"))
     return problems
 
 
@@ -986,7 +1026,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     update: dict[str, Section] = {
         "paths": config.paths.model_copy(update={k: resolve(v) for k, v in config.paths if isinstance(v, Path)})
     }
-    for name in ("house", *BACKENDS):
+    for name in ("house", "quality", *BACKENDS):
         section = getattr(config, name)
         fields = type(section).model_fields
         changes: dict[str, Any] = {}

@@ -11,6 +11,10 @@ shot order. Rendering runs in daemon threads; the event loop stays free.
 Disk space: before each sequence the producer asks its ``DiskGuard`` for room (which asks
 retention first); without room it pauses (``state.paused = "disk_full"``), starts nothing and
 asks again every ``poll_s``. A render that fails for want of space pauses it the same way.
+
+Best-of-K (``[quality]``): a clip enters with the seed of the take that went on and every
+take's score; a shot whose takes all score under ``min_score`` is dropped (logged, counted in
+``state.rejected["low_score"]``, not a failure): the next shot goes on, the channel airs on.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import contextvars
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -31,6 +35,7 @@ from webtv.library.space import DiskGuard
 from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
 from webtv.producer.remote.pool import JOB_WATCHER
 from webtv.producer.sequences import SequenceSource
+from webtv.producer.takes import LowScore
 
 if TYPE_CHECKING:
     from webtv.config import ProducerSection
@@ -109,6 +114,7 @@ class ProducerState:
     last_error_at: float | None = None  # when the last failure happened (Unix time); kept
     prompts_blocked: int = 0
     paused: str | None = None  # why production is paused: "disk_full"; None while it is not
+    rejected: dict[str, int] = field(default_factory=dict)  # shots dropped before the library, by reason
 
 
 class Producer:
@@ -230,6 +236,10 @@ class Producer:
             try:
                 made = await off_loop(self.pipeline, shot, track, out, render.progress)
                 digest = await asyncio.to_thread(file_digest, out)
+            except LowScore as exc:
+                out.unlink(missing_ok=True)
+                self._rejected("low_score", shot, exc)
+                return None
             except Exception as exc:
                 out.unlink(missing_ok=True)
                 self._failed(f"shot {shot.prompt!r}", exc)
@@ -239,8 +249,11 @@ class Producer:
             return _Rendered(out, made, digest, time.monotonic() - started)
 
     def _ingest(self, shot: Shot, rendered: "_Rendered") -> None:
+        takes, scores = rendered.made.takes, {}
+        if takes is not None:  # the clip is the kept take: its seed redraws it
+            shot, scores = replace(shot, seed=takes.seed), {"scores": takes.scores, "score": takes.score}
         try:
-            clip = self.library.ingest(rendered.file, shot, rendered.made.duration, rendered.digest)
+            clip = self.library.ingest(rendered.file, shot, rendered.made.duration, rendered.digest, **scores)
         except Exception as exc:
             rendered.file.unlink(missing_ok=True)
             self._failed(f"shot {shot.prompt!r}", exc)
@@ -250,8 +263,8 @@ class Producer:
         if self.disk is not None:
             self.disk.clip_made()
         self._report(rendered.made.timings)
-        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, rendered.made.duration,
-                 rendered.seconds, shot.prompt)
+        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f%s prompt=%r", clip.id, rendered.made.duration,
+                 rendered.seconds, f" scores={list(takes.scores)} kept={takes.kept}" if takes else "", shot.prompt)
         if self.on_clip:
             self.on_clip(clip)
 
@@ -263,6 +276,11 @@ class Producer:
                 self.on_stage(step, seconds)
             except Exception:  # noqa: BLE001 - metrics must not stop production
                 log.exception("on_stage callback failed")
+
+    def _rejected(self, reason: str, shot: Shot, exc: Exception) -> None:
+        """A shot dropped on purpose (quality), not a failure: counted by reason, logged."""
+        self.state.rejected = {**self.state.rejected, reason: self.state.rejected.get(reason, 0) + 1}
+        log.warning("shot dropped (%s): shot %d: %s", reason, shot.index, exc)
 
     def _failed(self, what: str, exc: Exception) -> None:
         self.state.clips_failed += 1
