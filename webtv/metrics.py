@@ -15,6 +15,7 @@ Scrapes run on the event loop: the snapshot reads the library's SQLite connectio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
@@ -134,6 +135,11 @@ def producer_part(status: ChannelStatus) -> Iterable[Metric]:
     yield from counter("webtv_clips_rendered", "Clips rendered, validated and added to the library",
                        state.clips_made)
     yield from counter("webtv_clips_failed", "Clips (or sequence music) whose render failed", state.clips_failed)
+    rejected = CounterMetricFamily("webtv_clips_rejected", "Takes rejected by the picture and sound checks "
+                                   "(never in the library), by reason", labels=["reason"])
+    for reason in dataclasses.fields(state.clips_rejected):
+        rejected.add_metric([reason.name], getattr(state.clips_rejected, reason.name))
+    yield rejected
     yield from counter("webtv_prompts_blocked", "Themes and prompts blocked by moderation", state.prompts_blocked)
     yield from gauge("webtv_producer_rendering", "Clips being rendered now", len(state.rendering))
     labels = ["shot", "stage"]

@@ -11,6 +11,10 @@ shot order. Rendering runs in daemon threads; the event loop stays free.
 Disk space: before each sequence the producer asks its ``DiskGuard`` for room (which asks
 retention first); without room it pauses (``state.paused = "disk_full"``), starts nothing and
 asks again every ``poll_s``. A render that fails for want of space pauses it the same way.
+
+Checks: a take the recipe's ``check`` step rejects (mostly black, frozen or silent) is
+deleted from ``incoming/`` and never indexed; it is counted by its reason in
+``state.clips_rejected``, not as a failure.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from webtv.director import Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.library.space import DiskGuard
+from webtv.producer.checks import Rejected
 from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
 from webtv.producer.sequences import SequenceSource
 
@@ -89,6 +94,18 @@ class Render:
         self.stage, self.fraction = stage, max(0.0, min(1.0, float(fraction)))
 
 
+@dataclass(frozen=True)
+class Rejections:
+    """Takes rejected by the checks, by reason (``webtv.producer.checks.REASONS``)."""
+
+    black: int = 0
+    frozen: int = 0
+    silent: int = 0
+
+    def plus(self, reason: str) -> "Rejections":
+        return replace(self, **{reason: getattr(self, reason) + 1})
+
+
 @dataclass
 class ProducerState:
     clips_made: int = 0
@@ -98,6 +115,8 @@ class ProducerState:
     last_error_at: float | None = None  # when the last failure happened (Unix time); kept
     prompts_blocked: int = 0
     paused: str | None = None  # why production is paused: "disk_full"; None while it is not
+    clips_rejected: Rejections = field(default_factory=Rejections)  # by the checks, never in the library
+    last_rejected: str | None = None  # the last take rejected and why
 
 
 class Producer:
@@ -218,6 +237,10 @@ class Producer:
             try:
                 made = await off_loop(self.pipeline, shot, track, out, render.progress)
                 digest = await asyncio.to_thread(file_digest, out)
+            except Rejected as exc:
+                out.unlink(missing_ok=True)
+                self._rejected(f"shot {shot.prompt!r}", exc)
+                return None
             except Exception as exc:
                 out.unlink(missing_ok=True)
                 self._failed(f"shot {shot.prompt!r}", exc)
@@ -252,15 +275,24 @@ class Producer:
             except Exception:  # noqa: BLE001 - metrics must not stop production
                 log.exception("on_stage callback failed")
 
+    def _rejected(self, what: str, exc: Rejected) -> None:
+        self.state.clips_rejected = self.state.clips_rejected.plus(exc.reason)
+        self.state.last_rejected = f"{what}: {exc}"
+        log.warning("take rejected, not added to the library: %s: %s", what, exc)
+        self._tell(what, exc)
+
     def _failed(self, what: str, exc: Exception) -> None:
         self.state.clips_failed += 1
         self.state.last_error = f"{what}: {exc}"
         self.state.last_error_at = time.time()
         log.error("render failed, skipped: %s: %s", what, exc)
+        self._tell(what, exc)
+        if self.disk is not None and self.disk.render_failed(exc):
+            self.state.paused = "disk_full"
+
+    def _tell(self, what: str, exc: Exception) -> None:
         if self.on_failed is not None:
             try:
                 self.on_failed(what, str(exc))
             except Exception:  # noqa: BLE001 - a listener must not stop production
                 log.exception("on_failed callback failed")
-        if self.disk is not None and self.disk.render_failed(exc):
-            self.state.paused = "disk_full"

@@ -216,6 +216,7 @@ class WorkerService:
         from webtv.config import HouseSection
         from webtv.director import Shot
         from webtv.producer import ClipPipeline
+        from webtv.producer.checks import Checks
         from webtv.producer.narration import Narration
 
         def work() -> str:
@@ -229,8 +230,8 @@ class WorkerService:
             shot = Shot(prompt=prompt, seed=int(seed or 0), theme=theme or self.config.channel.theme,
                         sequence_id="clip", narration=narration or "")
             out = self._out(".mp4")
-            ClipPipeline(self.stages, fmt, self._seconds(seconds),
-                         narration=Narration.from_config(self.config)).single(shot, out)
+            ClipPipeline(self.stages, fmt, self._seconds(seconds), narration=Narration.from_config(self.config),
+                         checks=Checks.from_config(self.config.quality)).single(shot, out)
             return str(out)
 
         return self._job("clip", work)
