@@ -30,7 +30,7 @@ from webtv.status import ChannelStatus, ChannelView
 
 log = logging.getLogger("webtv.metrics")
 
-STAGES = ("music", "video", "encode", "validate")
+STAGES = ("music", "loudness", "video", "level", "encode", "validate", "check")
 SOURCES = ("fresh", "loop", "filler")
 THEME_SOURCES = ("config", "api", "schedule")
 WORKER_STATES = ("unknown", "healthy", "down", "probing")
