@@ -194,7 +194,7 @@ INFO = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]  # the dete
 def test_checks_and_loudness():
     assert detect_command(Path("/l i/b's.mp4"), black_pixel=0.1, freeze_noise_db=-60, silence_db=-50, min_s=0.5) == [
         ffmpeg_exe(), *INFO, "-i", "/l i/b's.mp4", "-map", "0:v:0", "-map", "0:a:0",
-        "-vf", "blackdetect=d=0.5:pix_th=0.1,freezedetect=n=-60dB:d=0.5", "-af", "silencedetect=n=-50dB:d=0.5",
+        "-vf", "crop=iw:trunc(ih*2/3):0:0,blackdetect=d=0.5:pix_th=0.1,freezedetect=n=-60dB:d=0.5", "-af", "silencedetect=n=-50dB:d=0.5",
         "-f", "null", "-"]
     raw_in = ["-f", "f32le", "-ar", "48000", "-ac", "2", "-i", "pipe:0"]
     assert loudness_measure_command(48000, 2) == [

@@ -332,11 +332,14 @@ def detect_command(path: Path | str, *, black_pixel: float, freeze_noise_db: flo
     stderr) every stretch of at least ``min_s`` seconds that is black (``blackdetect``: a
     picture of pixels darker than ``black_pixel`` of the luma range), frozen
     (``freezedetect``: frames differing by less than ``freeze_noise_db``) or silent
-    (``silencedetect``: quieter than ``silence_db``)."""
+    (``silencedetect``: quieter than ``silence_db``). The picture is judged above its bottom
+    third, where the burned-in caption or subtitles sit (text on a black box would make a
+    black picture look lit, and changing subtitles a frozen one look moving)."""
     return [
         ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", str(path),
         "-map", "0:v:0", "-map", "0:a:0",
-        "-vf", f"blackdetect=d={min_s:g}:pix_th={black_pixel:g},freezedetect=n={freeze_noise_db:g}dB:d={min_s:g}",
+        "-vf", f"crop=iw:trunc(ih*2/3):0:0,blackdetect=d={min_s:g}:pix_th={black_pixel:g},"
+               f"freezedetect=n={freeze_noise_db:g}dB:d={min_s:g}",
         "-af", f"silencedetect=n={silence_db:g}dB:d={min_s:g}",
         "-f", "null", "-",
     ]
