@@ -12,13 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
+from webtv.config import QualitySection
 from webtv.media.detect import Detected, detect
 from webtv.producer.pipeline import StageError
-
-if TYPE_CHECKING:
-    from webtv.config import QualitySection
 
 REASONS = ("black", "frozen", "silent")
 """Why a take is rejected, in the order a take with several is counted by."""
@@ -40,30 +36,22 @@ class Rejected(StageError):
 
 @dataclass(frozen=True)
 class Checks:
-    """The ``[quality]`` thresholds of the picture and sound checks."""
+    """The picture and sound checks, by ``[quality]``'s thresholds."""
 
-    max_black: float = 0.5
-    max_frozen: float = 0.5
-    max_silent: float = 0.5
-    black_pixel: float = 0.10
-    freeze_noise_db: float = -60.0
-    silence_db: float = -50.0
-    min_stretch_s: float = 0.5
+    quality: QualitySection = QualitySection()
 
     @classmethod
-    def from_config(cls, quality: "QualitySection") -> "Checks | None":
+    def from_config(cls, quality: QualitySection) -> "Checks | None":
         """The checks ``[quality]`` asks for; None when they are off."""
-        if not quality.checks:
-            return None
-        return cls(quality.max_black, quality.max_frozen, quality.max_silent, quality.black_pixel,
-                   quality.freeze_noise_db, quality.silence_db, quality.min_stretch_s)
+        return cls(quality) if quality.checks else None
 
     def __call__(self, path: Path) -> Detected:
         """Detect and judge the take at ``path``: what was found, or Rejected."""
-        found = detect(path, black_pixel=self.black_pixel, freeze_noise_db=self.freeze_noise_db,
-                       silence_db=self.silence_db, min_s=self.min_stretch_s)
-        judged = (("black", found.black, self.max_black), ("frozen", found.frozen, self.max_frozen),
-                  ("silent", found.silent, self.max_silent))
+        q = self.quality
+        found = detect(path, black_pixel=q.black_pixel, freeze_noise_db=q.freeze_noise_db, silence_db=q.silence_db,
+                       min_s=q.min_stretch_s)
+        judged = (("black", found.black, q.max_black), ("frozen", found.frozen, q.max_frozen),
+                  ("silent", found.silent, q.max_silent))
         over = [(reason, seconds, limit) for reason, seconds, limit in judged if found.share(seconds) > limit]
         if over:
             detail = "; ".join(f"{reason} for {seconds:.1f} of {found.duration:.1f} s (over {limit:.0%})"
