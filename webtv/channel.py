@@ -29,6 +29,7 @@ from webtv.library.thumbs import Thumbnails
 from webtv.playout.block import Entry
 from webtv.playout.controller import Playout
 from webtv.producer import make_stages
+from webtv.producer.checks import Checks
 from webtv.producer.house import make_card, validate_clip
 from webtv.producer.narration import Narration
 from webtv.producer.pipeline import ClipPipeline
@@ -234,6 +235,8 @@ class Channel:
                                              words_per_minute(applied))
         if applied.story != old.story:  # the shot bounds: at the next sequence the recipe narrates
             self.producer.pipeline.narration = Narration.from_config(applied)
+        if applied.quality != old.quality:  # the checks judge the next take by the new thresholds
+            self.producer.pipeline.checks = Checks.from_config(applied.quality)
         if applied.producer != old.producer:
             self.producer.reconfigure(applied.producer)
         if applied.quality != old.quality:  # takes and min_score: from the next shot drawn

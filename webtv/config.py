@@ -68,6 +68,9 @@ class HouseSection(Section):
     sample_rate: Literal[44100, 48000] = 48000
     channels: Literal[1, 2] = 2
     font: Path | None = None
+    loudness_lufs: float = Field(-16.0, ge=-40, le=-5,
+                                 description="EBU R128 integrated loudness clips and the filler card are made at")
+    true_peak_db: float = Field(-1.5, ge=-9, le=0, description="the highest true peak of a clip's sound (dBTP)")
 
     @property
     def gop_frames(self) -> int:
@@ -690,11 +693,12 @@ STAGES = ("video", "upscale", "interpolation", "audio", "voice")
 
 
 class QualitySection(Section):
-    """Quality before air. Best-of-K (``webtv.producer.takes``): each shot's video is drawn
-    ``takes`` times with different seeds, the scorer rates every take, the best goes on;
+    """What a take must be worth before it enters the library. Best-of-K
+    (``webtv.producer.takes``): each shot's video is drawn ``takes`` times with different seeds, the scorer rates every take, the best goes on;
     a shot whose best take scores under ``min_score`` is dropped. The scorer is loaded once,
     at the first take it rates; which scorer, where it runs and its model apply at the next
-    start, the rest live."""
+    start, the rest live. The picture and sound checks (``webtv.producer.checks``) run ffmpeg's
+    detectors on the encoded take and reject one mostly black, frozen or silent; they apply live."""
 
     restart_keys: ClassVar[tuple[str, ...]] = ("scorer", "model", "device", "score_on")
     takes: int = Field(1, ge=1, le=16, description="takes drawn per shot; the best-scored one airs")
@@ -705,6 +709,16 @@ class QualitySection(Section):
     device: Device = "auto"
     score_on: Literal["channel", "workers"] = Field("channel", description='"workers": each take is scored by a '
                                                     "[workers] worker's /score")
+
+    # -- picture and sound checks (webtv.producer.checks): ffmpeg's detectors on the encoded take
+    checks: bool = Field(True, description="reject takes that are mostly black, frozen or silent")
+    max_black: float = Field(0.5, ge=0, le=1, description="a take black for more than this share of it is rejected")
+    max_frozen: float = Field(0.5, ge=0, le=1, description="... frozen (one still picture) for more than this share")
+    max_silent: float = Field(0.5, ge=0, le=1, description="... silent for more than this share (the whole mix)")
+    black_pixel: float = Field(0.10, gt=0, lt=1, description="a pixel darker than this share of the luma range is black")
+    freeze_noise_db: float = Field(-60.0, ge=-90, le=0, description="frames closer than this are the same picture")
+    silence_db: float = Field(-50.0, ge=-90, le=0, description="sound quieter than this is silence")
+    min_stretch_s: float = Field(0.5, gt=0, le=10, description="shorter black, frozen or silent stretches count for nothing")
 
 
 class ProducerSection(Section):
@@ -1217,6 +1231,8 @@ def summary(config: Config) -> str:
             f"theme:      {config.channel.theme}",
             f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
             f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
+            f"loudness:   {h.loudness_lufs:g} LUFS integrated (EBU R128), true peak <= {h.true_peak_db:g} dBTP",
+            f"checks:     {_checks(config.quality)}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
             f"story:      {_story(config.story)}",
             f"video:      {_stage(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
@@ -1233,6 +1249,13 @@ def summary(config: Config) -> str:
             f"http:       http://{config.http.host}:{config.http.port}/",
         ]
     )
+
+
+def _checks(quality: QualitySection) -> str:
+    if not quality.checks:
+        return "off"
+    return (f"a take is rejected when black over {quality.max_black:.0%}, frozen over {quality.max_frozen:.0%}"
+            f" or silent over {quality.max_silent:.0%} of it")
 
 
 def _story(story: StorySection) -> str:

@@ -1,8 +1,12 @@
 """shot -> clip: the one recipe every clip is made by.
 
-    sequence --music--> one track for all its shots; each clip carries its slice
+    sequence --music--> one track for all its shots --loudness--> the track at the house
+             loudness, set once (two-pass EBU R128), so the level runs on across cuts;
+             each clip carries its slice
     shot --1 video--> frames --2 upscale--> --3 interpolate--> frames at the house rate
-         --4 encode--> a house-format MP4 with its slice of the track --5 validate--> duration
+         --level--> its slice of the track measured, moved back within CLIP_TOLERANCE_LU
+         of the house loudness if it strayed --4 encode--> a house-format MP4
+         --5 validate--> duration --6 check--> not mostly black, frozen or silent
 
 A narrated sequence (story mode: shots with a ``narration`` line, a voice backend, and
 ``narration`` settings given) goes through more named steps, ``webtv.producer.narration``
@@ -10,10 +14,10 @@ says how each works:
 
     sequence --voice--> every shot's line spoken --fit--> each shot's seconds (speech +
              breath, within the bounds; sped up or cut when too long) --music--> one track
-             as long as the shots together; shot i airs its own slice of it
+             as long as the shots together --loudness--; shot i airs its own slice of it
     shot --1-3--> frames for the shot's own seconds --mix--> its slice of the track, ducked
-         under its speech --4 encode--> with the line as subtitles instead of the caption
-         --5 validate
+         under its speech --level--> the voice-over mix kept within tolerance --4 encode-->
+         with the line as subtitles instead of the caption --5 validate --6 check
 
 A sequence without narration (the showreel) takes the first recipe, unchanged.
 
@@ -24,7 +28,7 @@ the best one goes on through steps 2-5; a shot whose best take scores under ``mi
 raises LowScore (dropped, never aired). ``ClipResult.takes`` says which take went on.
 
 Like a diffusers pipeline, a ClipPipeline holds its components once (the Stages, the house
-format, the clip length) and ``__call__`` is the recipe, step by named step. The producer,
+format, the clip length, the checks) and ``__call__`` is the recipe, step by named step. The producer,
 ``webtv render``, a worker's ``/clip`` and the benchmarks all make clips through it.
 
 Each model step (video, upscale, interpolate, music) that fails, CUDA out of memory say, is
@@ -46,6 +50,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 import numpy as np
 
 from webtv.director import Sequence, Shot
+from webtv.media.loudness import keep_within, normalize
 from webtv.producer.base import Frames, Progress
 from webtv.producer.house import encode_clip, validate_clip
 from webtv.producer.narration import Line, Narration, fit_line, mix, voice_of
@@ -55,12 +60,18 @@ from webtv.prompt_weights import clean
 
 if TYPE_CHECKING:
     from webtv.config import Config, HouseSection, QualitySection
+    from webtv.producer.checks import Checks
     from webtv.producer.remote import WorkerPool
     from webtv.producer.registry import Stages
 
 log = logging.getLogger("webtv.producer")
 
 T = TypeVar("T")
+
+CLIP_TOLERANCE_LU = 2.0
+"""How far a clip's loudness may stray from the house loudness (``[house] loudness_lufs``)
+before the level step moves it back to this distance: the music is normalised as a whole,
+and a quiet passage stays a little quieter than a loud one."""
 
 StepMeter = Callable[[str], contextlib.AbstractContextManager[object]]
 """around_step(step): a context entered around each step (a benchmark's memory meter)."""
@@ -185,6 +196,7 @@ class ClipPipeline:
     ``narration`` (``Narration.from_config``) lets sequences with lines be narrated when the
     stages have a voice; without it every sequence takes the showreel recipe. ``quality``
     and ``scorer`` make step 1 best-of-K (``quality`` may be replaced live: takes, min_score).
+    ``checks`` (``Checks.from_config``) judge the encoded take that went on; None: no checks.
     """
 
     def __init__(
@@ -198,6 +210,7 @@ class ClipPipeline:
         narration: Narration | None = None,
         quality: "QualitySection | None" = None,
         scorer: Scorer | None = None,
+        checks: "Checks | None" = None,
     ):
         self.stages = stages
         self.house = house
@@ -207,14 +220,18 @@ class ClipPipeline:
         self.narration = narration
         self.quality = quality
         self.scorer = scorer
+        self.checks = checks
 
     @classmethod
     def from_config(cls, config: "Config", stages: "Stages", workers: "WorkerPool | None" = None,
                     **options) -> "ClipPipeline":
-        """The channel's recipe: its house format, clip length, narration and quality settings
-        (``workers``: the channel's pool, for ``[quality] score_on = "workers"``)."""
+        """The channel's recipe: its house format, clip length, narration, quality settings and
+        checks (``workers``: the channel's pool, for ``[quality] score_on = "workers"``)."""
+        from webtv.producer.checks import Checks
+
         return cls(stages, config.house, config.video.clip_seconds, narration=Narration.from_config(config),
-                   quality=config.quality, scorer=make_scorer(config.quality, workers), **options)
+                   quality=config.quality, scorer=make_scorer(config.quality, workers),
+                   checks=Checks.from_config(config.quality), **options)
 
     def __call__(self, shot: Shot, track: Track, out: Path, progress: Progress | None = None) -> ClipResult:
         """Render, encode and validate ``shot`` into ``out`` with its slice of ``track``."""
@@ -227,11 +244,16 @@ class ClipPipeline:
             # mix: the shot's music ducked under its line
             audio = steps.timed("mix", mix, audio, line, self.narration.duck_db)
             subtitle = Subtitle(line.text, line.start, line.end)
+        # level: the clip's sound (the voice-over mix in story mode) within tolerance of the house loudness
+        audio = steps.timed("level", self._level, audio)
         # 4. encode: once, into the house format, with the caption (or the line) and the shot's sound
         steps.timed("encode", encode_clip, frames, audio, clean(shot.prompt), self.house, out, subtitle,
                     self.narration.subtitles if self.narration else None)
         # 5. validate: the file is what playout will copy (format, length, keyframes)
         probed = steps.timed("validate", validate_clip, out, self.house, frames.seconds)
+        # 6. check: not mostly black, frozen or silent (Rejected names why)
+        if self.checks is not None:
+            steps.timed("check", self.checks, out)
         return ClipResult(duration=probed.duration, timings=steps.timings, takes=takes)
 
     def frames(self, shot: Shot, progress: Progress | None = None) -> Frames:
@@ -301,7 +323,14 @@ class ClipPipeline:
         total = sum(track.seconds(shot.index) for shot in sequence.shots)
         samples = steps.timed("music", self._model_step, "music", self.stages.audio.compose, sequence, total,
                               self.house.sample_rate, self.house.channels)
+        # loudness: the whole track set to the house loudness once, before it is cut across the shots
+        samples = steps.timed("loudness", normalize, samples, self.house.sample_rate, self.house.loudness_lufs,
+                              self.house.true_peak_db)
         return replace(track, samples=samples, timings=steps.timings)
+
+    def _level(self, audio: np.ndarray) -> np.ndarray:
+        house = self.house
+        return keep_within(audio, house.sample_rate, house.loudness_lufs, house.true_peak_db, CLIP_TOLERANCE_LU)[0]
 
     def _speaker(self, shot: Shot, sequence: Sequence) -> Callable[..., np.ndarray]:
         voice, rate = voice_of(shot, sequence), self.house.sample_rate

@@ -12,9 +12,12 @@ Disk space: before each sequence the producer asks its ``DiskGuard`` for room (w
 retention first); without room it pauses (``state.paused = "disk_full"``), starts nothing and
 asks again every ``poll_s``. A render that fails for want of space pauses it the same way.
 
-Best-of-K (``[quality]``): a clip enters with the seed of the take that went on and every
-take's score; a shot whose takes all score under ``min_score`` is dropped (logged, counted in
-``state.rejected["low_score"]``, not a failure): the next shot goes on, the channel airs on.
+Quality before air (``[quality]``): a clip enters with the seed of the take that went on and
+every take's score. A shot whose takes all score under ``min_score`` (LowScore), or whose take
+the recipe's ``check`` step rejects as mostly black, frozen or silent (Rejected), is dropped:
+its file is deleted from ``incoming/`` and never indexed, it is logged and counted by reason in
+``state.rejected`` (``low_score``, ``black``, ``frozen``, ``silent``), not as a failure, and
+the next shot goes on.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from webtv.config import redact_url
 from webtv.director import Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.library.space import DiskGuard
+from webtv.producer.checks import Rejected
 from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
 from webtv.producer.remote.pool import JOB_WATCHER
 from webtv.producer.sequences import SequenceSource
@@ -115,6 +119,7 @@ class ProducerState:
     prompts_blocked: int = 0
     paused: str | None = None  # why production is paused: "disk_full"; None while it is not
     rejected: dict[str, int] = field(default_factory=dict)  # shots dropped before the library, by reason
+    last_rejected: str | None = None  # the last shot dropped and why
 
 
 class Producer:
@@ -236,9 +241,9 @@ class Producer:
             try:
                 made = await off_loop(self.pipeline, shot, track, out, render.progress)
                 digest = await asyncio.to_thread(file_digest, out)
-            except LowScore as exc:
+            except (LowScore, Rejected) as exc:
                 out.unlink(missing_ok=True)
-                self._rejected("low_score", shot, exc)
+                self._rejected(exc.reason if isinstance(exc, Rejected) else "low_score", f"shot {shot.prompt!r}", exc)
                 return None
             except Exception as exc:
                 out.unlink(missing_ok=True)
@@ -277,20 +282,25 @@ class Producer:
             except Exception:  # noqa: BLE001 - metrics must not stop production
                 log.exception("on_stage callback failed")
 
-    def _rejected(self, reason: str, shot: Shot, exc: Exception) -> None:
-        """A shot dropped on purpose (quality), not a failure: counted by reason, logged."""
+    def _rejected(self, reason: str, what: str, exc: Exception) -> None:
+        """A shot dropped on purpose (quality), not a failure: counted by reason, logged, told."""
         self.state.rejected = {**self.state.rejected, reason: self.state.rejected.get(reason, 0) + 1}
-        log.warning("shot dropped (%s): shot %d: %s", reason, shot.index, exc)
+        self.state.last_rejected = f"{what}: {exc}"
+        log.warning("shot dropped before the library (%s): %s: %s", reason, what, exc)
+        self._tell(what, exc)
 
     def _failed(self, what: str, exc: Exception) -> None:
         self.state.clips_failed += 1
         self.state.last_error = f"{what}: {exc}"
         self.state.last_error_at = time.time()
         log.error("render failed, skipped: %s: %s", what, exc)
+        self._tell(what, exc)
+        if self.disk is not None and self.disk.render_failed(exc):
+            self.state.paused = "disk_full"
+
+    def _tell(self, what: str, exc: Exception) -> None:
         if self.on_failed is not None:
             try:
                 self.on_failed(what, str(exc))
             except Exception:  # noqa: BLE001 - a listener must not stop production
                 log.exception("on_failed callback failed")
-        if self.disk is not None and self.disk.render_failed(exc):
-            self.state.paused = "disk_full"

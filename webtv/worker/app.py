@@ -237,6 +237,7 @@ class WorkerService:
         from webtv.config import HouseSection
         from webtv.director import Shot
         from webtv.producer import ClipPipeline
+        from webtv.producer.checks import Checks
         from webtv.producer.narration import Narration
 
         def work() -> str:
@@ -252,7 +253,8 @@ class WorkerService:
             out = self._out(".mp4")
             quality = self.config.quality
             ClipPipeline(self.stages, fmt, self._seconds(seconds), narration=Narration.from_config(self.config),
-                         quality=quality, scorer=self.scorer() if quality.scorer == "clip" else None).single(shot, out)
+                         quality=quality, scorer=self.scorer() if quality.scorer == "clip" else None,
+                         checks=Checks.from_config(quality)).single(shot, out)
             return str(out)
 
         return self._job("clip", work)
