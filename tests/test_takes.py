@@ -71,7 +71,7 @@ def test_daemon_drops_low_scores_airs_on_and_shows_every_take_score(clip_model, 
         assert status["library"]["clips"] == 0 and status["producer"]["clips_made"] == 0
         assert status["now_playing"]["source"] == "filler" and status["now_playing"]["scores"] is None
         assert daemon.output("hls")["state"] == "running", status["outputs"]
-        assert "shot dropped (low_score)" in daemon.log_tail(20000)
+        assert "shot dropped before the library (low_score)" in daemon.log_tail(20000)
         _, metrics = daemon.request("GET", "/metrics")
         assert 'webtv_shots_rejected_total{reason="low_score"}' in metrics
 
