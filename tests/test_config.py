@@ -358,3 +358,12 @@ def test_check_warns_about_house_settings_twitch_rejects_or_degrades(tmp_path):
     path.write_text('[output]\nrtmp_urls = ["rtmps://x.contribute.live-video.net/app/k"]\n[house]\nfps = 25\n'
                     'gop_seconds = 1.98\n')
     assert "warning" not in check(path).stderr  # 1.98 s at 25 fps is a 50-frame GOP: a keyframe every 2 s
+
+
+def test_the_summary_shows_the_takes_and_the_loudness_target():
+    text = summary(parse_config('[house]\nloudness_lufs = -23\n[quality]\ntakes = 3\nscorer = "clip"\nmin_score = 0.2\n',
+                                Path("c.toml"), {}))
+    assert "takes:      best of 3, scored by CLIP (openai/clip-vit-base-patch32) on the channel over 4 frames," \
+           " a shot under 0.2 is dropped" in text
+    assert "loudness:   -23 LUFS integrated (EBU R128), true peak <= -1.5 dBTP" in text
+    assert "takes:      1, not scored" in summary(parse_config("", Path("c.toml"), {}))

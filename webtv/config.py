@@ -1232,6 +1232,7 @@ def summary(config: Config) -> str:
             f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
             f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
             f"loudness:   {h.loudness_lufs:g} LUFS integrated (EBU R128), true peak <= {h.true_peak_db:g} dBTP",
+            f"takes:      {_takes(config.quality)}",
             f"checks:     {_checks(config.quality)}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
             f"story:      {_story(config.story)}",
@@ -1249,6 +1250,14 @@ def summary(config: Config) -> str:
             f"http:       http://{config.http.host}:{config.http.port}/",
         ]
     )
+
+
+def _takes(quality: QualitySection) -> str:
+    if quality.scorer == "none":
+        return f"{quality.takes}, not scored"
+    floor = f", a shot under {quality.min_score:g} is dropped" if quality.min_score is not None else ""
+    return (f"best of {quality.takes}, scored by CLIP ({quality.model}) on the {quality.score_on}"
+            f" over {quality.frames} frames{floor}")
 
 
 def _checks(quality: QualitySection) -> str:
