@@ -9,7 +9,11 @@ The producer renders as many shots at once as there are healthy workers. The hou
 is the tests' small one (320x180, x264 ultrafast) so that the local encode on a 2-core
 machine does not cap the figure.
 
-Run: .venv/bin/python -m bench.workers_bench [--delay 3.0] [--clips 24]
+Best-of-K (issue #13): ``--takes 1 3`` runs both workers once per K instead, each shot drawn
+K times (each take a /video job, spread over the workers) and scored on the channel by a tiny
+random CLIP (tests/tiny_clip.py: the cost of drawing the takes, not of a real CLIP's scoring).
+
+Run: .venv/bin/python -m bench.workers_bench [--delay 3.0] [--clips 24] [--takes 1 3]
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from webtv.director import Shot  # noqa: E402
 SHOTS_PER_SEQUENCE = 4
 
 
-def run(config_path: Path, urls: list[str], clips: int, library_folder: Path) -> dict:
+def run(config_path: Path, urls: list[str], clips: int, library_folder: Path, quality: dict | None = None) -> dict:
     from webtv.director.offline import OfflineDirector
     from webtv.library import Library
     from webtv.producer import ClipPipeline, make_stages
@@ -41,12 +45,12 @@ def run(config_path: Path, urls: list[str], clips: int, library_folder: Path) ->
 
     config = with_changes(load_config(config_path), {
         "video": {"backend": "remote"}, "audio": {"backend": "remote"}, "interpolation": {"backend": "none"},
-        "workers": {"urls": urls, "timeout_s": 600.0},
+        "workers": {"urls": urls, "timeout_s": 600.0}, **({"quality": quality} if quality else {}),
     }, "the bench")
     pool = WorkerPool(config.workers)
     stages = make_stages(config, pool)
     pool.check()
-    pipeline = ClipPipeline(stages, config.house, config.video.clip_seconds)
+    pipeline = ClipPipeline.from_config(config, stages, pool)
     for _ in urls:  # warm up: a client per worker, one job each
         pipeline.frames(Shot("warm up", 0, "bench"))
     library = Library(library_folder)
@@ -84,7 +88,10 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=3.0, help="seconds per /video job on a worker")
     parser.add_argument("--clips", type=int, default=24, help="clips per run")
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length")
+    parser.add_argument("--takes", type=int, nargs="+", help="best-of-K: one two-worker run per K")
     args = parser.parse_args()
+    if args.takes:
+        return takes_main(args)
     with tempfile.TemporaryDirectory(prefix="webtv-workers-bench-") as tmp:
         folder = Path(tmp)
         procs = start_workers(folder / "workers", 2, video={"render_delay_s": args.delay,
@@ -104,6 +111,24 @@ def main() -> None:
         "speedup": round(two["clips_per_min"] / one["clips_per_min"], 2),
         "ideal_clips_per_min_per_worker": round(60 / args.delay, 1),
     }, indent=2))
+
+
+def takes_main(args) -> None:
+    from tests.tiny_clip import tiny_clip
+
+    with tempfile.TemporaryDirectory(prefix="webtv-workers-bench-") as tmp:
+        folder = Path(tmp)
+        model = str(tiny_clip(folder / "clip"))
+        procs = start_workers(folder / "workers", 2, video={"render_delay_s": args.delay,
+                                                             "clip_seconds": args.seconds})
+        try:
+            runs = {k: run(procs[0].config, [p.url for p in procs], args.clips, folder / f"library-k{k}",
+                           {"takes": k, "scorer": "clip", "model": model}) for k in args.takes}
+        finally:
+            for proc in procs:
+                proc.kill()
+    print(json.dumps({"render_delay_s": args.delay, "clip_seconds": args.seconds, "workers": 2,
+                      "takes": {f"K={k}": r for k, r in runs.items()}}, indent=2))
 
 
 if __name__ == "__main__":

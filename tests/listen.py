@@ -120,3 +120,24 @@ def ducking(audio: np.ndarray, reference: np.ndarray, found: Found, rate: int = 
     under = music[at + m: at + len(part) - m]
     around = np.concatenate([music[: max(0, at - m)], music[at + len(part) + m:]])
     return Ducking(level_db(under), level_db(around))
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """ffmpeg ``ebur128``'s summary of a stretch of sound."""
+
+    integrated: float  # LUFS
+    true_peak: float  # dBTP
+
+
+def loudness(path: Path, start: float | None = None, seconds: float | None = None) -> Loudness:
+    """EBU R128 integrated loudness and true peak of ``path``'s first audio stream (or of
+    ``seconds`` of it from ``start``), as ffmpeg's ``ebur128`` meter reads them."""
+    cut = (["-ss", f"{start:.3f}"] if start is not None else []) + (["-t", f"{seconds:.3f}"] if seconds else [])
+    done = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", *cut, "-i", str(path), "-map", "0:a:0",
+                           "-af", "ebur128=peak=true", "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    summary = done.stderr[done.stderr.rfind("Summary:"):]
+    found = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary), re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    if done.returncode != 0 or not all(found):
+        raise AssertionError(f"no ebur128 summary for {path}: {done.stderr[-500:]}")
+    return Loudness(float(found[0].group(1)), float(found[1].group(1)))

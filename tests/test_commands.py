@@ -17,12 +17,14 @@ from webtv.media.commands import (
     decode_audio_command,
     decode_frames_command,
     decoder_command,
+    detect_command,
     encode_command,
     espeak_command,
     ffv1_write_command,
     frame_rate_arg,
     hls_command,
     interpolated_encode_command,
+    loudness_measure_command,
     minterpolate_command,
     packets_command,
     probe_command,
@@ -31,6 +33,7 @@ from webtv.media.commands import (
     rtmp_command,
     thumbnail_command,
     resample_audio_command,
+    true_peak_limit_command,
     ts_offset_arg,
     wav_write_command,
 )
@@ -183,3 +186,20 @@ def test_thumbnail_command():
     assert thumbnail_command(Path("/l i/b's.mp4"), 1.25, 320, Path("/t/1.jpg")) == [
         ffmpeg_exe(), *ERRORS, "-y", "-ss", "1.250", "-i", "/l i/b's.mp4", "-map", "0:v:0", "-frames:v", "1",
         "-vf", "scale=320:-2", "-q:v", "4", "-f", "image2", "-c:v", "mjpeg", "/t/1.jpg"]
+
+
+INFO = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]  # the detectors and meters log at info
+
+
+def test_checks_and_loudness():
+    assert detect_command(Path("/l i/b's.mp4"), black_pixel=0.1, freeze_noise_db=-60, silence_db=-50, min_s=0.5) == [
+        ffmpeg_exe(), *INFO, "-i", "/l i/b's.mp4", "-map", "0:v:0", "-map", "0:a:0",
+        "-vf", "crop=iw:trunc(ih*2/3):0:0,blackdetect=d=0.5:pix_th=0.1,freezedetect=n=-60dB:d=0.5", "-af", "silencedetect=n=-50dB:d=0.5",
+        "-f", "null", "-"]
+    raw_in = ["-f", "f32le", "-ar", "48000", "-ac", "2", "-i", "pipe:0"]
+    assert loudness_measure_command(48000, 2) == [
+        ffmpeg_exe(), *INFO, *raw_in, "-af", "loudnorm=print_format=json", "-f", "null", "-"]
+    assert true_peak_limit_command(48000, 2, 3.25, -1.5) == [
+        ffmpeg_exe(), *ERRORS, *raw_in,
+        "-af", "volume=3.250dB,aresample=192000,alimiter=limit=0.84140:attack=1:release=50:level=0,aresample=48000",
+        "-f", "f32le", "-ar", "48000", "-ac", "2", "pipe:1"]

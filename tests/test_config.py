@@ -175,6 +175,10 @@ def problems(text: str) -> list[str]:
         ('[[schedule]]\ntheme = "x"\nat = "25:00"\n', "c.toml:3: schedule[0].at: at = '25:00' is not a time of day"),
         ('[[schedule]]\ntheme = "x"\ncron = "0 20 * *"\n', "c.toml:3: schedule[0].cron: cron = '0 20 * *' needs 5 fields"),
         ('[[schedule]]\ntheme = "x"\n', "c.toml:1: schedule[0]: give exactly one of cron or at"),
+        ('[quality]\ntakes = 3\n', "c.toml:2: quality.takes: more than one take needs a scorer"),
+        ('[quality]\nmin_score = 0.2\n', 'c.toml:2: quality.min_score: needs a scorer: set quality.scorer = "clip"'),
+        ('[quality]\nscorer = "clip"\nscore_on = "workers"\n', 'c.toml:3: quality.score_on: "workers" needs workers.urls'),
+        ('[quality]\nscorer = "clip"\ntakes = 0\n', "c.toml:3: quality.takes: Input should be greater than or equal to 1"),
     ],
 )
 def test_union_and_schedule_errors_name_key_line_and_owner(text, expected):
@@ -354,3 +358,12 @@ def test_check_warns_about_house_settings_twitch_rejects_or_degrades(tmp_path):
     path.write_text('[output]\nrtmp_urls = ["rtmps://x.contribute.live-video.net/app/k"]\n[house]\nfps = 25\n'
                     'gop_seconds = 1.98\n')
     assert "warning" not in check(path).stderr  # 1.98 s at 25 fps is a 50-frame GOP: a keyframe every 2 s
+
+
+def test_the_summary_shows_the_takes_and_the_loudness_target():
+    text = summary(parse_config('[house]\nloudness_lufs = -23\n[quality]\ntakes = 3\nscorer = "clip"\nmin_score = 0.2\n',
+                                Path("c.toml"), {}))
+    assert "takes:      best of 3, scored by CLIP (openai/clip-vit-base-patch32) on the channel over 4 frames," \
+           " a shot under 0.2 is dropped" in text
+    assert "loudness:   -23 LUFS integrated (EBU R128), true peak <= -1.5 dBTP" in text
+    assert "takes:      1, not scored" in summary(parse_config("", Path("c.toml"), {}))

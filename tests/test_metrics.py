@@ -213,7 +213,7 @@ async def test_producer_reports_each_render_stage(tmp_path):
         library.close()
     assert producer.state.clips_made >= 1
     stages = [stage for stage, _ in seen]
-    assert stages[:4] == ["music", "video", "encode", "validate"], seen
+    assert stages[:6] == ["music", "loudness", "video", "level", "encode", "validate"], seen
     assert all(seconds >= 0 for _, seconds in seen)
 
 
@@ -259,7 +259,7 @@ def test_the_daemon_serves_metrics(tmp_path):
     assert aired(first) > 0 and aired(second) > aired(first), (aired(first), aired(second))
     assert value(second, "webtv_output_up", output="hls", kind="hls") == 1
     assert value(second, "webtv_output_state", output="hls", kind="hls", state="running") == 1
-    for stage in ("music", "video", "encode", "validate"):
+    for stage in ("music", "loudness", "video", "level", "encode", "validate", "check"):
         assert value(second, "webtv_render_seconds_count", stage=stage) > 0, stage
         assert value(second, "webtv_render_seconds_sum", stage=stage) > 0, stage
     assert value(second, "webtv_library_clips") > 0 and value(second, "webtv_library_bytes") > 0

@@ -138,8 +138,8 @@ def test_the_sequence_track_is_cut_into_one_slice_per_shot():
     progress: list[tuple[str, float]] = []
     pipeline = ClipPipeline(Stages(video=Recorder(), audio=SynthAudio()), house, 1.5)
     track = pipeline.compose(sequence, lambda stage, fraction: progress.append((stage, fraction)))
-    assert list(track.timings) == ["music"] and track.timings["music"] > 0
-    assert progress == [("music", 0.0), ("music", 1.0)]
+    assert list(track.timings) == ["music", "loudness"] and track.timings["music"] > 0
+    assert progress == [("music", 0.0), ("music", 1.0), ("loudness", 0.0), ("loudness", 1.0)]
     assert track.samples.shape == (round(4.5 * 44100), 1)
     slices = [track.shot(i) for i in range(3)]
     assert all(len(s) == round(1.5 * 44100) for s in slices)
@@ -170,7 +170,7 @@ def test_a_narrated_sequence_is_spoken_and_fitted_before_its_music_and_a_showree
     pipeline = ClipPipeline(Stages(video=Recorder(), audio=SynthAudio(), voice=voice), HOUSE, 2.0,
                             narration=Narration(words_per_minute=150))
     track = pipeline.compose(sequence)
-    assert list(track.timings) == ["voice", "fit", "music"]
+    assert list(track.timings) == ["voice", "fit", "music", "loudness"]
     assert voice.said == [(lines[0], "en+f3", 150), (lines[2], "en+f3", 150)]
     assert [track.seconds(i) for i in range(3)] == [43 / 12, 2.0, 3.0]  # 2.76 s + breath, in whole frames; as set; shortest
     assert len(track.samples) == round((43 / 12 + 5.0) * HOUSE.sample_rate)
@@ -182,6 +182,6 @@ def test_a_narrated_sequence_is_spoken_and_fitted_before_its_music_and_a_showree
     showreel = Sequence(id="r", theme="t", music_prompt="calm", seed=0, shots=(SHOT,))
     voice.said.clear()
     plain = pipeline.compose(showreel)
-    assert voice.said == [] and plain.lines == () and list(plain.timings) == ["music"] and plain.aired(SHOT) is SHOT
+    assert voice.said == [] and plain.lines == () and list(plain.timings) == ["music", "loudness"] and plain.aired(SHOT) is SHOT
     unvoiced = ClipPipeline(Stages(video=Recorder(), audio=SynthAudio()), HOUSE, 2.0, narration=Narration())
     assert unvoiced.compose(sequence).lines == (), '[voice] backend = "none": no narration'

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("diffusers")
-pytest.importorskip("compel")
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 from tests.test_zeroscope import upscale_section, video_section  # noqa: E402
 from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video  # noqa: E402

@@ -125,13 +125,14 @@ def test_film_without_weights_falls_back_to_minterpolate(caplog):
 
 
 def test_a_clip_is_made_by_the_five_steps_in_order(tmp_path):
-    """webtv render and a worker's /clip: music, then video -> interpolate -> encode -> validate."""
+    """webtv render and a worker's /clip: music -> loudness, then video -> interpolate -> level -> encode ->
+    validate."""
     pipeline = ClipPipeline(Stages(video=ProceduralVideo(TINY), audio=SynthAudio(), interpolate=NoInterpolation()),
                             TINY, clip_seconds=1.5)
     progress: list[tuple[str, float]] = []
     out = tmp_path / "clip.mp4"
     made = pipeline.single(shot(), out, lambda stage, fraction: progress.append((stage, fraction)))
-    assert list(made.timings) == ["music", "video", "interpolate", "encode", "validate"]
+    assert list(made.timings) == ["music", "loudness", "video", "interpolate", "level", "encode", "validate"]
     assert all(seconds >= 0 for seconds in made.timings.values())
     assert made.duration == pytest.approx(1.5, abs=1 / TINY.fps)
     assert [stage for stage, fraction in progress if fraction == 1.0] == list(made.timings)

@@ -85,11 +85,11 @@ def test_status_json_keeps_its_shape():
             "director", "moderation", "schedule", "outputs", "workers", "workers_summary", "config_error",
             "config_pending_restart", "uptime_s"} <= set(body)
     assert set(body["now_playing"]) == {"clip_id", "prompt", "theme", "source", "started_at", "block",
-                                        "narration", "characters", "episode"}
+                                        "narration", "characters", "episode", "scores", "score"}
     assert set(body["now_playing"]["episode"]) == {"number", "title"}
     assert {"clips", "seconds", "bytes", "clips_total", "max_bytes", "max_clips", "over_quota", "kept", "deleted",
             "deleted_bytes"} <= set(body["library"])
-    assert {"clips_made", "clips_failed", "prompts_blocked", "rendering", "last_error", "last_error_at"} <= set(body["producer"])
+    assert {"clips_made", "clips_failed", "prompts_blocked", "rendering", "last_error", "last_error_at", "rejected"} <= set(body["producer"])
     assert {"backend", "fallback_active", "fallbacks", "last_error"} <= set(body["director"])
     assert set(body["schedule"]) == {"current", "next"} and set(body["schedule"]["next"]) == {"theme", "at", "tags"}
     assert set(body["schedule"]["current"]) == {"theme", "tags", "trigger"}

@@ -259,7 +259,8 @@ def test_all_workers_down_raises_workers_down_naming_why():
 @pytest.fixture(scope="module")
 def tiny_worker(tmp_path_factory):
     """A worker whose config names the model backends: tiny random Zeroscope (video and XL
-    upscale), MusicGen and VITS (the voice) written to disk, run on the CPU."""
+    upscale), MusicGen, VITS (the voice) and CLIP (/score) written to disk, run on the CPU."""
+    from tests.tiny_clip import tiny_clip
     from tests.tiny_musicgen import tiny_musicgen
     from tests.tiny_vits import tiny_vits
     from tests.tiny_zeroscope import tiny_text_to_video, tiny_video_to_video
@@ -273,7 +274,9 @@ def tiny_worker(tmp_path_factory):
                  "height": 48, "steps": 4, "device": "cpu"},
         audio={"backend": "musicgen", "model": str(tiny_musicgen(folder / "musicgen")), "device": "cpu"},
         voice={"backend": "vits", "model": str(tiny_vits(folder / "vits")), "device": "cpu"},
+        quality={"model": str(tiny_clip(folder / "clip")), "device": "cpu"},
     ).start()
+    proc.clip_model = str(folder / "clip")
     try:
         yield proc.wait_ready()
     finally:
@@ -306,6 +309,34 @@ def test_worker_serves_the_model_backends_its_config_names(tiny_worker, tmp_path
     out = render_remote_clip(tiny_worker.url, "a fox in the snow", 3, tmp_path / "clip.mp4", 120, seconds=2.0,
                              house=house)
     assert validate_clip(out, house, 2.0).video.width == 320
+
+
+def test_takes_are_drawn_and_scored_on_the_worker(tiny_worker, tmp_path):
+    """[quality] score_on = "workers": three takes drawn by /video, each rated by /score with
+    the worker's CLIP, the same scores the channel's own CLIP gives the same frames."""
+    from dataclasses import replace
+
+    from webtv.config import Config
+    from webtv.producer import ClipPipeline, make_stages
+    from webtv.producer.takes import ClipScorer
+
+    config = Config.model_validate({
+        "house": load_config(tiny_worker.config).house.model_dump(), "video": {"backend": "remote"},
+        "interpolation": {"backend": "none"}, "workers": {"urls": [tiny_worker.url], "timeout_s": 120},
+        "quality": {"takes": 3, "scorer": "clip", "score_on": "workers", "model": tiny_worker.clip_model}})
+    pool = WorkerPool(config.workers, start=False)
+    try:
+        before = pool.check()[0]["jobs_done"]
+        pipeline = ClipPipeline.from_config(config, make_stages(config, pool), pool)
+        made = pipeline.single(SHOT, tmp_path / "clip.mp4")
+        assert pool.check()[0]["jobs_done"] - before == 6  # three /video, three /score
+        drawn = [RemoteVideo(pool, RemoteVideoSection()).render(replace(SHOT, seed=seed), 2.0)
+                 for seed in made.takes.seeds]
+    finally:
+        pool.close()
+    local = ClipScorer(config.quality)
+    assert made.takes.scores == pytest.approx([local.score(frames, SHOT.prompt) for frames in drawn], abs=1e-5)
+    assert made.takes.score == max(made.takes.scores)
 
 
 # --------------------------------------------------------------------------- adapters

@@ -29,6 +29,7 @@ from webtv.library.thumbs import Thumbnails
 from webtv.playout.block import Entry
 from webtv.playout.controller import Playout
 from webtv.producer import make_stages
+from webtv.producer.checks import Checks
 from webtv.producer.house import make_card, validate_clip
 from webtv.producer.narration import Narration
 from webtv.producer.pipeline import ClipPipeline
@@ -126,7 +127,7 @@ class Channel:
                                    on_deleted=lambda ids: self.programmer.write_catalogue())
         self.disk = disk_guard(config, library, self.retention, self.programmer.record_aired)
         self.producer = Producer(
-            ClipPipeline.from_config(config, make_stages(config, self.workers)),
+            ClipPipeline.from_config(config, make_stages(config, self.workers), self.workers),
             self.sequences, library, self._theme, config.producer.ahead,
             capacity=self.workers.capacity if self.workers is not None else (lambda: 1),
             on_clip=self._on_clip, on_stage=self.events.render_stage.publish, disk=self.disk,
@@ -234,8 +235,12 @@ class Channel:
                                              words_per_minute(applied))
         if applied.story != old.story:  # the shot bounds: at the next sequence the recipe narrates
             self.producer.pipeline.narration = Narration.from_config(applied)
+        if applied.quality != old.quality:  # the checks judge the next take by the new thresholds
+            self.producer.pipeline.checks = Checks.from_config(applied.quality)
         if applied.producer != old.producer:
             self.producer.reconfigure(applied.producer)
+        if applied.quality != old.quality:  # takes and min_score: from the next shot drawn
+            self.producer.pipeline.quality = applied.quality
         if applied.programme != old.programme:
             self.programmer.reconfigure(applied.programme)
         if applied.output != old.output:
@@ -415,7 +420,8 @@ class Channel:
         block, entry, started_at = now
         episode = EpisodeOnAir(entry.episode, entry.episode_title or "") if entry.episode is not None else None
         return NowPlaying(entry.clip_id, entry.prompt, entry.theme, entry.source, started_at, block.number,
-                          entry.narration or None, list(entry.characters), episode)
+                          entry.narration or None, list(entry.characters), episode,
+                          list(entry.scores) or None, max(entry.scores) if entry.scores else None)
 
 
 async def _supervised(name: str, run, pause_s: float = 5.0) -> None:

@@ -68,6 +68,9 @@ class HouseSection(Section):
     sample_rate: Literal[44100, 48000] = 48000
     channels: Literal[1, 2] = 2
     font: Path | None = None
+    loudness_lufs: float = Field(-16.0, ge=-40, le=-5,
+                                 description="EBU R128 integrated loudness clips and the filler card are made at")
+    true_peak_db: float = Field(-1.5, ge=-9, le=0, description="the highest true peak of a clip's sound (dBTP)")
 
     @property
     def gop_frames(self) -> int:
@@ -689,6 +692,35 @@ BACKENDS: dict[str, tuple[type[Section], ...]] = {
 STAGES = ("video", "upscale", "interpolation", "audio", "voice")
 
 
+class QualitySection(Section):
+    """What a take must be worth before it enters the library. Best-of-K
+    (``webtv.producer.takes``): each shot's video is drawn ``takes`` times with different seeds, the scorer rates every take, the best goes on;
+    a shot whose best take scores under ``min_score`` is dropped. The scorer is loaded once,
+    at the first take it rates; which scorer, where it runs and its model apply at the next
+    start, the rest live. The picture and sound checks (``webtv.producer.checks``) run ffmpeg's
+    detectors on the encoded take and reject one mostly black, frozen or silent; they apply live."""
+
+    restart_keys: ClassVar[tuple[str, ...]] = ("scorer", "model", "device", "score_on")
+    takes: int = Field(1, ge=1, le=16, description="takes drawn per shot; the best-scored one airs")
+    scorer: Literal["clip", "none"] = Field("none", description='"clip": mean prompt-frame CLIP similarity')
+    model: str = Field("openai/clip-vit-base-patch32", description="CLIP hub id or local folder")
+    min_score: float | None = Field(None, ge=-1, le=1, description="a shot whose best take scores under this is dropped")
+    frames: int = Field(4, ge=1, le=64, description="frames sampled across a take for its score")
+    device: Device = "auto"
+    score_on: Literal["channel", "workers"] = Field("channel", description='"workers": each take is scored by a '
+                                                    "[workers] worker's /score")
+
+    # -- picture and sound checks (webtv.producer.checks): ffmpeg's detectors on the encoded take
+    checks: bool = Field(True, description="reject takes that are mostly black, frozen or silent")
+    max_black: float = Field(0.5, ge=0, le=1, description="a take black for more than this share of it is rejected")
+    max_frozen: float = Field(0.5, ge=0, le=1, description="... frozen (one still picture) for more than this share")
+    max_silent: float = Field(0.5, ge=0, le=1, description="... silent for more than this share (the whole mix)")
+    black_pixel: float = Field(0.10, gt=0, lt=1, description="a pixel darker than this share of the luma range is black")
+    freeze_noise_db: float = Field(-60.0, ge=-90, le=0, description="frames closer than this are the same picture")
+    silence_db: float = Field(-50.0, ge=-90, le=0, description="sound quieter than this is silence")
+    min_stretch_s: float = Field(0.5, gt=0, le=10, description="shorter black, frozen or silent stretches count for nothing")
+
+
 class ProducerSection(Section):
     ahead: int = Field(6, ge=1, le=1000, description="fresh clips kept ready before the producer rests")
 
@@ -780,6 +812,7 @@ class Config(Section):
     moderation: ModerationSection = ModerationSection()
     library: LibrarySection = LibrarySection()
     story: StorySection = StorySection()
+    quality: QualitySection = QualitySection()
     schedule: list[ScheduleEntry] = []
     source: Path | None = Field(None, exclude=True)
 
@@ -808,8 +841,12 @@ class Config(Section):
 
     @property
     def needs_workers(self) -> bool:
-        """Whether a stage runs on [workers]: the channel then builds the WorkerPool."""
-        return bool(self.remote_stages)
+        """Whether a stage (or the takes' scorer) runs on [workers]: the channel then builds the WorkerPool."""
+        return bool(self.remote_stages) or self.scores_on_workers
+
+    @property
+    def scores_on_workers(self) -> bool:
+        return self.quality.scorer == "clip" and self.quality.score_on == "workers"
 
 
 def cross_section_problems(config: Config) -> list[Problem]:
@@ -824,9 +861,24 @@ def cross_section_problems(config: Config) -> list[Problem]:
     urls = {url.rstrip("/") for url in config.workers.urls}
     problems += [(("workers", "credentials", i, "url"), "not one of workers.urls")
                  for i, entry in enumerate(config.workers.credentials) if entry.url.rstrip("/") not in urls]
+    problems += quality_problems(config.quality)
+    if config.scores_on_workers and not config.workers.urls:
+        problems.append((("quality", "score_on"), '"workers" needs workers.urls: the workers that score the takes'))
     if config.moderation.openai and config.director.backend != "openai":
         problems.append((("moderation", "openai"),
                          'asks the [director] server, so it needs [director] backend = "openai"'))
+    return problems
+
+
+def quality_problems(quality: QualitySection) -> list[Problem]:
+    """Best-of-K needs a scorer to choose with."""
+    if quality.scorer != "none":
+        return []
+    problems: list[Problem] = []
+    if quality.takes > 1:
+        problems.append((("quality", "takes"), 'more than one take needs a scorer to choose: set quality.scorer = "clip"'))
+    if quality.min_score is not None:
+        problems.append((("quality", "min_score"), 'needs a scorer: set quality.scorer = "clip"'))
     return problems
 
 
@@ -903,6 +955,8 @@ def file_problems(config: Config) -> list[Problem]:
         problem = marker and local_model_problem(section.model, marker)
         if problem:
             problems.append(((name, "model"), f"{section.model}: {problem}"))
+    if config.quality.scorer == "clip" and (problem := local_model_problem(config.quality.model, "config.json")):
+        problems.append((("quality", "model"), f"{config.quality.model}: {problem}"))
     return problems
 
 
@@ -986,7 +1040,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     update: dict[str, Section] = {
         "paths": config.paths.model_copy(update={k: resolve(v) for k, v in config.paths if isinstance(v, Path)})
     }
-    for name in ("house", *BACKENDS):
+    for name in ("house", "quality", *BACKENDS):
         section = getattr(config, name)
         fields = type(section).model_fields
         changes: dict[str, Any] = {}
@@ -1177,6 +1231,9 @@ def summary(config: Config) -> str:
             f"theme:      {config.channel.theme}",
             f"house:      {h.width}x{h.height}@{h.fps} H.264 {h.h264_profile} {h.video_kbps} kb/s, "
             f"GOP {h.gop_seconds:g} s; AAC {h.audio_kbps} kb/s {h.sample_rate} Hz x{h.channels}",
+            f"loudness:   {h.loudness_lufs:g} LUFS integrated (EBU R128), true peak <= {h.true_peak_db:g} dBTP",
+            f"takes:      {_takes(config.quality)}",
+            f"checks:     {_checks(config.quality)}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
             f"story:      {_story(config.story)}",
             f"video:      {_stage(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
@@ -1193,6 +1250,21 @@ def summary(config: Config) -> str:
             f"http:       http://{config.http.host}:{config.http.port}/",
         ]
     )
+
+
+def _takes(quality: QualitySection) -> str:
+    if quality.scorer == "none":
+        return f"{quality.takes}, not scored"
+    floor = f", a shot under {quality.min_score:g} is dropped" if quality.min_score is not None else ""
+    return (f"best of {quality.takes}, scored by CLIP ({quality.model}) on the {quality.score_on}"
+            f" over {quality.frames} frames{floor}")
+
+
+def _checks(quality: QualitySection) -> str:
+    if not quality.checks:
+        return "off"
+    return (f"a take is rejected when black over {quality.max_black:.0%}, frozen over {quality.max_frozen:.0%}"
+            f" or silent over {quality.max_silent:.0%} of it")
 
 
 def _story(story: StorySection) -> str:

@@ -25,11 +25,12 @@ from prometheus_client.registry import Collector
 from webtv.config import redact_url
 from webtv.playout.block import Block
 from webtv.playout.output import STATES as OUTPUT_STATES
+from webtv.producer.checks import REASONS as CHECK_REASONS
 from webtv.status import ChannelStatus, ChannelView
 
 log = logging.getLogger("webtv.metrics")
 
-STAGES = ("music", "video", "encode", "validate")
+STAGES = ("music", "loudness", "video", "level", "encode", "validate", "check")
 SOURCES = ("fresh", "loop", "filler")
 THEME_SOURCES = ("config", "api", "schedule")
 WORKER_STATES = ("unknown", "healthy", "down", "probing")
@@ -127,6 +128,15 @@ def channel_part(status: ChannelStatus) -> Iterable[Metric]:
         if now.episode is not None:
             yield from gauge("webtv_now_playing_episode", "Story mode: number of the episode on air",
                              now.episode.number)
+        yield from gauge("webtv_now_playing_score", "Best-of-K: score of the take on air", now.score)
+        takes = GaugeMetricFamily("webtv_now_playing_take_score", "Best-of-K: score of each take of the clip on air",
+                                  labels=["take"])
+        for take, score in enumerate(now.scores or ()):
+            takes.add_metric([str(take)], score)
+        yield takes
+
+
+REJECTIONS = ("low_score", *CHECK_REASONS)  # why a shot is dropped before the library
 
 
 def producer_part(status: ChannelStatus) -> Iterable[Metric]:
@@ -148,6 +158,11 @@ def producer_part(status: ChannelStatus) -> Iterable[Metric]:
     yield from (fraction, started)
     yield from gauge("webtv_producer_last_error_seconds", "When a render last failed (Unix time)", state.last_error_at)
     yield from gauge("webtv_producer_paused", "1 while production is paused (disk full)", 1 if state.paused else 0)
+    rejected = CounterMetricFamily("webtv_shots_rejected", "Shots dropped before the library (low_score; the checks:"
+                                   " black, frozen, silent), by reason", labels=["reason"])
+    for reason, count in sorted({**dict.fromkeys(REJECTIONS, 0), **state.rejected}.items()):
+        rejected.add_metric([reason], count)
+    yield rejected
 
 
 def disk_part(status: ChannelStatus) -> Iterable[Metric]:

@@ -56,6 +56,8 @@ class NowPlaying:
     narration: str | None = None  # story mode: the line spoken over the clip; None outside it
     characters: list[str] = field(default_factory=list)  # story mode: the cast members in the clip
     episode: EpisodeOnAir | None = None  # story mode: the episode the clip belongs to
+    scores: list[float] | None = None  # best-of-K: every take's score; None when the clip was not scored
+    score: float | None = None  # the take that airs (the best)
 
 
 @dataclass(frozen=True)

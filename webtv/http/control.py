@@ -36,7 +36,7 @@ def clip_json(clip: Clip) -> dict:
         "duration": clip.duration, "created": clip.created, "times_aired": clip.times_aired,
         "last_aired": clip.last_aired, "state": clip.label, "keep": clip.keep, "banned": clip.banned,
         "size": clip.size, "thumb": f"/api/clips/{clip.id}/thumb.jpg", "media": f"/api/clips/{clip.id}/media",
-        "score": None,  # issue #13 stores scores
+        "score": clip.score, "scores": list(clip.scores),  # best-of-K: the take aired, every take
     }
 
 

@@ -92,6 +92,8 @@ class Clip:
     characters: tuple[str, ...] = ()  # story mode: the cast members in it
     episode: int | None = None  # story mode: the episode's number and title
     episode_title: str | None = None
+    score: float | None = None  # best-of-K: the score of the take that aired (None: not scored)
+    scores: tuple[float, ...] = ()  # every take's score, in the order they were drawn
 
     @property
     def banned(self) -> bool:
@@ -109,10 +111,10 @@ class Clip:
 LABEL_SQL = ("CASE WHEN state IN ('banned', 'broken') THEN state WHEN keep != 0 THEN 'kept'"
              " WHEN times_aired > 0 THEN 'aired' ELSE 'fresh' END")
 LABELS = ("fresh", "aired", "kept", "banned", "broken")
-SORTS = {  # GET /api/clips sort: the column, nulls last; score waits for issue #13 (all null)
+SORTS = {  # GET /api/clips sort: the column, nulls last
     "created": "created",
     "aired": "last_aired",
-    "score": "NULL",
+    "score": "score",
 }
 
 
@@ -170,6 +172,11 @@ class Library:
             for name, kind in story.items():
                 if name not in columns:
                     self.db.execute(f"ALTER TABLE clips ADD COLUMN {name} {kind}")
+        takes = {"score": "REAL", "scores": "TEXT NOT NULL DEFAULT '[]'"}  # best-of-K (issue #13)
+        with self.db:
+            for name, kind in takes.items():
+                if name not in columns:
+                    self.db.execute(f"ALTER TABLE clips ADD COLUMN {name} {kind}")
 
     def reconcile(self) -> dict[str, int]:
         """Make index and files agree after a crash (see the module docstring). Blocking; run
@@ -214,8 +221,10 @@ class Library:
         """A private name for a clip being made; ``ingest`` moves it into the library."""
         return self.incoming_dir / f"{os.getpid()}-{time.monotonic_ns()}{suffix}"
 
-    def ingest(self, made: Path, shot: Shot, duration: float, digest: str | None = None) -> Clip:
-        """Move a validated file into the library and index it; returns the new clip."""
+    def ingest(self, made: Path, shot: Shot, duration: float, digest: str | None = None,
+               scores: tuple[float, ...] = (), score: float | None = None) -> Clip:
+        """Move a validated file into the library and index it; returns the new clip.
+        ``scores``: every take's score; ``score``: the one of the take in the file."""
         digest = digest or file_digest(made)
         size = made.stat().st_size
         episode, title = memory.episode_of(self.db, shot.sequence_id) or (None, None)
@@ -224,10 +233,11 @@ class Library:
             with self.db:  # the rename happens inside the transaction: no row until both are done
                 cur = self.db.execute(
                     "INSERT INTO clips (file, prompt, theme, tags, duration, created, size, digest,"
-                    " narration, characters, episode, episode_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " narration, characters, episode, episode_title, score, scores)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (f"pending-{made.name}", shot.prompt, shot.theme, json.dumps(list(shot.tags)),
                      duration, time.time(), size, digest, shot.narration, json.dumps(list(shot.characters)),
-                     episode, title),
+                     episode, title, score, json.dumps(list(scores))),
                 )
                 clip_id = cur.lastrowid
                 if episode is not None:
@@ -455,6 +465,8 @@ class Library:
             characters=tuple(json.loads(row["characters"])),
             episode=row["episode"],
             episode_title=row["episode_title"],
+            score=row["score"],
+            scores=tuple(json.loads(row["scores"])),
         )
 
     def recent_clip_bytes(self, last: int = 20) -> int | None:

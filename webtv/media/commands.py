@@ -4,7 +4,9 @@ Each function returns an argv list for ``subprocess`` (no shell): a path is one 
 spaces and quotes in it need no quoting. Playout: the block decoder, the RTMP and HLS
 outputs. Production: the house encode (clips and the filler card share it), minterpolate
 and ``webtv interpolate``'s encode, the frames and music files passed to and from remote
-workers, and the narrator's speech (espeak-ng) and its speed-up. Checks: the probes and the packet scan of clip validation.
+workers, the narrator's speech (espeak-ng) and its speed-up, and two-pass EBU R128 loudness
+(``loudnorm``). Checks: the probes and the packet scan of clip validation, and the black,
+frozen and silent detectors a clip passes before the library.
 
 Stream time is carried in MPEG-TS units: 90 kHz ticks, kept modulo 2^33 (about 26.5 h), as
 the PTS fields of a TS stream are.
@@ -322,3 +324,48 @@ def packets_command(path: Path | str) -> list[str]:
 def read_through_command(path: Path | str) -> list[str]:
     """For builds without ffprobe: read every packet, failing at the first damaged one."""
     return [ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(path), "-map", "0", "-c", "copy", "-f", "null", "-"]
+
+
+def detect_command(path: Path | str, *, black_pixel: float, freeze_noise_db: float, silence_db: float,
+                   min_s: float) -> list[str]:
+    """Decode ``path`` once through ffmpeg's own detectors, which log (at level info, on
+    stderr) every stretch of at least ``min_s`` seconds that is black (``blackdetect``: a
+    picture of pixels darker than ``black_pixel`` of the luma range), frozen
+    (``freezedetect``: frames differing by less than ``freeze_noise_db``) or silent
+    (``silencedetect``: quieter than ``silence_db``). The picture is judged above its bottom
+    third, where the burned-in caption or subtitles sit (text on a black box would make a
+    black picture look lit, and changing subtitles a frozen one look moving)."""
+    return [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", "-i", str(path),
+        "-map", "0:v:0", "-map", "0:a:0",
+        "-vf", f"crop=iw:trunc(ih*2/3):0:0,blackdetect=d={min_s:g}:pix_th={black_pixel:g},"
+               f"freezedetect=n={freeze_noise_db:g}dB:d={min_s:g}",
+        "-af", f"silencedetect=n={silence_db:g}dB:d={min_s:g}",
+        "-f", "null", "-",
+    ]
+
+
+# -- loudness (EBU R128, two passes) -----------------------------------------------------------
+
+
+def _raw_audio_in(sample_rate: int, channels: int) -> list[str]:
+    return ["-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0"]
+
+
+def loudness_measure_command(sample_rate: int, channels: int) -> list[str]:
+    """Raw float samples on stdin measured by ``loudnorm`` (EBU R128: integrated loudness, true
+    peak, loudness range, gating threshold); its JSON report (input_i, input_tp, input_lra,
+    input_thresh) is logged at level info on stderr."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+            *_raw_audio_in(sample_rate, channels), "-af", "loudnorm=print_format=json", "-f", "null", "-"]
+
+
+def true_peak_limit_command(sample_rate: int, channels: int, gain_db: float, ceiling_db: float) -> list[str]:
+    """Raw float samples on stdin raised by ``gain_db`` and held under ``ceiling_db`` true peak
+    on stdout: the gain, then ``alimiter`` at 4x the rate (192 kHz from 48 kHz), where the
+    peaks between samples are samples, without its auto-level; the same number of samples."""
+    ceiling = 10 ** (ceiling_db / 20)
+    chain = (f"volume={gain_db:.3f}dB,aresample={sample_rate * 4},"
+             f"alimiter=limit={ceiling:.5f}:attack=1:release=50:level=0,aresample={sample_rate}")
+    return [ffmpeg_exe(), *ERRORS_ONLY, *_raw_audio_in(sample_rate, channels), "-af", chain,
+            "-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "pipe:1"]

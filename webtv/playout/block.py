@@ -25,6 +25,7 @@ class Entry:
     characters: tuple[str, ...] = ()
     episode: int | None = None
     episode_title: str | None = None
+    scores: tuple[float, ...] = ()  # best-of-K: every take's score (the clip is the best one)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 from webtv.config import HouseSection, SubtitlesSection
 from webtv.media import MediaError, ProbeResult, ffprobe_exe, probe
 from webtv.media.commands import Overlay, encode_command, overlay_textfile, packets_command, read_through_command
+from webtv.media.loudness import normalize
 from webtv.producer.base import Frames
 from webtv.producer.subtitles import Subtitle, ass_script
 
@@ -122,7 +123,8 @@ def encode_clip(frames: Frames, audio: np.ndarray, caption: str, house: HouseSec
 def make_card(text: str, seconds: float, house: HouseSection, out: Path, *, title: str | None = None) -> None:
     """The filler / no-content card in the house format: a slowly moving dark gradient, a
     title large in the middle, the text below it, and soft quiet audio that fades in and out
-    so the card can repeat back to back.
+    so the card can repeat back to back, at the house loudness (``[house] loudness_lufs``) like
+    the clips around it.
 
     Without ``title`` the first line of ``text`` is the title (e.g. "channel name\nmore is
     on its way"), the rest the text below it.
@@ -153,7 +155,8 @@ def make_card(text: str, seconds: float, house: HouseSection, out: Path, *, titl
     env = np.clip(np.minimum(t, n / house.sample_rate - t) / 0.5, 0.0, 1.0)
     tone = sum(np.sin(2 * np.pi * f * t) * g for f, g in ((110.0, 1.0), (164.81, 0.6), (220.0, 0.4), (277.18, 0.25)))
     pad = (0.03 * tone * env * (0.8 + 0.2 * np.sin(2 * np.pi * 0.25 * t))).astype(np.float32)
-    samples = _fit_audio(pad[:, None], n, house.channels)
+    samples = normalize(_fit_audio(pad[:, None], n, house.channels), house.sample_rate, house.loudness_lufs,
+                        house.true_peak_db)
     _encode(frames, range(count), samples, texts, house, Path(out))
 
 

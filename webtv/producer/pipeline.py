@@ -1,8 +1,12 @@
 """shot -> clip: the one recipe every clip is made by.
 
-    sequence --music--> one track for all its shots; each clip carries its slice
+    sequence --music--> one track for all its shots --loudness--> the track at the house
+             loudness, set once (two-pass EBU R128), so the level runs on across cuts;
+             each clip carries its slice
     shot --1 video--> frames --2 upscale--> --3 interpolate--> frames at the house rate
-         --4 encode--> a house-format MP4 with its slice of the track --5 validate--> duration
+         --level--> its slice of the track measured, moved back within CLIP_TOLERANCE_LU
+         of the house loudness if it strayed --4 encode--> a house-format MP4
+         --5 validate--> duration --6 check--> not mostly black, frozen or silent
 
 A narrated sequence (story mode: shots with a ``narration`` line, a voice backend, and
 ``narration`` settings given) goes through more named steps, ``webtv.producer.narration``
@@ -10,15 +14,21 @@ says how each works:
 
     sequence --voice--> every shot's line spoken --fit--> each shot's seconds (speech +
              breath, within the bounds; sped up or cut when too long) --music--> one track
-             as long as the shots together; shot i airs its own slice of it
+             as long as the shots together --loudness--; shot i airs its own slice of it
     shot --1-3--> frames for the shot's own seconds --mix--> its slice of the track, ducked
-         under its speech --4 encode--> with the line as subtitles instead of the caption
-         --5 validate
+         under its speech --level--> the voice-over mix kept within tolerance --4 encode-->
+         with the line as subtitles instead of the caption --5 validate --6 check
 
 A sequence without narration (the showreel) takes the first recipe, unchanged.
 
+Best-of-K (``[quality]``, ``webtv.producer.takes``): with a scorer, step 1 draws the shot
+``takes`` times, each take with its own seed (side by side when the video stage runs on
+remote workers, one after the other on a local GPU), the ``score`` step rates each take, and
+the best one goes on through steps 2-5; a shot whose best take scores under ``min_score``
+raises LowScore (dropped, never aired). ``ClipResult.takes`` says which take went on.
+
 Like a diffusers pipeline, a ClipPipeline holds its components once (the Stages, the house
-format, the clip length) and ``__call__`` is the recipe, step by named step. The producer,
+format, the clip length, the checks) and ``__call__`` is the recipe, step by named step. The producer,
 ``webtv render``, a worker's ``/clip`` and the benchmarks all make clips through it.
 
 Each model step (video, upscale, interpolate, music) that fails, CUDA out of memory say, is
@@ -40,19 +50,28 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 import numpy as np
 
 from webtv.director import Sequence, Shot
+from webtv.media.loudness import keep_within, normalize
 from webtv.producer.base import Frames, Progress
 from webtv.producer.house import encode_clip, validate_clip
 from webtv.producer.narration import Line, Narration, fit_line, mix, voice_of
 from webtv.producer.subtitles import Subtitle
+from webtv.producer.takes import Scorer, Takes, choose, make_scorer, take_seed
 from webtv.prompt_weights import clean
 
 if TYPE_CHECKING:
-    from webtv.config import Config, HouseSection
+    from webtv.config import Config, HouseSection, QualitySection
+    from webtv.producer.checks import Checks
+    from webtv.producer.remote import WorkerPool
     from webtv.producer.registry import Stages
 
 log = logging.getLogger("webtv.producer")
 
 T = TypeVar("T")
+
+CLIP_TOLERANCE_LU = 2.0
+"""How far a clip's loudness may stray from the house loudness (``[house] loudness_lufs``)
+before the level step moves it back to this distance: the music is normalised as a whole,
+and a quiet passage stays a little quieter than a loud one."""
 
 StepMeter = Callable[[str], contextlib.AbstractContextManager[object]]
 """around_step(step): a context entered around each step (a benchmark's memory meter)."""
@@ -130,6 +149,7 @@ class Track:
 class ClipResult:
     duration: float  # seconds, as probed from the validated file
     timings: dict[str, float]  # seconds per step, in the order the steps ran
+    takes: Takes | None = None  # best-of-K: every take's seed and score, and the one kept (None: unscored)
 
 
 class Steps:
@@ -174,7 +194,9 @@ class ClipPipeline:
     ``lighter_retry=False`` makes a failed model step raise at once (a benchmark times the
     configured settings, never the lighter ones); ``around_step`` wraps every step.
     ``narration`` (``Narration.from_config``) lets sequences with lines be narrated when the
-    stages have a voice; without it every sequence takes the showreel recipe.
+    stages have a voice; without it every sequence takes the showreel recipe. ``quality``
+    and ``scorer`` make step 1 best-of-K (``quality`` may be replaced live: takes, min_score).
+    ``checks`` (``Checks.from_config``) judge the encoded take that went on; None: no checks.
     """
 
     def __init__(
@@ -186,6 +208,9 @@ class ClipPipeline:
         lighter_retry: bool = True,
         around_step: StepMeter | None = None,
         narration: Narration | None = None,
+        quality: "QualitySection | None" = None,
+        scorer: Scorer | None = None,
+        checks: "Checks | None" = None,
     ):
         self.stages = stages
         self.house = house
@@ -193,38 +218,62 @@ class ClipPipeline:
         self.lighter_retry = lighter_retry
         self.around_step = around_step
         self.narration = narration
+        self.quality = quality
+        self.scorer = scorer
+        self.checks = checks
 
     @classmethod
-    def from_config(cls, config: "Config", stages: "Stages", **options) -> "ClipPipeline":
-        """The channel's recipe: its house format, clip length and narration settings."""
-        return cls(stages, config.house, config.video.clip_seconds, narration=Narration.from_config(config), **options)
+    def from_config(cls, config: "Config", stages: "Stages", workers: "WorkerPool | None" = None,
+                    **options) -> "ClipPipeline":
+        """The channel's recipe: its house format, clip length, narration, quality settings and
+        checks (``workers``: the channel's pool, for ``[quality] score_on = "workers"``)."""
+        from webtv.producer.checks import Checks
+
+        return cls(stages, config.house, config.video.clip_seconds, narration=Narration.from_config(config),
+                   quality=config.quality, scorer=make_scorer(config.quality, workers),
+                   checks=Checks.from_config(config.quality), **options)
 
     def __call__(self, shot: Shot, track: Track, out: Path, progress: Progress | None = None) -> ClipResult:
         """Render, encode and validate ``shot`` into ``out`` with its slice of ``track``."""
         steps = Steps(progress, self.around_step)
         line = track.line(shot.index)
-        # 1-3. video, upscale, interpolate: the shot's frames at the house rate, for its seconds
-        frames = self._frames(shot, steps, track.seconds(shot.index))
+        # 1-3. video (best of the takes), upscale, interpolate: the frames at the house rate, for its seconds
+        frames, takes = self._frames(shot, steps, track.seconds(shot.index))
         audio, subtitle = track.shot(shot.index), None
         if line is not None:
             # mix: the shot's music ducked under its line
             audio = steps.timed("mix", mix, audio, line, self.narration.duck_db)
             subtitle = Subtitle(line.text, line.start, line.end)
+        # level: the clip's sound (the voice-over mix in story mode) within tolerance of the house loudness
+        audio = steps.timed("level", self._level, audio)
         # 4. encode: once, into the house format, with the caption (or the line) and the shot's sound
         steps.timed("encode", encode_clip, frames, audio, clean(shot.prompt), self.house, out, subtitle,
                     self.narration.subtitles if self.narration else None)
         # 5. validate: the file is what playout will copy (format, length, keyframes)
         probed = steps.timed("validate", validate_clip, out, self.house, frames.seconds)
-        return ClipResult(duration=probed.duration, timings=steps.timings)
+        # 6. check: not mostly black, frozen or silent (Rejected names why)
+        if self.checks is not None:
+            steps.timed("check", self.checks, out)
+        return ClipResult(duration=probed.duration, timings=steps.timings, takes=takes)
 
     def frames(self, shot: Shot, progress: Progress | None = None) -> Frames:
         """Steps 1-3 alone: the shot's frames at the house rate, not encoded."""
-        return self._frames(shot, Steps(progress, self.around_step))
+        return self._frames(shot, Steps(progress, self.around_step))[0]
 
-    def _frames(self, shot: Shot, steps: Steps, seconds: float | None = None) -> Frames:
+    def _frames(self, shot: Shot, steps: Steps, seconds: float | None = None) -> tuple[Frames, Takes | None]:
         stages, seconds = self.stages, seconds or self.clip_seconds
-        # 1. video: the shot drawn for the clip's airtime (at the model's own frame rate)
-        frames = steps.timed("video", self._model_step, "video", stages.video.render, shot, seconds, steps.report)
+        takes = None
+        if self.scorer is None or self.quality is None:
+            # 1. video: the shot drawn for the clip's airtime (at the model's own frame rate)
+            frames = steps.timed("video", self._model_step, "video", stages.video.render, shot, seconds,
+                                 steps.report)
+        else:
+            # 1. video: every take, each with its own seed; score: each take rated; the best goes on
+            seeds = tuple(take_seed(shot.seed, i) for i in range(self.quality.takes))
+            drawn = steps.timed("video", self._draw_takes, shot, seeds, seconds, steps.report)
+            scores = steps.timed("score", self._score_takes, drawn, clean(shot.prompt))  # CLIP reads words, not weights
+            takes = choose(seeds, scores, self.quality.min_score, shot.prompt)
+            frames = drawn[takes.kept]
         # 2. upscale: the same frames at a larger size
         if stages.upscale is not None:
             frames = steps.timed("upscale", self._model_step, "upscale", stages.upscale.upscale, frames, shot,
@@ -233,7 +282,27 @@ class ClipPipeline:
         if stages.interpolate is not None:
             frames = steps.timed("interpolate", self._model_step, "interpolate", stages.interpolate.interpolate,
                                  frames, seconds, self.house.fps, steps.report)
-        return frames
+        return frames, takes
+
+    def _draw_takes(self, shot: Shot, seeds: tuple[int, ...], seconds: float, progress: Progress) -> list[Frames]:
+        """One take per seed: side by side on remote workers (the pool spreads them), in turn
+        on a local GPU, whose memory holds one render."""
+        def draw(i: int) -> Frames:
+            def report(stage: str, fraction: float) -> None:
+                progress(stage, (i + fraction) / len(seeds))
+            return self._model_step("video", self.stages.video.render, replace(shot, seed=seeds[i]), seconds,
+                                    report if parallel == 1 else None)
+
+        parallel = len(seeds) if getattr(self.stages.video, "spreads_over_workers", False) else 1
+        if parallel == 1:
+            return [draw(i) for i in range(len(seeds))]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(parallel, thread_name_prefix="take") as takes:
+            return list(takes.map(draw, range(len(seeds))))
+
+    def _score_takes(self, drawn: list[Frames], prompt: str) -> tuple[float, ...]:
+        return tuple(round(self.scorer.score(frames, prompt), 6) for frames in drawn)
 
     def narrates(self, sequence: Sequence) -> bool:
         """Whether ``sequence`` takes the narrated recipe."""
@@ -254,7 +323,14 @@ class ClipPipeline:
         total = sum(track.seconds(shot.index) for shot in sequence.shots)
         samples = steps.timed("music", self._model_step, "music", self.stages.audio.compose, sequence, total,
                               self.house.sample_rate, self.house.channels)
+        # loudness: the whole track set to the house loudness once, before it is cut across the shots
+        samples = steps.timed("loudness", normalize, samples, self.house.sample_rate, self.house.loudness_lufs,
+                              self.house.true_peak_db)
         return replace(track, samples=samples, timings=steps.timings)
+
+    def _level(self, audio: np.ndarray) -> np.ndarray:
+        house = self.house
+        return keep_within(audio, house.sample_rate, house.loudness_lufs, house.true_peak_db, CLIP_TOLERANCE_LU)[0]
 
     def _speaker(self, shot: Shot, sequence: Sequence) -> Callable[..., np.ndarray]:
         voice, rate = voice_of(shot, sequence), self.house.sample_rate
@@ -295,7 +371,7 @@ class ClipPipeline:
                             shots=(shot,))
         track = self.compose(sequence, progress)
         made = self(shot, track, out, progress)
-        return ClipResult(made.duration, {**track.timings, **made.timings})
+        return ClipResult(made.duration, {**track.timings, **made.timings}, made.takes)
 
     def _model_step(self, stage: str, call: Callable[..., T], *args) -> T:
         return retry_lighter(stage, call, *args) if self.lighter_retry else call(*args)

@@ -11,6 +11,13 @@ shot order. Rendering runs in daemon threads; the event loop stays free.
 Disk space: before each sequence the producer asks its ``DiskGuard`` for room (which asks
 retention first); without room it pauses (``state.paused = "disk_full"``), starts nothing and
 asks again every ``poll_s``. A render that fails for want of space pauses it the same way.
+
+Quality before air (``[quality]``): a clip enters with the seed of the take that went on and
+every take's score. A shot whose takes all score under ``min_score`` (LowScore), or whose take
+the recipe's ``check`` step rejects as mostly black, frozen or silent (Rejected), is dropped:
+its file is deleted from ``incoming/`` and never indexed, it is logged and counted by reason in
+``state.rejected`` (``low_score``, ``black``, ``frozen``, ``silent``), not as a failure, and
+the next shot goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import contextvars
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -28,9 +35,11 @@ from webtv.config import redact_url
 from webtv.director import Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.library.space import DiskGuard
+from webtv.producer.checks import Rejected
 from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
 from webtv.producer.remote.pool import JOB_WATCHER
 from webtv.producer.sequences import SequenceSource
+from webtv.producer.takes import LowScore
 
 if TYPE_CHECKING:
     from webtv.config import ProducerSection
@@ -109,6 +118,8 @@ class ProducerState:
     last_error_at: float | None = None  # when the last failure happened (Unix time); kept
     prompts_blocked: int = 0
     paused: str | None = None  # why production is paused: "disk_full"; None while it is not
+    rejected: dict[str, int] = field(default_factory=dict)  # shots dropped before the library, by reason
+    last_rejected: str | None = None  # the last shot dropped and why
 
 
 class Producer:
@@ -230,6 +241,10 @@ class Producer:
             try:
                 made = await off_loop(self.pipeline, shot, track, out, render.progress)
                 digest = await asyncio.to_thread(file_digest, out)
+            except (LowScore, Rejected) as exc:
+                out.unlink(missing_ok=True)
+                self._rejected(exc.reason if isinstance(exc, Rejected) else "low_score", f"shot {shot.prompt!r}", exc)
+                return None
             except Exception as exc:
                 out.unlink(missing_ok=True)
                 self._failed(f"shot {shot.prompt!r}", exc)
@@ -239,8 +254,11 @@ class Producer:
             return _Rendered(out, made, digest, time.monotonic() - started)
 
     def _ingest(self, shot: Shot, rendered: "_Rendered") -> None:
+        takes, scores = rendered.made.takes, {}
+        if takes is not None:  # the clip is the kept take: its seed redraws it
+            shot, scores = replace(shot, seed=takes.seed), {"scores": takes.scores, "score": takes.score}
         try:
-            clip = self.library.ingest(rendered.file, shot, rendered.made.duration, rendered.digest)
+            clip = self.library.ingest(rendered.file, shot, rendered.made.duration, rendered.digest, **scores)
         except Exception as exc:
             rendered.file.unlink(missing_ok=True)
             self._failed(f"shot {shot.prompt!r}", exc)
@@ -250,8 +268,8 @@ class Producer:
         if self.disk is not None:
             self.disk.clip_made()
         self._report(rendered.made.timings)
-        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f prompt=%r", clip.id, rendered.made.duration,
-                 rendered.seconds, shot.prompt)
+        log.info("clip made: clip=%d seconds=%.2f render_s=%.2f%s prompt=%r", clip.id, rendered.made.duration,
+                 rendered.seconds, f" scores={list(takes.scores)} kept={takes.kept}" if takes else "", shot.prompt)
         if self.on_clip:
             self.on_clip(clip)
 
@@ -264,15 +282,25 @@ class Producer:
             except Exception:  # noqa: BLE001 - metrics must not stop production
                 log.exception("on_stage callback failed")
 
+    def _rejected(self, reason: str, what: str, exc: Exception) -> None:
+        """A shot dropped on purpose (quality), not a failure: counted by reason, logged, told."""
+        self.state.rejected = {**self.state.rejected, reason: self.state.rejected.get(reason, 0) + 1}
+        self.state.last_rejected = f"{what}: {exc}"
+        log.warning("shot dropped before the library (%s): %s: %s", reason, what, exc)
+        self._tell(what, exc)
+
     def _failed(self, what: str, exc: Exception) -> None:
         self.state.clips_failed += 1
         self.state.last_error = f"{what}: {exc}"
         self.state.last_error_at = time.time()
         log.error("render failed, skipped: %s: %s", what, exc)
+        self._tell(what, exc)
+        if self.disk is not None and self.disk.render_failed(exc):
+            self.state.paused = "disk_full"
+
+    def _tell(self, what: str, exc: Exception) -> None:
         if self.on_failed is not None:
             try:
                 self.on_failed(what, str(exc))
             except Exception:  # noqa: BLE001 - a listener must not stop production
                 log.exception("on_failed callback failed")
-        if self.disk is not None and self.disk.render_failed(exc):
-            self.state.paused = "disk_full"

@@ -405,6 +405,7 @@ class Programmer:
             path=clip.path, duration=clip.duration, source=source,  # type: ignore[arg-type]
             clip_id=clip.id, prompt=clip.prompt, theme=clip.theme, stamp=stamp,
             narration=clip.narration, characters=clip.characters, episode=clip.episode, episode_title=clip.episode_title,
+            scores=clip.scores,
         )
 
     def _prune_blocks(self, newest: int) -> None:

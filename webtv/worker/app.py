@@ -13,13 +13,16 @@ Endpoints (call them with gradio_client; ``webtv.producer.remote`` does):
 | ``/music`` | music prompt, seed, seconds, sample rate, channels, light, sequence JSON | 32-bit float WAV |
 | ``/voice`` | text, voice, words a minute, sample rate, light | speech: 32-bit float mono WAV |
 | ``/clip`` | prompt, seed, seconds, house JSON, theme, narration | a house-format MP4 (music, caption or narration with subtitles, validated) |
+| ``/score`` | video file, prompt | JSON ``{"score": mean prompt-frame CLIP similarity}`` |
 
 ``seconds`` 0 means the config's ``[video] clip_seconds``; an empty house JSON means the
 config's ``[house]``. All render endpoints share one queue slot (``concurrency_id="gpu"``,
 limit 1): one job at a time per worker process, the rest wait in Gradio's queue. ``/health``
 has its own unlimited slot so a busy worker still answers it. Upscale ``none`` returns the
 frames as they came; interpolation is the one the config names even when the local chain
-would skip it (procedural frames are already at the house rate).
+would skip it (procedural frames are already at the house rate). ``/score`` rates with the
+worker's ``[quality] model`` (whatever its ``scorer``); ``/clip`` draws ``[quality] takes``
+like the channel does.
 
 Auth, from the environment only: ``WEBTV_WORKER_TOKEN`` makes every route (API, files,
 ``/config``) ask for ``Authorization: Bearer <token>``; ``WEBTV_WORKER_USER`` and
@@ -71,6 +74,7 @@ class WorkerService:
         self.config = config
         self.stages = make_stages(config)
         self._interpolator = self.stages.interpolate
+        self._scorer = None
         self.started = time.time()
         self.work = Path(tempfile.mkdtemp(prefix="webtv-worker-"))
         self._lock = threading.Lock()
@@ -212,10 +216,28 @@ class WorkerService:
 
         return self._job("voice", work)
 
+    def scorer(self):
+        if self._scorer is None:
+            from webtv.producer.takes import ClipScorer
+
+            self._scorer = ClipScorer(self.config.quality)
+        return self._scorer
+
+    def score(self, video: str, prompt: str) -> dict:
+        from webtv.producer.remote import read_frames
+
+        def work() -> dict:
+            if not video:
+                raise ValueError("no video file given")
+            return {"score": self.scorer().score(read_frames(Path(video)), prompt or "")}
+
+        return self._job("score", work)
+
     def clip(self, prompt: str, seed, seconds, house: str, theme: str, narration: str = "") -> str:
         from webtv.config import HouseSection
         from webtv.director import Shot
         from webtv.producer import ClipPipeline
+        from webtv.producer.checks import Checks
         from webtv.producer.narration import Narration
 
         def work() -> str:
@@ -229,8 +251,10 @@ class WorkerService:
             shot = Shot(prompt=prompt, seed=int(seed or 0), theme=theme or self.config.channel.theme,
                         sequence_id="clip", narration=narration or "")
             out = self._out(".mp4")
-            ClipPipeline(self.stages, fmt, self._seconds(seconds),
-                         narration=Narration.from_config(self.config)).single(shot, out)
+            quality = self.config.quality
+            ClipPipeline(self.stages, fmt, self._seconds(seconds), narration=Narration.from_config(self.config),
+                         quality=quality, scorer=self.scorer() if quality.scorer == "clip" else None,
+                         checks=Checks.from_config(quality)).single(shot, out)
             return str(out)
 
         return self._job("clip", work)
@@ -312,6 +336,12 @@ def build_app(config: "Config", service: WorkerService | None = None):
             s_go = gr.Button("speak")
             s_out = gr.File(label="speech (WAV)")
             s_go.click(service.voice, [s_text, s_voice, s_wpm, s_rate, s_light], s_out, api_name="voice", **gpu)
+        with gr.Tab("score"):
+            c_in = gr.File(label="take (video file)")
+            c_prompt = gr.Textbox(label="prompt")
+            c_go = gr.Button("score")
+            c_out = gr.JSON(label="score")
+            c_go.click(service.score, [c_in, c_prompt], c_out, api_name="score", **gpu)
         with gr.Tab("health"):
             h_go = gr.Button("check")
             h_out = gr.JSON(label="health")

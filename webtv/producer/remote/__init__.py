@@ -3,7 +3,7 @@
     pool.py      WorkerPool: one client per worker, least-busy routing, retries, health
     wire.py      frames, music, shots and sequences as files and JSON between the two sides
     backends.py  RemoteVideo, RemoteUpscaler, RemoteInterpolator, RemoteAudio, RemoteVoice (the stage
-                 protocols over the pool) and render_remote_clip (a worker's /clip)
+                 protocols over the pool), RemoteScorer (/score) and render_remote_clip (a worker's /clip)
 
 A worker is ``webtv worker`` (``webtv/worker/app.py``) or any Gradio app reached through an
 adapter (a public Zeroscope or MusicGen Space).
@@ -12,6 +12,7 @@ adapter (a public Zeroscope or MusicGen Space).
 from webtv.producer.remote.backends import (
     RemoteAudio,
     RemoteInterpolator,
+    RemoteScorer,
     RemoteUpscaler,
     RemoteVideo,
     RemoteVoice,
@@ -34,6 +35,7 @@ __all__ = [
     "JobFailed",
     "RemoteAudio",
     "RemoteInterpolator",
+    "RemoteScorer",
     "RemoteUpscaler",
     "RemoteVideo",
     "RemoteVoice",

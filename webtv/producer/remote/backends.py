@@ -79,6 +79,7 @@ class RemoteVideo(_Remote):
     """VideoBackend on the workers: ``/video`` of a webtv worker, or the adapter's endpoint."""
 
     stage = "video"
+    spreads_over_workers = True  # a shot's takes are drawn side by side, the pool spreads them
 
     def __init__(self, workers: WorkerPool, section: "RemoteVideoSection"):
         super().__init__(workers)
@@ -186,6 +187,17 @@ class RemoteVoice(_Remote):
                 path.unlink(missing_ok=True)
 
         return self.pool.submit("/voice", text, voice or "", words_per_minute, sample_rate, light, decode=decode)
+
+
+class RemoteScorer(_Remote):
+    """Scorer on the workers (``/score``, ``[quality] score_on = "workers"``): a take's frames
+    go up, the worker's own CLIP rates them against the prompt."""
+
+    stage = "score"
+
+    def score(self, frames: Frames, prompt: str) -> float:
+        return self._with_frames(frames, lambda file: self.pool.submit(
+            "/score", file, prompt, decode=lambda reply, pool: float(reply["score"])))
 
 
 # --------------------------------------------------------------------------- one whole clip
