@@ -45,7 +45,7 @@ def apply(package: Path, file: str, code: str) -> None:
 
 def test_the_readme_recipe_adds_a_backend_that_renders(tmp_path):
     blocks = readme_blocks()
-    assert [file for file, _ in blocks] == ["webtv/producer/still.py", "webtv/config.py",
+    assert [file for file, _ in blocks] == ["webtv/producer/wash.py", "webtv/config.py",
                                             "webtv/producer/registry.py"]
     package = tmp_path / "webtv"
     shutil.copytree(REPO / "webtv", package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -54,17 +54,17 @@ def test_the_readme_recipe_adds_a_backend_that_renders(tmp_path):
 
     config = tmp_path / "channel.toml"
     config.write_text('[house]\nwidth = 320\nheight = 180\nx264_preset = "ultrafast"\n\n'
-                      '[video]\nbackend = "still"\nclip_seconds = 1.0\ncolour = [200, 30, 30]\n')
+                      '[video]\nbackend = "wash"\nclip_seconds = 1.0\ncolour = [200, 30, 30]\n')
     run = dict(cwd=tmp_path, capture_output=True, text=True, timeout=120)
     check = subprocess.run([sys.executable, "-m", "webtv", "check", "--config", str(config)], **run)
     assert check.returncode == 0, check.stderr
-    assert "video:      still, 1 s clips" in check.stdout
+    assert "video:      wash, 1 s clips" in check.stdout
 
     misplaced = tmp_path / "misplaced.toml"
     misplaced.write_text('[video]\nbackend = "procedural"\ncolour = [1, 2, 3]\n')
     wrong = subprocess.run([sys.executable, "-m", "webtv", "check", "--config", str(misplaced)], **run)
     assert wrong.returncode == 2
-    assert 'misplaced.toml:3: video.colour: belongs to backend "still", not "procedural"' in wrong.stderr
+    assert 'misplaced.toml:3: video.colour: belongs to backend "wash", not "procedural"' in wrong.stderr
 
     out = tmp_path / "red.mp4"
     render = subprocess.run([sys.executable, "-m", "webtv", "render", "a red room", "--out", str(out),

@@ -20,7 +20,7 @@ def test_models_bench_times_every_stage_with_the_speed_switches(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert [row["stage"] for row in report["rows"]] == ["video", "upscale", "interpolate", "music"]
+    assert [row["stage"] for row in report["rows"]] == ["video", "upscale", "interpolate", "music", "loudness"]
     assert all(row["seconds"] > 0 and row["peak_gb"] > 0 for row in report["rows"])
     assert report["airtime_per_wall_s"] > 0
     assert "frames out: (24, 40, 64, 3) at 24 fps" in done.stdout
@@ -37,5 +37,5 @@ def test_models_bench_times_the_ltx_stage_on_ltx_condition_pipeline(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert [row["stage"] for row in report["rows"]] == ["video", "interpolate", "music"]
+    assert [row["stage"] for row in report["rows"]] == ["video", "interpolate", "music", "loudness"]
     assert "frames out: (8, 32, 64, 3) at 8 fps" in done.stdout
