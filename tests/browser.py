@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
@@ -10,3 +12,17 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 def launch_chromium(playwright):
     """A browser that plays video without a click (autoplay policy) and calls nobody else."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+EXPECTED_CONSOLE_ERRORS = re.compile(r"Failed to load resource: the server responded with a status of 401")
+"""A wrong token refused: the one error a page may log."""
+
+
+def watch_errors(page, errors: list[str]) -> None:
+    """Every page error, console error and failed response of ``page`` into ``errors`` (the
+    401 of a wrong token aside)."""
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+    page.on("console", lambda msg: errors.append(f"{page.url}: console: {msg.text}")
+            if msg.type == "error" and not EXPECTED_CONSOLE_ERRORS.search(msg.text) else None)
+    page.on("response", lambda r: errors.append(f"{page.url}: HTTP {r.status} for {r.url}")
+            if r.status >= 400 and r.status != 401 else None)

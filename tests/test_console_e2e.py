@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import launch_chromium
+from tests.browser import launch_chromium, watch_errors
 from tests.daemon import Daemon
 
 pytestmark = pytest.mark.e2e
@@ -27,9 +26,6 @@ TOKEN = "console-t0ken"
 NEW_THEME = "paper boats on a pond"
 PANELS = ("panel-onair", "panel-library", "panel-theme", "panel-health", "panel-log")
 # A 401 is how a wrong token is refused; chromium logs it as a failed resource load.
-EXPECTED_CONSOLE_ERRORS = re.compile(r"Failed to load resource: the server responded with a status of 401")
-
-
 @pytest.fixture(scope="module")
 def channel(tmp_path_factory):
     folder = tmp_path_factory.mktemp("console")
@@ -72,14 +68,6 @@ def errors() -> list[str]:
 def banned() -> dict:
     """What the ban test banned (``clip_id``) and when (``at``), for the last test's check."""
     return {}
-
-
-def watch_errors(page, errors: list[str]) -> None:
-    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
-    page.on("console", lambda msg: errors.append(f"{page.url}: console: {msg.text}")
-            if msg.type == "error" and not EXPECTED_CONSOLE_ERRORS.search(msg.text) else None)
-    page.on("response", lambda r: errors.append(f"{page.url}: HTTP {r.status} for {r.url}")
-            if r.status >= 400 and r.status != 401 else None)
 
 
 @pytest.fixture(scope="module")
