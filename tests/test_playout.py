@@ -1,7 +1,7 @@
 """Playout with real parts: ffmpeg decoders and outputs, nginx-rtmp, readers on the far side.
 
-One playout runs for the whole module (about 40 s), its stream time starting just before the
-2^33 wrap of MPEG-TS timestamps; the tests below look at it in turn, in file order, the way a
+One playout runs for the whole module, its blocks one 3 s clip each, its stream time starting
+just before the 2^33 wrap of MPEG-TS timestamps; the tests below look at it in turn, in file order, the way a
 viewer would: a block short of its slot, broken blocks, a killed output, a dead destination,
 a late block, and the shutdown. The long look at continuity under load (one RTMP session,
 the largest gap between video timestamps) is tests/test_continuity_e2e.py.
@@ -87,7 +87,7 @@ class Channel:
         if self.inject:
             paths = self.inject.pop(0)
         else:
-            paths = [self.clips[(number + i) % len(self.clips)] for i in range(3)]
+            paths = [self.clips[number % len(self.clips)]]  # short blocks: the tests wait on their joins
         playlist = self.root / "playlists" / f"block {number:05d}.ffconcat"
         playlist.parent.mkdir(parents=True, exist_ok=True)
         text = "ffconcat version 1.0\n" + "".join(ffconcat_line(p) + f"duration {CLIP_S}\n" for p in paths)
@@ -119,7 +119,7 @@ async def channel(clips, rtmp_server, tmp_path_factory):
         ch.hls_dir,
         ch.next_block,
         on_air=ch.record,
-        origin_s=WRAP_S - 12,  # the timestamps wrap during the second block
+        origin_s=WRAP_S - 4.5,  # the timestamps wrap during the second block
     )
     await ch.playout.start()
     ch.started = time.monotonic()
@@ -384,7 +384,16 @@ async def test_a_block_short_of_its_slot_is_followed_without_a_gap(channel: Chan
             short = next((n for n in sorted(channel.blocks) if n >= mark), None)
             if short is not None and any(n > short for n, _, _ in channel.on_air):
                 break
-        await asyncio.sleep(3)  # a few seconds of the block after it
+        # 1.5 s of the block after it read back: past the first keyframe the reader got after that
+        # block went on air (the block's own first one, or the short clip's last, 0.75 s before it)
+        after = next((mono for n, _, mono in channel.on_air if short is not None and n > short), None)
+        until = time.monotonic() + 10
+        while after is not None and time.monotonic() < until:
+            video = reader.video()
+            key = next((p.dts for p in video if p.key and p.arrived >= after), None)
+            if key is not None and video[-1].dts >= key + 1.5:
+                break
+            await asyncio.sleep(0.1)
     finally:
         await close(reader)
     assert short is not None and any(n > short for n, _, _ in channel.on_air), "nothing aired after the short block"
@@ -405,7 +414,7 @@ async def test_broken_blocks_do_not_stop_playout(channel: Channel):
     failures_before = po.decoder_failures
     channel.inject += [[missing], [corrupt, channel.clips[0]], [channel.clips[1], missing, channel.clips[2]]]
     mark = len(channel.blocks)
-    # the injected blocks are fetched within one block (9 s) plus the prefetch; then a good one airs
+    # the injected blocks are fetched within one block (3 s) plus the prefetch; then a good one airs
     deadline = time.monotonic() + 40
     good_after: int | None = None
     while time.monotonic() < deadline:
@@ -504,7 +513,9 @@ async def test_slow_next_block_resumes_on_a_new_schedule(channel: Channel):
     po = channel.playout
     rtmp = channel.output("rtmp-1")
     late_before, aired_before = po.late_spawns, len(channel.on_air)
-    channel.delay_next = 6.0  # the next call answers 6 s late: ~4 s past its due time
+    # next_block() is called 2 s (prefetch_s) before its block is due: answering 5.3 s later is
+    # 3.3 s past due, 0.3 s past the old schedule's next slot and 2.7 s before the one after
+    channel.delay_next = 5.3
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and channel.delayed_block is None:
         await asyncio.sleep(0.2)
@@ -589,8 +600,9 @@ async def test_a_destination_that_never_handshakes_backs_off(channel: Channel):
     po = channel.playout
     server = SilentServer().start()
     # no primer (a whole GOP would overflow this small buffer at once): ffmpeg finds PAT and
-    # PMT in the stream, connects, and waits on the handshake while its buffer fills
-    out = RtmpOutput("silent", f"{server.url}/silent_key_77", 64 * 1024, backoff=Backoff(first_s=0.1, stable_s=0.5))
+    # PMT in the stream, connects, and waits on the handshake while its pipe and buffer fill (a
+    # small buffer: each process still lives past stall_s, waiting for a keyframe and probing)
+    out = RtmpOutput("silent", f"{server.url}/silent_key_77", 16 * 1024, backoff=Backoff(first_s=0.1, stable_s=0.5))
     out.stall_s = 1.0
     po.relay.add(out)
     await out.start()

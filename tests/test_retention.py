@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.clips import add_to_library
+from tests.clips import add_to_library, make_house_clip
 from tests.daemon import Daemon
 from webtv.config import LibrarySection, ProgrammeSection
 from webtv.director import Shot
@@ -248,6 +248,15 @@ def test_keep_endpoint_is_off_without_a_token(tmp_path):
 
 @pytest.mark.e2e
 def test_daemon_keeps_the_library_at_its_quota_while_airing(tmp_path):
+    # the library starts at its quota (four clips aired before, of the channel's theme), so the
+    # first clips the producer makes are already over it and retention deletes from the start
+    library = Library(tmp_path / "channel" / "library")
+    seed = make_house_clip(tmp_path / "seed.mp4", seconds=2.0)  # house format, one block long
+    for i in range(4):
+        clip = add_to_library(library, seed, f"aired before {i}", "lighthouses in a storm", duration=2.0)
+        for _ in range(3):
+            library.mark_aired([clip.id], time.time() - 3600)
+    library.close()
     daemon = Daemon(
         tmp_path / "channel",
         env={"WEBTV_RETENTION_TOKEN": TOKEN}, http={"token_env": "WEBTV_RETENTION_TOKEN"},
