@@ -210,6 +210,17 @@ def test_a_table_without_backend_keeps_the_default_and_its_keys():
     assert config.director.backend == "offline" and not config.needs_workers
 
 
+def test_director_retry_backoff_is_a_config_key():
+    from webtv.director import make_director
+
+    config = parse_config('[director]\nbackend = "openai"\nretry_backoff_s = 0.1\n', Path("c.toml"), {})
+    assert config.director.retry_backoff_s == 0.1 and make_director(config.director).backoff_s == 0.1
+    default = parse_config('[director]\nbackend = "openai"\n', Path("c.toml"), {}).director
+    assert default.retry_backoff_s == 1.0 and make_director(default).backoff_s == 1.0
+    found = problems('[director]\nbackend = "openai"\nretry_backoff_s = 0\n')
+    assert any(line.startswith("c.toml:3: director.retry_backoff_s: Input should be greater than 0") for line in found), found
+
+
 def test_cross_section_rules_name_each_key(tmp_path):
     found = problems('[video]\nbackend = "remote"\nclip_seconds = 20\n\n[audio]\nbackend = "remote"\n\n'
                      '[moderation]\nopenai = true\n')

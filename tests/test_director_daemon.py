@@ -31,9 +31,10 @@ def test_llm_director_in_a_running_channel(tmp_path, openai_server):
         tmp_path / "llm channel",
         env={"WEBTV_TEST_LLM_KEY": KEY},
         director={"backend": "openai", "base_url": openai_server.url, "model": "fake-model",
-                  "api_key_env": "WEBTV_TEST_LLM_KEY", "timeout_s": 1.0, "retries": 1, "cooldown_s": 0.0},
+                  "api_key_env": "WEBTV_TEST_LLM_KEY", "timeout_s": 1.0, "retries": 1, "retry_backoff_s": 0.1,
+                  "cooldown_s": 0.0},
         moderation={"words": ["gore"]},
-        programme={"block_seconds": 6.0, "filler_seconds": 2.0},
+        programme={"block_seconds": 4.0, "filler_seconds": 2.0},
     ).start()
     try:
         status = daemon.wait_for(

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 FPS = 24
 FULL_S = 8.0  # how long the disk is kept full
 OLD = 4  # aired clips of an old theme: retention may delete them
+SHOTS = 3  # clips a sequence: the producer renders them one after another, then rests
 
 
 def mount_tmpfs(folder: Path, size: str) -> str | None:
@@ -139,22 +140,28 @@ def run_episode(mnt: Path, root: Path, rtmp_server: str, clip_file: Path) -> Epi
         seeded.append((clip.id, f"{clip.id:08d}.mp4"))
     library.close()
     url = f"{rtmp_server}/diskfull"
-    daemon = Daemon(folder, rtmp_urls=[url], programme={"block_seconds": 6.0})
+    daemon = Daemon(folder, rtmp_urls=[url], director={"shots_per_sequence": SHOTS}, programme={"block_seconds": 4.0})
     daemon.log_path = root / "daemon.log"  # the log is not on the full disk
-    daemon.start()
     hog = DiskHog(mnt / "ballast")
-    reader = RtmpReader(url, seconds=None, line_buffered=True)
+    # nginx-rtmp holds a player until the publisher comes: the reader waits while the daemon starts
+    reader = RtmpReader(url, seconds=None, line_buffered=True).start()
+    started = time.monotonic()
+    daemon.start()
     try:
         before = daemon.wait_for(
             lambda s: s["producer"]["clips_made"] >= 2 and s["playout"]["blocks_aired"] >= 2
             and all(o["state"] == "running" for o in s["outputs"]), timeout=60, message="on air, producing")
         ep = Episode(daemon, seeded, before)
-        reader.start()
-        assert reader.first_video_after(time.monotonic(), 20) is not None, "nothing on the RTMP stream"
-        time.sleep(2.0)  # past the reader's probing, whose packets come in one burst
-        settled_at = time.monotonic()
-        time.sleep(3.0)
+        # The disk fills while no clip renders (a second sequence made): the next block or
+        # sequence that needs room finds it full and asks retention first.
+        daemon.wait_for(lambda s: s["producer"]["clips_made"] >= 2 * SHOTS and not s["producer"]["rendering"],
+                        timeout=30, message="a second sequence made")
+        first_video = reader.first_video_after(started, 20)
+        assert first_video is not None, "nothing on the RTMP stream"
+        # 3 s of stream before, past the reader's probing (whose packets come in one burst)
+        time.sleep(max(0.0, first_video + 2.0 + 3.0 - time.monotonic()))
         full_at = time.monotonic()
+        settled_at = full_at - 3.0
         hog.start()
         assert hog.first_full.wait(10), "the disk never filled"
         while time.monotonic() - full_at < FULL_S:

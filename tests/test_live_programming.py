@@ -23,7 +23,7 @@ def channel(tmp_path_factory, rtmp_server):
         tmp_path_factory.mktemp("live") / "channel",
         env={"WEBTV_TEST_TOKEN": TOKEN},
         http={"token_env": "WEBTV_TEST_TOKEN"},
-        programme={"block_seconds": 6.0, "filler_seconds": 2.0},
+        programme={"block_seconds": 4.0, "filler_seconds": 2.0},
         moderation={"words": ["forbidden"], "patterns": [r"blood\w*"]},
     ).start()
     try:
@@ -100,7 +100,7 @@ def test_post_theme_needs_the_token_and_keeps_comments(channel):
 
 
 def test_schedule_entry_switches_the_theme(channel):
-    due = datetime.datetime.now() + datetime.timedelta(seconds=6)
+    due = datetime.datetime.now() + datetime.timedelta(seconds=4)  # 3 to 4 s away: the reload takes ~0.1 s
     text = channel.config.read_text()
     channel.config.write_text(text + f'\n[[schedule]]\nat = "{due:%H:%M:%S}"\ntheme = "a night market on the moon"\n')
     status = channel.wait_for(lambda s: s["schedule"]["next"] is not None, timeout=10, message="schedule loaded")

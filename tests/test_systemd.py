@@ -341,10 +341,11 @@ def test_daemon_ready_watchdog_wedge_and_stopping(tmp_path):
     sd = NotifySocket()
     nginx = RtmpServer(tmp_path / "nginx").start()
     nginx2 = None
+    wedged_s = 2.0
     daemon = Daemon(
         tmp_path / "channel", rtmp_urls=[nginx.url + "/wedge"],
         env={"NOTIFY_SOCKET": str(sd.path), "WATCHDOG_USEC": "1000000"},  # a ping every 0.5 s
-        output={"hls": False, "wedged_after_s": 3.0},
+        output={"hls": False, "wedged_after_s": wedged_s},
         programme={"block_seconds": 6.0, "filler_seconds": 2.0},
     ).start()
     try:
@@ -355,7 +356,9 @@ def test_daemon_ready_watchdog_wedge_and_stopping(tmp_path):
         assert ready_status and ready_status[0].startswith("STATUS=on air: block "), sd.messages()
         assert not [m for t, m in sd.messages() if t < ready_at], "nothing is sent before READY"
 
-        time.sleep(3.0)
+        deadline = time.monotonic() + 10
+        while len(sd.messages(ready_at, "WATCHDOG=1")) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
         pings = [t for t, _ in sd.messages(ready_at, "WATCHDOG=1")]
         assert len(pings) >= 4, pings
         assert max(b - a for a, b in zip(pings, pings[1:])) < 0.9, pings
@@ -367,14 +370,14 @@ def test_daemon_ready_watchdog_wedge_and_stopping(tmp_path):
         down_at = time.monotonic()
         daemon.wait_for(lambda s: daemon.output("rtmp")["state"] != "running", timeout=10, message="rtmp down")
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # the pings stop: none for 3 s
+        while time.monotonic() < deadline:  # the pings stop: none for wedged_s (4 intervals)
             last = sd.messages(down_at, "WATCHDOG=1")
-            if last and time.monotonic() - last[-1][0] > 3.0:
+            if last and time.monotonic() - last[-1][0] > wedged_s:
                 break
             time.sleep(0.2)
         last_ping = sd.messages(down_at, "WATCHDOG=1")[-1][0]
-        assert time.monotonic() - last_ping > 3.0, "watchdog pings did not stop"
-        assert last_ping - down_at >= 2.5, "pings stopped before wedged_after_s"  # pinged while not yet wedged
+        assert time.monotonic() - last_ping > wedged_s, "watchdog pings did not stop"
+        assert last_ping - down_at >= wedged_s - 0.5, "pings stopped before wedged_after_s"  # pinged while not yet wedged
         code, body = daemon.request("GET", "/healthz")
         assert code == 503 and "outputs down" in body, body  # /healthz agrees with the watchdog
         assert sd.messages(down_at, "STATUS=")[-1][1].count("UNHEALTHY: all 1 outputs down")

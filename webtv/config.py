@@ -102,6 +102,7 @@ class OpenAIDirectorSection(DirectorBase):
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
     timeout_s: float = Field(30.0, gt=0, le=600)
     retries: int = Field(2, ge=0, le=10)
+    retry_backoff_s: float = Field(1.0, gt=0, le=30, description="first wait between attempts, doubled each retry")
     cooldown_s: float = Field(60.0, ge=0, le=3600, description="after a fallback, write offline this long")
     system_prompt: Path | None = Field(None, description="file replacing the packaged system prompt")
 

@@ -345,7 +345,8 @@ def _checked_weights(prompt: str) -> str:
 class OpenAIDirector:
     """Writes sequences through an OpenAI-compatible chat-completions server.
 
-    ``backoff_s`` is the first wait between attempts (doubled each time, at most 30 s);
+    ``backoff_s`` is the first wait between attempts (doubled each time, at most 30 s; by
+    default ``[director] retry_backoff_s``);
     ``cooldown_s``: after a fallback, sequences are written offline, without asking the
     server, for that long, so that a dead server costs the channel one round of timeouts,
     not one a sequence. ``env`` replaces ``os.environ`` when looking up the key.
@@ -355,12 +356,12 @@ class OpenAIDirector:
         self,
         director: DirectorSection,
         *,
-        backoff_s: float = 1.0,
+        backoff_s: float | None = None,
         cooldown_s: float = 60.0,
         env: Mapping[str, str] | None = None,
     ):
         self.config = director
-        self.backoff_s = backoff_s
+        self.backoff_s = director.retry_backoff_s if backoff_s is None else backoff_s
         self.cooldown_s = cooldown_s
         self.system_prompt = load_system_prompt(director.system_prompt)
         self.story_prompt = load_system_prompt(None, "story_prompt.txt")
