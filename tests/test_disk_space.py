@@ -144,3 +144,25 @@ async def test_full_disk_index_writes_block_playlists_and_room(tiny_disk, clip_f
     finally:
         library.close()
 
+
+
+async def test_a_render_that_ran_out_of_space_asks_retention_for_room_once(tmp_path, monkeypatch):
+    """The disk filled in the middle of a render: production pauses, and retention is asked for
+    room (once for the pause), as when the guard finds the disk full before a render."""
+    free = {"bytes": 50_000}
+    monkeypatch.setattr("webtv.library.space.free_bytes", lambda folder: free["bytes"])
+    asked: list[int] = []
+
+    async def make_room(wanted: int) -> int:
+        asked.append(wanted)
+        return 0
+
+    guard = DiskGuard(tmp_path, lambda: 10_000, 0, make_room, poll_s=0.1)
+    assert await guard.room() and asked == []
+    free["bytes"] = 4_000  # something else took the space; the render fails for want of it
+    assert guard.render_failed(OSError(errno.ENOSPC, "No space left on device"))
+    assert not await guard.room() and guard.full
+    assert len(asked) == 1, "retention was not asked for room after a render ran out of space"
+    assert not await guard.room() and len(asked) == 1, "asked again within one pause"
+    free["bytes"] = 60_000
+    assert await guard.room() and not guard.full

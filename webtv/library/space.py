@@ -8,7 +8,7 @@ folder, usually on one filesystem, so a full disk hits every writer at once. Wha
   as the quota), and only when that is not enough production pauses: ``disk_full`` in
   ``/api/status`` and ``/metrics``, no render started, free space read again every
   ``poll_s`` (so production resumes within about ``poll_s`` of space returning). Retention is
-  asked once per pause: when another process takes every byte freed (a runaway log), asking
+  asked once per pause (a pause that began with a render failing for want of space too): when another process takes every byte freed (a runaway log), asking
   again at each poll would delete the whole library into it. A render that
   fails for want of space (``is_disk_full``) pauses production in the same way, until more
   room is free than there was when it failed;
@@ -148,6 +148,7 @@ class DiskGuard:
         self.pauses = 0
         self.free = 0
         self._failed_at_free: int | None = None  # free bytes when a render last failed for want of space
+        self._asked_retention = False  # asked for room since room() last said yes (once a pause)
 
     def need_bytes(self) -> int:
         need = 2 * self.clip_bytes() + self.headroom
@@ -160,7 +161,8 @@ class DiskGuard:
         pauses (``full``) when that is not enough, resumes when it is."""
         self.free = await asyncio.to_thread(free_bytes, self.folder)
         need = self.need_bytes()
-        if self.free < need and not self.full:  # once per pause: what something else eats is not ours to feed
+        if self.free < need and not self._asked_retention:  # once a pause: what something else eats is not ours to feed
+            self._asked_retention = True
             try:
                 freed = await self.make_room(need - self.free)
             except Exception as exc:  # noqa: BLE001 - no room made; production pauses below
@@ -171,6 +173,8 @@ class DiskGuard:
                          freed // 1024, self.free // 1024, need // 1024)
                 self.free = await asyncio.to_thread(free_bytes, self.folder)
         ok = self.free >= need
+        if ok:
+            self._asked_retention = False
         if ok and self.reserve is not None and self.free >= need + self.reserve.size:
             await asyncio.to_thread(self.reserve.restore)
         self._set_full(not ok, need)
