@@ -229,18 +229,17 @@ class Channel:
         applied = live_config(old, new)
         if self.workers is not None and applied.workers != old.workers:
             self.workers.update(applied.workers)  # workers added or removed while on air
-        if ((applied.director, applied.moderation, applied.story) != (old.director, old.moderation, old.story)
-                or words_per_minute(applied) != words_per_minute(old)):
+        # [voice] (words_per_minute) is a stage: it changes only at a restart, never here
+        if (applied.director, applied.moderation, applied.story) != (old.director, old.moderation, old.story):
             await self.sequences.reconfigure(applied.director, applied.moderation, applied.story,
                                              words_per_minute(applied))
         if applied.story != old.story:  # the shot bounds: at the next sequence the recipe narrates
             self.producer.pipeline.narration = Narration.from_config(applied)
-        if applied.quality != old.quality:  # the checks judge the next take by the new thresholds
+        if applied.quality != old.quality:  # takes, min_score and the checks' thresholds: from the next shot
+            self.producer.pipeline.quality = applied.quality
             self.producer.pipeline.checks = Checks.from_config(applied.quality)
         if applied.producer != old.producer:
             self.producer.reconfigure(applied.producer)
-        if applied.quality != old.quality:  # takes and min_score: from the next shot drawn
-            self.producer.pipeline.quality = applied.quality
         if applied.programme != old.programme:
             self.programmer.reconfigure(applied.programme)
         if applied.output != old.output:

@@ -26,6 +26,7 @@ from webtv.config import redact_url
 from webtv.playout.block import Block
 from webtv.playout.output import STATES as OUTPUT_STATES
 from webtv.producer.checks import REASONS as CHECK_REASONS
+from webtv.producer.takes import LowScore
 from webtv.status import ChannelStatus, ChannelView
 
 log = logging.getLogger("webtv.metrics")
@@ -136,7 +137,7 @@ def channel_part(status: ChannelStatus) -> Iterable[Metric]:
         yield takes
 
 
-REJECTIONS = ("low_score", *CHECK_REASONS)  # why a shot is dropped before the library
+REJECTIONS = (LowScore.reason, *CHECK_REASONS)  # why a shot is dropped before the library
 
 
 def producer_part(status: ChannelStatus) -> Iterable[Metric]:

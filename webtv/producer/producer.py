@@ -243,7 +243,7 @@ class Producer:
                 digest = await asyncio.to_thread(file_digest, out)
             except (LowScore, Rejected) as exc:
                 out.unlink(missing_ok=True)
-                self._rejected(exc.reason if isinstance(exc, Rejected) else "low_score", f"shot {shot.prompt!r}", exc)
+                self._rejected(exc.reason, f"shot {shot.prompt!r}", exc)
                 return None
             except Exception as exc:
                 out.unlink(missing_ok=True)

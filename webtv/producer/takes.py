@@ -68,6 +68,8 @@ class Takes:
 class LowScore(RuntimeError):
     """Every take of a shot scored under ``min_score``: the shot is dropped, not aired."""
 
+    reason = "low_score"  # as ``Rejected.reason``: what the producer counts the drop under
+
     def __init__(self, prompt: str, scores: tuple[float, ...], min_score: float):
         shown = ", ".join(f"{s:.4f}" for s in scores)
         super().__init__(f"every take scored under min_score {min_score:g} ({shown}): {prompt!r}")
