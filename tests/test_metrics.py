@@ -20,12 +20,13 @@ from webtv.director.moderation import Moderator
 from webtv.director.offline import OfflineDirector
 from webtv.http.server import make_app
 from webtv.library import Library
-from webtv.metrics import ChannelMetrics
+from webtv.metrics import ChannelMetrics, StationMetrics
 from webtv.playout.block import Block, Entry
 from webtv.producer import ProceduralVideo, Stages, SynthAudio
 from webtv.producer.pipeline import ClipPipeline
 from webtv.producer.producer import Producer, Render
 from webtv.producer.sequences import SequenceSource
+from webtv.status import OneChannel
 
 TINY = HouseSection(width=160, height=90, fps=12, gop_seconds=1.0, video_kbps=150, audio_kbps=32)
 SECRET_URL = "rtmp://live.example.com/app/sk-stream-key-never-shown"
@@ -218,12 +219,15 @@ async def test_producer_reports_each_render_stage(tmp_path):
 
 
 async def test_metrics_route(channel):
-    async with TestClient(TestServer(make_app(channel, ChannelMetrics(channel)))) as client:
+    station = OneChannel(channel)
+    async with TestClient(TestServer(make_app(station, StationMetrics(station)))) as client:
         response = await client.get("/metrics")
         assert response.status == 200
         assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
-        found = samples(await response.text())
+        text = await response.text()
+    found = samples(text)
     assert value(found, "webtv_clips_rendered_total") == 3
+    assert not any("channel" in dict(labels) for _, labels in found)  # one channel: no channel label, as always
 
 
 # --------------------------------------------------------------------------- the real daemon

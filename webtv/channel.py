@@ -150,6 +150,10 @@ class Channel:
         return self.theme_state.theme
 
     @property
+    def name(self) -> str:
+        return self.config.channel.name
+
+    @property
     def hls_dir(self) -> Path:
         return self.config.paths.hls
 

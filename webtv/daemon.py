@@ -19,9 +19,10 @@ from webtv.channel import Channel, build_channel
 from webtv.config import Config
 from webtv.http.server import start_http
 from webtv.library import LibraryLocked
-from webtv.metrics import ChannelMetrics
+from webtv.metrics import StationMetrics
 from webtv.notify import watch
 from webtv.process import kill_children
+from webtv.status import OneChannel
 
 log = logging.getLogger("webtv")
 
@@ -64,8 +65,8 @@ def run(config: Config) -> int:
 async def serve(channel: Channel, stop: asyncio.Event) -> None:
     """Run ``channel`` until ``stop`` with HTTP (and ``/metrics``) and the systemd watcher."""
     try:
-        metrics = ChannelMetrics(channel)
-        http = await start_http(channel, metrics, channel.config.http.host, channel.config.http.port)
+        station = OneChannel(channel)
+        http = await start_http(station, StationMetrics(station), channel.config.http.host, channel.config.http.port)
         try:
             notify = asyncio.create_task(watch(channel, stop), name="systemd-notify")  # READY, WATCHDOG, STOPPING
             try:

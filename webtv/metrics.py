@@ -1,13 +1,18 @@
-"""Prometheus metrics of one channel, served at ``GET /metrics``.
+"""Prometheus metrics of the daemon's channels, served at ``GET /metrics``.
 
 Nothing here is global: each channel gets a ``ChannelMetrics`` with its own
-``CollectorRegistry``. Two kinds of series:
+``CollectorRegistry``; ``StationMetrics`` keeps one per airing channel (it follows the
+station's ``started``/``stopped``) and renders them as one exposition. Two kinds of series:
 
 - **state**, rendered at scrape time from the channel's ``ChannelStatus`` snapshot, the same
   one ``/api/status`` shows, so the two can never drift; every numeric field of the snapshot
   has a series here (``tests/test_status.py`` checks it);
 - **events** that leave no trace in the state (render stage timings, seconds aired per
   source, theme changes), counted as the channel publishes them (``ChannelEvents``).
+
+In a channel folder every series carries a ``channel`` label (the channel's name), one HELP
+and TYPE per family for all channels. One channel (``--config FILE``) scrapes as it always did,
+without that label: its series keep their identity in Prometheus across the upgrade.
 
 Labels carry output names and kinds and redacted worker URLs, never RTMP URLs or stream keys.
 Scrapes run on the event loop: the snapshot reads the library's SQLite connection, owned by it.
@@ -27,7 +32,7 @@ from webtv.playout.block import Block
 from webtv.playout.output import STATES as OUTPUT_STATES
 from webtv.producer.checks import REASONS as CHECK_REASONS
 from webtv.producer.takes import LowScore
-from webtv.status import ChannelStatus, ChannelView
+from webtv.status import ChannelStatus, ChannelView, StationView
 
 log = logging.getLogger("webtv.metrics")
 
@@ -82,6 +87,69 @@ class ChannelMetrics:
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class StationMetrics:
+    """The metrics of every airing channel of ``station``: a ``ChannelMetrics`` made for each
+    channel as it starts (its event counters count from then on), dropped when it stops."""
+
+    def __init__(self, station: StationView):
+        self.station = station
+        self.of: dict[int, tuple[ChannelView, ChannelMetrics]] = {}  # by id() of the view
+        for channel in station.channels().values():
+            self.started(channel)
+        station.started.subscribe(self.started)
+        station.stopped.subscribe(self.stopped)
+        self.registry = CollectorRegistry()
+        self.registry.register(LabelledChannels(self._labelled))
+
+    def started(self, channel: ChannelView) -> None:
+        self.of[id(channel)] = (channel, ChannelMetrics(channel))
+
+    def stopped(self, name: str) -> None:
+        airing = {id(channel) for channel in self.station.channels().values()}
+        for key in [key for key in self.of if key not in airing]:
+            del self.of[key]
+
+    def metrics(self, channel: ChannelView) -> ChannelMetrics:
+        """``channel``'s metrics (made now should it have started unannounced)."""
+        if id(channel) not in self.of:
+            self.started(channel)
+        return self.of[id(channel)][1]
+
+    def _labelled(self) -> Iterable[tuple[str, CollectorRegistry]]:
+        return [(name, self.metrics(channel).registry) for name, channel in self.station.channels().items()]
+
+    def exposition(self) -> bytes:
+        """Every channel's series in the Prometheus text format; the one channel's as they are
+        in one-channel mode."""
+        if self.station.single:
+            (channel,) = self.station.channels().values()
+            return self.metrics(channel).exposition()
+        return generate_latest(self.registry)
+
+
+class LabelledChannels(Collector):
+    """The families of several channels' registries merged into one family each (the first
+    registry's help text), every sample with a ``channel`` label."""
+
+    def __init__(self, registries: Callable[[], Iterable[tuple[str, CollectorRegistry]]]):
+        self.registries = registries
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for channel, registry in self.registries():
+            for family in registry.collect():
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type,
+                                                            family.unit)
+                merged.samples += [sample._replace(labels={"channel": channel, **sample.labels})
+                                   for sample in family.samples]
+        return families.values()
 
 
 class StatusCollector(Collector):

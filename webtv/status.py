@@ -268,6 +268,10 @@ class ChannelView(Protocol):
     events: ChannelEvents
 
     @property
+    def name(self) -> str:
+        """``[channel] name``: the channel's id (its URLs are ``/c/<name>/``)."""
+
+    @property
     def hls_dir(self) -> Path: ...
 
     def status(self) -> ChannelStatus: ...
@@ -311,3 +315,53 @@ class ChannelView(Protocol):
 
     def programme(self) -> Guide:
         """What aired, what is on, what comes next (``webtv.programmer.guide``)."""
+
+
+# -- the station ----------------------------------------------------------------------------
+
+
+class StationView(Protocol):
+    """What HTTP and metrics may see of the daemon's channels: one (``--config FILE``,
+    ``OneChannel``) or a folder of them (``webtv.station.Station``). Channels come and go while
+    the daemon runs: ``started`` is published with each channel built, ``stopped`` with the
+    name of each that no longer airs. On the event loop."""
+
+    single: bool  # True: --config FILE; today's unprefixed URLs serve that channel
+    started: Signal[[ChannelView]]
+    stopped: Signal[[str]]
+
+    def channels(self) -> dict[str, ChannelView]:
+        """The airing channels by name, in file-name order."""
+
+    def refused(self) -> list[dict]:
+        """``[{"file": str, "error": str}]``: the channel files that air nothing."""
+
+    def stages(self) -> list[dict]:
+        """The shared render stages (``SharedStages.status()``); [] in one-channel mode."""
+
+    def health(self) -> str | None:
+        """None while every channel is healthy, else ``"a: why; b: why"``."""
+
+
+class OneChannel:
+    """The ``StationView`` of one channel (``--config FILE``): it never starts nor stops
+    another, and its health is the channel's own (``/healthz`` answers as it always did)."""
+
+    single = True
+
+    def __init__(self, channel: ChannelView):
+        self.channel = channel
+        self.started: Signal[[ChannelView]] = Signal("started")
+        self.stopped: Signal[[str]] = Signal("stopped")
+
+    def channels(self) -> dict[str, ChannelView]:
+        return {self.channel.name: self.channel}
+
+    def refused(self) -> list[dict]:
+        return []
+
+    def stages(self) -> list[dict]:
+        return []
+
+    def health(self) -> str | None:
+        return self.channel.health()

@@ -1,6 +1,7 @@
 """The control room's API: the library, the programme, skip, the XMLTV guide, live events.
 
-Reads are open, except ``/api/events`` (it carries log lines) when a token is configured;
+Every route is a channel's (``webtv.http.channels``: ``/api/...`` in one-channel mode,
+``/c/<name>/api/...`` always). Reads are open, except ``/api/events`` (it carries log lines) when a token is configured;
 every call that changes something needs the bearer token (``webtv.http.auth``). Errors are
 JSON, ``{"error": "..."}``. The shapes here are what the console (``/console``) reads: add
 fields, never rename them.
@@ -17,6 +18,7 @@ from typing import Callable
 from aiohttp import web
 
 from webtv.http.auth import authorize, clip_id_of
+from webtv.http.channels import Channels, add_channel_route
 from webtv.http.events import EventHub, LogRelay
 from webtv.library import Clip
 from webtv.library.index import LABELS, SORTS
@@ -26,16 +28,16 @@ from webtv.programmer.playlist import slug
 from webtv.status import ChannelView, MutationsOff
 
 MAX_LIMIT = 200
-EVENTS = web.AppKey("events", EventHub)
 NO_CACHE = {"Cache-Control": "no-cache, no-store"}
 
 
-def clip_json(clip: Clip) -> dict:
+def clip_json(clip: Clip, base: str = "") -> dict:
+    """A clip as the API shows it; ``base``: where its channel's routes are (``Channels.base``)."""
     return {
         "id": clip.id, "prompt": clip.prompt, "theme": clip.theme, "tags": list(clip.tags),
         "duration": clip.duration, "created": clip.created, "times_aired": clip.times_aired,
         "last_aired": clip.last_aired, "state": clip.label, "keep": clip.keep, "banned": clip.banned,
-        "size": clip.size, "thumb": f"/api/clips/{clip.id}/thumb.jpg", "media": f"/api/clips/{clip.id}/media",
+        "size": clip.size, "thumb": f"{base}/api/clips/{clip.id}/thumb.jpg", "media": f"{base}/api/clips/{clip.id}/media",
         "score": clip.score, "scores": list(clip.scores),  # best-of-K: the take aired, every take
     }
 
@@ -84,23 +86,79 @@ def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def add_control_routes(app: web.Application, channel: ChannelView, snapshot: Callable[[], dict]) -> None:
-    """The control room's routes on ``app``; ``snapshot()`` is ``/api/status``'s object."""
-    hub = EventHub(snapshot)
+class EventHubs:
+    """One ``EventHub`` per channel, with the ``LogRelay`` that feeds it log lines, made when
+    its first ``/api/events`` client comes. A channel that stops, or is built again under its
+    name, ends its hub's streams (the console reconnects to the new one)."""
+
+    def __init__(self, snapshot: Callable[[ChannelView], dict], base: Callable[[ChannelView], str]):
+        self.snapshot, self.base = snapshot, base
+        self.hubs: dict[str, tuple[ChannelView, EventHub, LogRelay]] = {}
+
+    def of(self, channel: ChannelView) -> EventHub:
+        known = self.hubs.get(channel.name)
+        if known is not None and known[0] is channel:
+            return known[1]
+        self.drop(channel.name)
+        hub = EventHub(lambda: self.snapshot(channel))
+        relay = LogRelay(hub, asyncio.get_running_loop(), lambda: secrets(channel))
+        logging.getLogger().addHandler(relay)
+        channel.events.clip_changed.subscribe(lambda action, clip_id, clip, reason: hub.publish("clip", {
+            "action": action, "clip_id": clip_id, "clip": clip_json(clip, self.base(channel)) if clip else None,
+            "reason": reason}))
+        self.hubs[channel.name] = (channel, hub, relay)
+        return hub
+
+    def drop(self, name: str) -> None:
+        """End ``name``'s streams (its channel stopped)."""
+        known = self.hubs.pop(name, None)
+        if known is not None:
+            logging.getLogger().removeHandler(known[2])
+            asyncio.get_running_loop().create_task(known[1].close())
+
+    async def close(self) -> None:
+        for _, hub, relay in self.hubs.values():
+            logging.getLogger().removeHandler(relay)
+            await hub.close()
+        self.hubs.clear()
+
+
+def secrets(channel: ChannelView) -> list[str]:
+    """What a log line must never show: the API token."""
+    try:
+        return [channel.api_token()]
+    except MutationsOff:
+        return []
+
+
+def add_control_routes(app: web.Application, channels: Channels, snapshot: Callable[[ChannelView], dict]) -> None:
+    """The control room's routes on ``app``, for every channel (``webtv.http.channels``);
+    ``snapshot(channel)`` is ``/api/status``'s object."""
+    hubs = EventHubs(snapshot, channels.base)
+    channels.station.stopped.subscribe(hubs.drop)
+
+    async def close_hubs(app: web.Application) -> None:
+        await hubs.close()
+
+    app.on_shutdown.append(close_hubs)
 
     def known_clip(request: web.Request) -> Clip:
         clip_id = clip_id_of(request)
-        clip = channel.clip(clip_id)
+        clip = channels.of(request).clip(clip_id)
         if clip is None:
             raise web.HTTPNotFound(text=f'{{"error": "no clip {clip_id} in the library"}}',
                                    content_type="application/json")
         return clip
 
+    def clip_response(request: web.Request, clip: Clip) -> web.Response:
+        return web.json_response(clip_json(clip, channels.base(channels.of(request))), headers=NO_CACHE)
+
     async def token(request: web.Request) -> web.Response:
-        authorize(channel, request)
+        authorize(channels.of(request), request)
         return web.json_response({"valid": True})
 
     async def clips(request: web.Request) -> web.Response:
+        channel = channels.of(request)
         q = request.query
         try:
             limit = int(q.get("limit", "50"))
@@ -116,13 +174,14 @@ def add_control_routes(app: web.Application, channel: ChannelView, snapshot: Cal
             return error(400, f"sort must be one of {', '.join(SORTS)} and order asc or desc")
         total, page = channel.browse(theme=q.get("theme") or None, tag=q.get("tag") or None, label=state,
                                      sort=sort, descending=order == "desc", limit=limit, offset=offset)
-        return web.json_response({"total": total, "clips": [clip_json(c) for c in page]}, headers=NO_CACHE)
+        base = channels.base(channel)
+        return web.json_response({"total": total, "clips": [clip_json(c, base) for c in page]}, headers=NO_CACHE)
 
     async def one_clip(request: web.Request) -> web.Response:
-        return web.json_response(clip_json(known_clip(request)), headers=NO_CACHE)
+        return clip_response(request, known_clip(request))
 
     async def thumb(request: web.Request) -> web.StreamResponse:
-        path = await channel.thumbnail(known_clip(request))
+        path = await channels.of(request).thumbnail(known_clip(request))
         if path is None:
             return error(404, "no thumbnail could be made of this clip")
         return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})
@@ -134,13 +193,15 @@ def add_control_routes(app: web.Application, channel: ChannelView, snapshot: Cal
         return web.FileResponse(clip.path, headers={"Content-Type": "video/mp4"})  # answers Range requests
 
     async def ban(request: web.Request) -> web.Response:
+        channel = channels.of(request)
         authorize(channel, request)
         clip = await channel.ban(clip_id_of(request), request.path.endswith("/ban"))
         if clip is None:
             return error(404, f"no clip {clip_id_of(request)} in the library")
-        return web.json_response(clip_json(clip))
+        return clip_response(request, clip)
 
     async def delete(request: web.Request) -> web.Response:
+        channel = channels.of(request)
         authorize(channel, request)
         clip_id = clip_id_of(request)
         if not await channel.delete(clip_id):
@@ -148,6 +209,7 @@ def add_control_routes(app: web.Application, channel: ChannelView, snapshot: Cal
         return web.json_response({"deleted": clip_id})
 
     async def air_next(request: web.Request) -> web.Response:
+        channel = channels.of(request)
         authorize(channel, request)
         clip = known_clip(request)
         if not channel.queue_next(clip.id):
@@ -155,12 +217,13 @@ def add_control_routes(app: web.Application, channel: ChannelView, snapshot: Cal
         return web.json_response({"queued": clip.id})
 
     async def skip(request: web.Request) -> web.Response:
+        channel = channels.of(request)
         authorize(channel, request)
         entry = await channel.skip()
         return web.json_response({"skipped": entry.clip_id if entry is not None else None})
 
     async def programme(request: web.Request) -> web.Response:
-        guide = channel.programme()
+        guide = channels.of(request).programme()
         return web.json_response({
             "now": slot_json(guide.now) if guide.now is not None else None,
             "next": [slot_json(s) for s in guide.next],
@@ -168,53 +231,35 @@ def add_control_routes(app: web.Application, channel: ChannelView, snapshot: Cal
         }, headers=NO_CACHE)
 
     async def epg(request: web.Request) -> web.Response:
+        channel = channels.of(request)
         guide = channel.programme()
         slots = [*guide.recent, *([guide.now] if guide.now else []), *guide.next]
         return web.Response(body=xmltv(channel.status().channel, slots), content_type="application/xml",
                             charset="utf-8", headers=NO_CACHE)
 
     async def events(request: web.Request) -> web.StreamResponse:
+        channel = channels.of(request)
         try:
             channel.api_token()
         except MutationsOff:
             pass  # no token configured: open, like every read
         else:
             authorize(channel, request)
-        return await hub.stream(request)
+        return await hubs.of(channel).stream(request)
 
-    def secrets() -> list[str]:
-        try:
-            return [channel.api_token()]
-        except MutationsOff:
-            return []
-
-    relays: list[LogRelay] = []
-
-    async def start_relay(app: web.Application) -> None:
-        relays.append(LogRelay(hub, asyncio.get_running_loop(), secrets))
-        logging.getLogger().addHandler(relays[-1])
-
-    async def stop_relay(app: web.Application) -> None:
-        for relay in relays:
-            logging.getLogger().removeHandler(relay)
-        await hub.close()
-
-    channel.events.clip_changed.subscribe(lambda action, clip_id, clip, reason: hub.publish("clip", {
-        "action": action, "clip_id": clip_id, "clip": clip_json(clip) if clip is not None else None,
-        "reason": reason}))
-    app.on_startup.append(start_relay)
-    app.on_shutdown.append(stop_relay)
-    app[EVENTS] = hub
-    app.router.add_get("/api/token", token)
-    app.router.add_get("/api/clips", clips)
-    app.router.add_get("/api/clips/{id}", one_clip)
-    app.router.add_delete("/api/clips/{id}", delete)
-    app.router.add_get("/api/clips/{id}/thumb.jpg", thumb)
-    app.router.add_get("/api/clips/{id}/media", media)
-    app.router.add_post("/api/clips/{id}/ban", ban)
-    app.router.add_post("/api/clips/{id}/unban", ban)
-    app.router.add_post("/api/clips/{id}/next", air_next)
-    app.router.add_post("/api/skip", skip)
-    app.router.add_get("/api/programme", programme)
-    app.router.add_get("/epg.xml", epg)
-    app.router.add_get("/api/events", events)
+    for method, path, handler in (
+        ("GET", "/api/token", token),
+        ("GET", "/api/clips", clips),
+        ("GET", "/api/clips/{id}", one_clip),
+        ("DELETE", "/api/clips/{id}", delete),
+        ("GET", "/api/clips/{id}/thumb.jpg", thumb),
+        ("GET", "/api/clips/{id}/media", media),
+        ("POST", "/api/clips/{id}/ban", ban),
+        ("POST", "/api/clips/{id}/unban", ban),
+        ("POST", "/api/clips/{id}/next", air_next),
+        ("POST", "/api/skip", skip),
+        ("GET", "/api/programme", programme),
+        ("GET", "/epg.xml", epg),
+        ("GET", "/api/events", events),
+    ):
+        add_channel_route(app, method, path, handler)

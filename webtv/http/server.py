@@ -1,5 +1,11 @@
-"""HTTP: the web player page, the HLS files, the status API and the health check; the control
-room's routes are in ``webtv.http.control``."""
+"""HTTP: one server for every channel of the daemon. Each channel's player page, HLS files,
+status, theme and health check (and the control room's routes, ``webtv.http.control``) are at
+``/c/<name>/...``, and in one-channel mode (``--config FILE``) at today's unprefixed URLs too
+(``webtv.http.channels``). The daemon's own: ``/`` (the channel list in a channel folder, the
+player in one-channel mode), ``/api/channels``, ``/healthz``, ``/metrics``, ``/static/``.
+
+The pages use URLs relative to themselves (``api/status``, ``hls/index.m3u8``), so one page
+serves at ``/`` and at ``/c/<name>/``."""
 
 from __future__ import annotations
 
@@ -10,15 +16,16 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from webtv.http.auth import authorize as authorize_call
+from webtv.http.auth import authorize
 from webtv.http.auth import bearer_credentials, clip_id_of
+from webtv.http.channels import Channels, add_channel_route, channel_url
 from webtv.http.control import add_control_routes
-from webtv.metrics import ChannelMetrics
-from webtv.status import ChannelStatus, ChannelView
+from webtv.metrics import StationMetrics
+from webtv.status import ChannelStatus, StationView
 from webtv.text import text_problem
 from webtv.theme.edit import ThemeNotSaved
 
-__all__ = ["bearer_credentials", "make_app", "start_http", "status_json"]
+__all__ = ["bearer_credentials", "channels_json", "make_app", "start_http", "status_json"]
 
 log = logging.getLogger("webtv.http")
 
@@ -60,14 +67,35 @@ def status_json(status: ChannelStatus) -> dict:
     }
 
 
-def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
+def channels_json(station: StationView) -> dict:
+    """``GET /api/channels``: each airing channel's ``/api/status`` object and its page's URL,
+    the channel files refused, the shared render stages."""
+    return {
+        "channels": [{**status_json(channel.status()), "url": channel_url(name)}
+                     for name, channel in station.channels().items()],
+        "refused": station.refused(),
+        "stages": station.stages(),
+    }
+
+
+def make_app(station: StationView, metrics: StationMetrics | None = None) -> web.Application:
+    """The app of ``station``'s channels; ``metrics``: theirs (made here when not given)."""
     app = web.Application()
+    channels = Channels(station)
+    metrics = metrics if metrics is not None else StationMetrics(station)
+
+    def page(name: str):
+        async def serve(request: web.Request) -> web.Response:
+            channels.of(request)  # 404 for a channel that is not on air
+            return web.FileResponse(STATIC / name, headers=NO_CACHE)
+        return serve
 
     async def index(request: web.Request) -> web.Response:
-        return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)
+        return web.FileResponse(STATIC / ("index.html" if station.single else "channels.html"), headers=NO_CACHE)
 
-    async def console_page(request: web.Request) -> web.Response:
-        return web.FileResponse(STATIC / "console.html", headers=NO_CACHE)
+    async def to_channel_page(request: web.Request) -> web.Response:
+        channels.of(request)
+        raise web.HTTPFound(channel_url(request.match_info["channel"]))  # relative URLs need the slash
 
     async def page_file(request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -81,7 +109,7 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         return web.FileResponse(HLS_JS)
 
     async def hls(request: web.Request) -> web.StreamResponse:
-        root = channel.hls_dir.resolve()
+        root = channels.of(request).hls_dir.resolve()
         name = request.match_info["name"]
         try:
             target = (root / name).resolve()
@@ -94,13 +122,14 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
         return web.FileResponse(target, headers=headers)
 
     async def status(request: web.Request) -> web.Response:
-        return web.json_response(status_json(channel.status()), headers=NO_CACHE)
+        return web.json_response(status_json(channels.of(request).status()), headers=NO_CACHE)
 
-    def authorize(request: web.Request) -> None:
-        authorize_call(channel, request)
+    async def all_channels(request: web.Request) -> web.Response:
+        return web.json_response(channels_json(station), headers=NO_CACHE)
 
     async def post_theme(request: web.Request) -> web.Response:
-        authorize(request)
+        channel = channels.of(request)
+        authorize(channel, request)
         try:
             body = await request.json()
         except ValueError:
@@ -127,7 +156,8 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
 
     async def post_keep(request: web.Request) -> web.Response:
         """Mark a clip keep (retention never deletes it): body optional, {"keep": true|false}."""
-        authorize(request)
+        channel = channels.of(request)
+        authorize(channel, request)
         clip_id = clip_id_of(request)
         keep = True
         if (await request.read()).strip():
@@ -140,31 +170,40 @@ def make_app(channel: ChannelView, metrics: ChannelMetrics) -> web.Application:
                 raise web.HTTPBadRequest(text='"keep" must be true or false\n')
         if not channel.set_keep(clip_id, keep):
             raise web.HTTPNotFound(text=f"no clip {clip_id} in the library\n")
-        log.info("clip keep set: clip=%d keep=%s", clip_id, keep)
+        log.info("clip keep set: channel=%r clip=%d keep=%s", channel.name, clip_id, keep)
         return web.json_response({"clip_id": clip_id, "keep": keep})
 
-    async def healthz(request: web.Request) -> web.Response:
-        problem = channel.health()  # the systemd watchdog's verdict too
+    def health_answer(problem: str | None) -> web.Response:
         if problem is None:
             return web.Response(text="ok\n")
         return web.Response(status=503, text=f"playout not healthy: {problem}\n")
 
+    async def healthz(request: web.Request) -> web.Response:
+        return health_answer(station.health())  # the systemd watchdog's verdict too
+
+    async def channel_healthz(request: web.Request) -> web.Response:
+        return health_answer(channels.of(request).health())
+
     app.router.add_get("/", index)
-    app.router.add_get("/console", console_page)
-    app.router.add_get("/static/hls.min.js", hls_js)
-    app.router.add_get("/static/{name}", page_file)
-    app.router.add_get("/hls/{name:.+}", hls)
-    app.router.add_get("/api/status", status)
-    app.router.add_post("/api/theme", post_theme)
-    app.router.add_post("/api/clips/{id}/keep", post_keep)
+    app.router.add_get("/api/channels", all_channels)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_text)
-    add_control_routes(app, channel, lambda: status_json(channel.status()))
+    app.router.add_get("/static/hls.min.js", hls_js)
+    app.router.add_get("/static/{name}", page_file)
+    app.router.add_get("/c/{channel}", to_channel_page)
+    app.router.add_get("/c/{channel}/", page("index.html"))
+    app.router.add_get("/c/{channel}/healthz", channel_healthz)
+    add_channel_route(app, "GET", "/console", page("console.html"))
+    add_channel_route(app, "GET", "/hls/{name:.+}", hls)
+    add_channel_route(app, "GET", "/api/status", status)
+    add_channel_route(app, "POST", "/api/theme", post_theme)
+    add_channel_route(app, "POST", "/api/clips/{id}/keep", post_keep)
+    add_control_routes(app, channels, lambda channel: status_json(channel.status()))
     return app
 
 
-async def start_http(channel: ChannelView, metrics: ChannelMetrics, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(make_app(channel, metrics), access_log=None)
+async def start_http(station: StationView, metrics: StationMetrics | None, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(make_app(station, metrics), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

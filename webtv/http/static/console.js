@@ -49,7 +49,7 @@ async function api(path, { method = "GET", body } = {}) {
 // -- log in --------------------------------------------------------------------------------
 
 async function checkToken(candidate) {
-  const response = await fetch("/api/token", { headers: { Authorization: "Bearer " + candidate }, cache: "no-store" });
+  const response = await fetch("api/token", { headers: { Authorization: "Bearer " + candidate }, cache: "no-store" });
   if (response.ok) return null;
   if (response.status === 401) return "wrong token";
   return (await response.text()).trim() || response.statusText;
@@ -107,7 +107,7 @@ function describe(entry) {
 
 async function refreshProgramme() {
   try {
-    programme = await api("/api/programme");
+    programme = await api("api/programme");
   } catch (err) {
     return;
   }
@@ -152,11 +152,11 @@ async function act(resultId, what, path, options) {
   }
 }
 
-$("skip").addEventListener("click", () => act("onair-result", "skip", "/api/skip", { method: "POST" }));
+$("skip").addEventListener("click", () => act("onair-result", "skip", "api/skip", { method: "POST" }));
 $("ban-onair").addEventListener("click", () => {
   const now = programme && programme.now;
   if (!now || now.clip_id == null) { $("onair-result").textContent = "no clip on air to ban"; return; }
-  act("onair-result", `ban #${now.clip_id}`, `/api/clips/${now.clip_id}/ban`, { method: "POST" });
+  act("onair-result", `ban #${now.clip_id}`, `api/clips/${now.clip_id}/ban`, { method: "POST" });
 });
 
 // -- library -------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ function libraryQuery() {
     const value = $(id).value.trim();
     if (value) params.set(key, value);
   }
-  return "/api/clips?" + params;
+  return "api/clips?" + params;
 }
 
 async function loadLibrary(fromStart) {
@@ -223,13 +223,13 @@ async function onSelected(what, path, options) {
 }
 
 $("p-keep").addEventListener("click", () => selected && onSelected(
-  selected.keep ? "unkeep" : "keep", `/api/clips/${selected.id}/keep`, { method: "POST", body: { keep: !selected.keep } }));
+  selected.keep ? "unkeep" : "keep", `api/clips/${selected.id}/keep`, { method: "POST", body: { keep: !selected.keep } }));
 $("p-ban").addEventListener("click", () => selected && onSelected(
-  selected.banned ? "unban" : "ban", `/api/clips/${selected.id}/${selected.banned ? "unban" : "ban"}`, { method: "POST" }));
-$("p-next").addEventListener("click", () => selected && onSelected("air next", `/api/clips/${selected.id}/next`, { method: "POST" }));
+  selected.banned ? "unban" : "ban", `api/clips/${selected.id}/${selected.banned ? "unban" : "ban"}`, { method: "POST" }));
+$("p-next").addEventListener("click", () => selected && onSelected("air next", `api/clips/${selected.id}/next`, { method: "POST" }));
 $("p-delete").addEventListener("click", async () => {
   if (!selected || !confirm(`Delete clip #${selected.id} and its file?`)) return;
-  const result = await act("preview-result", "delete", `/api/clips/${selected.id}`, { method: "DELETE" });
+  const result = await act("preview-result", "delete", `api/clips/${selected.id}`, { method: "DELETE" });
   if (result) closePreview();
 });
 $("p-close").addEventListener("click", () => closePreview());
@@ -248,7 +248,7 @@ function closePreview() {
 $("theme-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const theme = $("theme-input").value.trim();
-  const result = await act("theme-result", `theme "${theme}"`, "/api/theme", { method: "POST", body: { theme } });
+  const result = await act("theme-result", `theme "${theme}"`, "api/theme", { method: "POST", body: { theme } });
   if (result) { $("theme-input").value = ""; refreshStatus(); }
 });
 
@@ -256,7 +256,7 @@ $("theme-form").addEventListener("submit", async (event) => {
 
 async function refreshStatus() {
   try {
-    const response = await fetch("/api/status", { cache: "no-store" });
+    const response = await fetch("api/status", { cache: "no-store" });
     showStatus(await response.json());
   } catch (err) {
     /* the daemon restarting: the next round tries again */
@@ -331,7 +331,7 @@ async function followEvents() {
   let wait = 1000;
   while (token) {
     try {
-      const response = await fetch("/api/events", { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
+      const response = await fetch("api/events", { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
       if (response.status === 401) { logout("the token was refused"); return; }
       if (!response.ok || !response.body) throw new Error(response.statusText);
       $("events-state").textContent = "live";

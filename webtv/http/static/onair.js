@@ -8,7 +8,7 @@
 // the picture on screen (hls.js `playingDate`, less the dates' lead: see dateLead), not the one
 // the server airs now: a player runs a few segments behind.
 
-export const SOURCE = "/hls/index.m3u8";
+export const SOURCE = "hls/index.m3u8";
 
 const startOf = (entry) => entry.stream_start ?? entry.start;  // a daemon from before stream times
 const endOf = (entry) => entry.stream_end ?? entry.end;
@@ -123,7 +123,7 @@ export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
     loading = true;
     fetchedAt = Date.now();
     try {
-      const response = await fetch("/api/programme", { cache: "no-store" });
+      const response = await fetch("api/programme", { cache: "no-store" });
       if (response.ok) {
         const programme = await response.json();
         now = programme.now || null;
