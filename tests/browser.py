@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -12,6 +14,19 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 def launch_chromium(playwright):
     """A browser that plays video without a click (autoplay policy) and calls nobody else."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """A launched headless chromium (``launch_chromium``), closed on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 EXPECTED_CONSOLE_ERRORS = re.compile(r"Failed to load resource: the server responded with a status of 401")

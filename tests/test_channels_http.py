@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.browser import launch_chromium, watch_errors
+from tests.browser import chromium, watch_errors
 from tests.daemon import write_config
 from tests.rtmp_server import free_port
 from webtv.channel import Channel, build_channel
@@ -316,14 +316,8 @@ def airing(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.mark.e2e

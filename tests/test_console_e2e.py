@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import launch_chromium, watch_errors
+from tests.browser import chromium, watch_errors
 from tests.daemon import Daemon
 
 pytestmark = pytest.mark.e2e
@@ -49,14 +49,8 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")
