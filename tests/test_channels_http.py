@@ -129,7 +129,7 @@ async def test_each_channel_under_its_name_and_the_list_of_them(two):
         assert (await client.get("/c/a/healthz")).status == 503
 
 
-async def test_a_control_call_touches_only_its_channel(two):
+async def test_a_control_call_touches_only_its_channel(two, tmp_path):
     a, b = two
     station = Folder(a, b)
     async with TestClient(TestServer(make_app(station))) as client:
@@ -152,10 +152,25 @@ async def test_a_control_call_touches_only_its_channel(two):
         clip = await read_event(events, "clip")
         assert clip["clip"]["prompt"] == "a two" and clip["clip"]["thumb"] == "/c/a/api/clips/2/thumb.jpg"
         station.stop("a")
-        async with asyncio.timeout(5):
-            while await events.content.readline():
-                pass
+        await until_closed(events)
         assert (await client.post("/c/a/api/clips/1/unban", headers=AUTH)).status == 404
+
+        # b built again (after a crash): its old stream ends, its URLs serve the new one.
+        events = await client.get("/c/b/api/events", headers=AUTH)
+        await read_event(events, "status")
+        again = idle_channel(tmp_path / "b-again", "b", "moths")
+        try:
+            station.start(again)
+            await until_closed(events)
+            assert (await (await client.get("/c/b/api/status")).json())["theme"] == "moths"
+        finally:
+            again.library.close()
+
+
+async def until_closed(response, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while await response.content.readline():
+            pass
 
 
 async def read_event(response, kind: str, timeout: float = 5.0) -> dict:

@@ -1,5 +1,6 @@
-"""The channel's state in one typed snapshot, and the read-only view of a channel that HTTP,
-metrics and systemd notify are given.
+"""The channel's state in one typed snapshot, the read-only view of a channel that HTTP,
+metrics and systemd notify are given, and the view of the daemon's channels (``StationView``:
+one channel, ``OneChannel``, or a folder of them) that HTTP and metrics serve.
 
 ``ChannelStatus`` is assembled by ``Channel.status()`` from each component's own snapshot
 (theme, library, producer, director, moderation, schedule, outputs, workers, playout). It is

@@ -109,6 +109,12 @@ class EventHubs:
         self.hubs[channel.name] = (channel, hub, relay)
         return hub
 
+    def started(self, channel: ChannelView) -> None:
+        """A channel built (again): the streams of one that had its name end."""
+        known = self.hubs.get(channel.name)
+        if known is not None and known[0] is not channel:
+            self.drop(channel.name)
+
     def drop(self, name: str) -> None:
         """End ``name``'s streams (its channel stopped)."""
         known = self.hubs.pop(name, None)
@@ -135,6 +141,7 @@ def add_control_routes(app: web.Application, channels: Channels, snapshot: Calla
     """The control room's routes on ``app``, for every channel (``webtv.http.channels``);
     ``snapshot(channel)`` is ``/api/status``'s object."""
     hubs = EventHubs(snapshot, channels.base)
+    channels.station.started.subscribe(hubs.started)
     channels.station.stopped.subscribe(hubs.drop)
 
     async def close_hubs(app: web.Application) -> None:

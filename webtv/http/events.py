@@ -40,7 +40,7 @@ def sse(kind: str, data: Any) -> bytes:
 class _Client:
     def __init__(self, task: asyncio.Task):
         self.task = task
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE)
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE)  # None: the stream ends
 
 
 class EventHub:
@@ -84,6 +84,8 @@ class EventHub:
                     event = await asyncio.wait_for(client.queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     event = b": keep-alive\n\n"
+                if event is None:
+                    break
                 await response.write(event)
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -121,9 +123,13 @@ class EventHub:
             self.publish("status", status)
 
     async def close(self) -> None:
-        """End every stream (the server is shutting down)."""
+        """End every stream (the server is shutting down, or the channel stopped): each ends
+        as a complete response after what it was sent; a client whose queue is full is cut."""
         for client in list(self.clients):
-            client.task.cancel()
+            try:
+                client.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                client.task.cancel()
         self.clients.clear()
         if self._poller is not None:
             self._poller.cancel()
