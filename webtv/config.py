@@ -1237,11 +1237,11 @@ def summary(config: Config) -> str:
             f"checks:     {_checks(config.quality)}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
             f"story:      {_story(config.story)}",
-            f"video:      {_stage(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
-            f"upscale:    {_stage(config.upscale)}",
+            f"video:      {stage_summary(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
+            f"upscale:    {stage_summary(config.upscale)}",
             f"interpolate: {_interpolation(config)}",
-            f"audio:      {_stage(config.audio)}",
-            f"voice:      {_stage(config.voice)}, {config.voice.words_per_minute} words a minute (story mode)",
+            f"audio:      {stage_summary(config.audio)}",
+            f"voice:      {stage_summary(config.voice)}, {config.voice.words_per_minute} words a minute (story mode)",
             f"workers:    {', '.join(config.workers.urls) or 'none'}",
             f"programme:  blocks of {config.programme.block_seconds:g} s",
             f"outputs:    {', '.join(outputs) or 'none'}",
@@ -1276,7 +1276,8 @@ def _story(story: StorySection) -> str:
             f" summary up to {story.summary_chars} characters")
 
 
-def _stage(section: StageSection) -> str:
+def stage_summary(section: StageSection) -> str:
+    """A stage in a few words: its backend, and its model where it has one."""
     return f"{section.backend} ({section.model})" if section.model_marker else section.backend
 
 

@@ -226,12 +226,14 @@ class ClipPipeline:
     def from_config(cls, config: "Config", stages: "Stages", workers: "WorkerPool | None" = None,
                     **options) -> "ClipPipeline":
         """The channel's recipe: its house format, clip length, narration, quality settings and
-        checks (``workers``: the channel's pool, for ``[quality] score_on = "workers"``)."""
+        checks (``workers``: the channel's pool, for ``[quality] score_on = "workers"``). The
+        scorer is the one ``[quality]`` names unless ``options`` brings one (a shared one)."""
         from webtv.producer.checks import Checks
 
+        if "scorer" not in options:
+            options["scorer"] = make_scorer(config.quality, workers)
         return cls(stages, config.house, config.video.clip_seconds, narration=Narration.from_config(config),
-                   quality=config.quality, scorer=make_scorer(config.quality, workers),
-                   checks=Checks.from_config(config.quality), **options)
+                   quality=config.quality, checks=Checks.from_config(config.quality), **options)
 
     def __call__(self, shot: Shot, track: Track, out: Path, progress: Progress | None = None) -> ClipResult:
         """Render, encode and validate ``shot`` into ``out`` with its slice of ``track``."""
