@@ -206,6 +206,46 @@ def test_channels_with_equal_clip_scorers_share_one():
     assert a.video.gate.capacity() == 1
 
 
+def test_a_released_channels_proxies_take_no_more_turns_and_the_recipe_does_not_retry_them():
+    from webtv.director import Shot
+    from webtv.producer.pipeline import retry_lighter
+
+    shared = SharedStages()
+    stages = {name: shared.stages(channel_config(name, video={"render_delay_s": 0.0}), name, no_fresh)
+              for name in "ab"}
+    gate = stages["a"].video.gate
+    release, holder = held(gate)
+    waited = []
+    render = threading.Thread(target=lambda: waited.append(_raised(stages["a"].video.render)), daemon=True)
+    render.start()
+    poll(lambda: gate.waiting() == ["a"], message="a's render waiting")
+    shared.release("a")  # its file was removed while its render waited
+    render.join(5)
+    assert waited == [ChannelReleased]
+    calls = []
+
+    def later(*args, light: bool = False):
+        calls.append(light)
+        return stages["a"].video.render(Shot("after", 1, "t"), 1.0, light=light)
+
+    with pytest.raises(ChannelReleased):
+        retry_lighter("video", later)
+    assert calls == [False], "a released channel's step was retried"
+    release.set()
+    holder.join(5)
+    assert stages["b"].video.render(Shot("b goes on", 1, "t"), 1.0).seconds == 1.0
+
+
+def _raised(call) -> type | None:
+    from webtv.director import Shot
+
+    try:
+        call(Shot("waits", 1, "t"), 1.0)
+    except Exception as exc:  # noqa: BLE001
+        return type(exc)
+    return None
+
+
 def test_remote_stages_take_turns_by_the_pools_capacity():
     from webtv.producer.remote import WorkerPool
 

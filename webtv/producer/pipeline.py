@@ -54,6 +54,7 @@ from webtv.media.loudness import keep_within, normalize
 from webtv.producer.base import Frames, Progress
 from webtv.producer.house import encode_clip, validate_clip
 from webtv.producer.narration import Line, Narration, fit_line, mix, voice_of
+from webtv.producer.shared import ChannelReleased
 from webtv.producer.subtitles import Subtitle
 from webtv.producer.takes import Scorer, Takes, choose, make_scorer, take_seed
 from webtv.prompt_weights import clean
@@ -94,6 +95,8 @@ def retry_lighter(stage: str, call: Callable[..., T], *args) -> T:
 
     try:
         return call(*args)
+    except ChannelReleased:
+        raise  # the channel stopped while the step waited for its turn on a shared stage: no retry
     except Exception as exc:  # noqa: BLE001 - any failure earns one lighter retry
         log.warning("%s failed, retrying once with lighter settings: %s", stage, exc)
         first = exc

@@ -12,9 +12,11 @@ channel its own ``Stages`` whose backends are proxies of the shared instances:
   ``capacity()`` calls at once (1 for a local backend, the pool's capacity for a remote one);
   when a slot frees, the waiting call whose channel has the least fresh airtime ready
   (``ready_s()``) goes first, equals in the order they came. Other attributes read through;
-- **release**: ``release(channel)`` forgets a channel: its calls still waiting raise
-  ChannelReleased (a removed channel takes no more turns), and an instance no channel uses
-  any more is dropped, so its model can be freed once the channel's objects are gone.
+- **release**: ``release(channel)`` forgets a channel: its calls waiting, and any it makes
+  later through the proxies it was given, raise ChannelReleased (a removed channel takes no
+  more turns; a render running finishes), and an instance no channel uses any more is
+  dropped, so its model can be freed once the channel's objects are gone. A channel asking
+  for its stages again (built anew after a crash) is released first in the same way.
 
 Render threads block in the gate; ``ready_s`` is called there, under the gate's lock, so it
 must be cheap and must not touch SQLite (``Channel.fresh_ready_s`` is a number kept on the loop).
@@ -81,13 +83,16 @@ class FairGate:
         self._order = itertools.count()
 
     @contextlib.contextmanager
-    def slot(self, channel: str, ready_s: ReadyS) -> Iterator[None]:
+    def slot(self, channel: str, ready_s: ReadyS, released: threading.Event | None = None) -> Iterator[None]:
         """Wait for a turn, hold it for the ``with`` block. Raises ChannelReleased when
-        ``drop(channel)`` comes first."""
+        ``released`` is set (before the call comes, or while it waits: set it, then ``drop``)
+        or ``drop(channel)`` comes first."""
         ticket = _Ticket(channel, ready_s, next(self._order))
         with self._cond:
-            self._waiting.append(ticket)
-            self._grant()
+            ticket.dropped = released is not None and released.is_set()
+            if not ticket.dropped:
+                self._waiting.append(ticket)
+                self._grant()
             try:
                 while not (ticket.granted or ticket.dropped):
                     if not self._cond.wait(self.recheck_s):
@@ -140,8 +145,10 @@ class Gated:
     """One channel's handle on a shared backend: attributes read through, and each render
     call (``GATED``) waits for the channel's turn in the instance's gate."""
 
-    def __init__(self, backend: Any, gate: FairGate, channel: str, ready_s: ReadyS):
+    def __init__(self, backend: Any, gate: FairGate, channel: str, ready_s: ReadyS,
+                 released: threading.Event | None = None):
         self.backend, self.gate, self.channel, self.ready_s = backend, gate, channel, ready_s
+        self.released = released or threading.Event()
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.backend, name)
@@ -149,7 +156,7 @@ class Gated:
             return value
 
         def in_turn(*args, **kwargs):
-            with self.gate.slot(self.channel, self.ready_s):
+            with self.gate.slot(self.channel, self.ready_s, self.released):
                 return value(*args, **kwargs)
 
         in_turn.__name__ = name
@@ -203,12 +210,15 @@ class SharedStages:
         self._instances: dict[Key, _Instance] = {}
         self._uses: dict[str, set[Key]] = {}
         self._scorers: dict[str, Scorer | None] = {}
+        self._released: dict[str, threading.Event] = {}  # per channel: set when its proxies may take no more turns
 
     def stages(self, config: Config, channel: str, ready_s: ReadyS) -> Stages:
         """``channel``'s stages: the instances of channels with equal sections, proxied; its take
         scorer likewise (``scorer(channel)``). A channel asking again (built anew) keeps the
         instances it still uses and lets go of the others."""
         used: set[Key] = set()
+        self._let_go(channel)
+        released = self._released[channel] = threading.Event()
 
         def builder(stage: str, section: Any, resources: Resources) -> Any:
             if REGISTRY[stage].get(section.backend) is skipped:
@@ -217,7 +227,7 @@ class SharedStages:
             shared = self._use(channel, key, used, lambda: build(stage, section, resources),
                                self._capacity(section.backend == "remote"),
                                lambda: (stage, section.backend, _what(stage, section, key, resources)))
-            return Gated(shared.instance, shared.gate, channel, ready_s)
+            return Gated(shared.instance, shared.gate, channel, ready_s, released)
 
         def make() -> tuple[Stages, Scorer | None]:
             stages, quality = make_stages(config, self.workers, builder), config.quality
@@ -227,7 +237,7 @@ class SharedStages:
             shared = self._use(channel, key, used, lambda: make_scorer(quality, self.workers),
                                self._capacity(quality.score_on == "workers"),
                                lambda: ("quality", quality.scorer, _what("quality", quality, key, None)))
-            return stages, Gated(shared.instance, shared.gate, channel, ready_s)
+            return stages, Gated(shared.instance, shared.gate, channel, ready_s, released)
 
         before = self._uses.get(channel, set())
         try:
@@ -246,6 +256,7 @@ class SharedStages:
 
     def release(self, channel: str) -> None:
         """Forget ``channel``: its waiting calls give up, instances nobody uses are dropped."""
+        self._let_go(channel)
         self._forget(channel, keep=set())
         self._uses.pop(channel, None)
         self._scorers.pop(channel, None)
@@ -263,6 +274,17 @@ class SharedStages:
         if remote and self.workers is not None:
             return self.workers.capacity
         return lambda: 1
+
+    def _let_go(self, channel: str) -> None:
+        """The proxies handed to ``channel`` so far take no more turns; its calls waiting give up."""
+        released = self._released.pop(channel, None)
+        if released is None:
+            return
+        released.set()
+        with self._lock:
+            gates = [shared.gate for shared in self._instances.values() if channel in shared.channels]
+        for gate in gates:
+            gate.drop(channel)
 
     def _use(self, channel: str, key: Key, used: set[Key], make: Callable[[], Any], capacity: Callable[[], int],
              describe: Callable[[], tuple[str, str, str]]) -> _Instance:
@@ -289,7 +311,6 @@ class SharedStages:
                 if key in keep or channel not in shared.channels:
                     continue
                 shared.channels.remove(channel)
-                shared.gate.drop(channel)
                 if not shared.channels:
                     del self._instances[key]
                     log.info("stage %s (%s) dropped: no channel uses it", shared.stage, shared.what)
