@@ -65,31 +65,30 @@ def held(gate: FairGate) -> tuple[threading.Event, threading.Thread]:
     return release, thread
 
 
-def test_a_freed_slot_goes_to_the_channel_with_the_least_fresh_airtime_then_first_come():
+def turns(calls: list[tuple[str, Callable[[], float]]], meanwhile: Callable[[FairGate], object] = lambda gate: None) -> Queue:
+    """``calls`` queued one by one in a gate whose slot is held, ``meanwhile(gate)``, then the
+    slot freed: the order the calls got their turns (``.order``) and who gave up (``.errors``)."""
     gate = FairGate()
     release, holder = held(gate)
     queue = Queue(gate)
-    queue.add("a", lambda: 30.0)
-    queue.add("b", lambda: 4.0)
-    queue.add("c", lambda: 4.0)  # as little as b, later: after b
-    queue.add("d", lambda: 0.0)
+    for channel, ready_s in calls:
+        queue.add(channel, ready_s)
+    meanwhile(gate)
     release.set()
     holder.join(5)
     queue.join()
-    assert queue.order == ["d", "b", "c", "a"]
+    return queue
+
+
+def test_a_freed_slot_goes_to_the_channel_with_the_least_fresh_airtime_then_first_come():
+    queue = turns([("a", lambda: 30.0), ("b", lambda: 4.0), ("c", lambda: 4.0), ("d", lambda: 0.0)])
+    assert queue.order == ["d", "b", "c", "a"]  # c has as little as b, and came later
 
 
 def test_the_airtime_counts_when_the_slot_frees_not_when_the_call_came():
-    gate = FairGate()
-    release, holder = held(gate)
     ready = {"a": 1.0, "b": 20.0}
-    queue = Queue(gate)
-    queue.add("a", lambda: ready["a"])
-    queue.add("b", lambda: ready["b"])
-    ready["b"] = 0.0  # b's clips aired while it waited
-    release.set()
-    holder.join(5)
-    queue.join()
+    queue = turns([("a", lambda: ready["a"]), ("b", lambda: ready["b"])],
+                  meanwhile=lambda gate: ready.update(b=0.0))  # b's clips aired while it waited
     assert queue.order == ["b", "a"]
 
 
@@ -117,15 +116,7 @@ def test_capacity_is_read_live_and_bounds_the_calls_at_once():
 
 
 def test_a_released_channels_waiting_calls_give_up_and_the_others_go_on():
-    gate = FairGate()
-    release, holder = held(gate)
-    queue = Queue(gate)
-    queue.add("gone", lambda: 0.0)
-    queue.add("stays", lambda: 9.0)
-    gate.drop("gone")
-    release.set()
-    holder.join(5)
-    queue.join()
+    queue = turns([("gone", lambda: 0.0), ("stays", lambda: 9.0)], meanwhile=lambda gate: gate.drop("gone"))
     assert queue.order == ["stays"]
     assert [channel for channel, _ in queue.errors] == ["gone"]
 
