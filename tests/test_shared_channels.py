@@ -59,6 +59,8 @@ async def test_two_channels_load_one_zeroscope_and_both_air_its_clips(tiny_t2v, 
             playing = channel.status().now_playing
             assert playing.theme == channel.config.channel.theme  # its own clip, of its own theme
             assert channel.producer.state.clips_failed == 0, channel.producer.state
+            # what its renders queue by is the library's count, kept on the loop (no await since the last check)
+            assert channel.fresh_ready_s == channel.library.fresh_seconds(playing.theme)
     finally:
         stop.set()
         await asyncio.gather(*runs, return_exceptions=True)
