@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -122,7 +123,15 @@ def test_check_a_folder_prints_every_channel_and_exits_2_when_one_is_invalid(tmp
     assert f"{tmp_path / 'c.toml'}:5: programme.block_seconds" in captured.err
 
 
-def test_run_a_folder_without_a_valid_channel_exits_2(tmp_path, capsys):
+@pytest.fixture
+def sigmask():
+    """``webtv run`` holds SIGHUP until its daemon handles it: give the test process its mask back."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def test_run_a_folder_without_a_valid_channel_exits_2(tmp_path, capsys, sigmask):
     write(tmp_path, "a.toml", channel("a", "[programme]", "block_seconds = -1"))
     assert main(["run", "--config", str(tmp_path)]) == 2
     assert "no valid channel file" in capsys.readouterr().err
