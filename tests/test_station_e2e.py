@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +22,9 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.daemon import processes_mentioning, write_config
+from tests.daemon import REPO, processes_mentioning, write_config
+from tests.rtmp_server import free_port
+from tests.test_systemd import NotifySocket
 from tests.readers import RtmpReader
 from webtv.folder import load_daemon_config
 from webtv.library import Library
@@ -200,3 +206,33 @@ def test_a_refused_file_mended_airs_and_a_removed_file_stops_its_channel_with_no
     assert left == [], f"c's processes outlived its file: {left}"
     Library(station.folder / "c" / "library").close()  # unlocked: another daemon may take it
     assert station.status("a").playout.on_air and station.status("b").playout.on_air
+
+
+def test_webtv_run_a_folder_notifies_systemd_reloads_on_sighup_and_stops_every_channel_on_sigterm(tmp_path,
+                                                                                                 rtmp_server):
+    for name, theme in (("d", "deserts"), ("e", "glaciers")):
+        channel_file(tmp_path, name, f"{rtmp_server}/{name}", theme)
+    (tmp_path / "daemon.toml").write_text(f"[http]\nport = {free_port()}\n")
+    notify = NotifySocket()
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "webtv", "run", "--config", str(tmp_path)], cwd=REPO,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env={**os.environ, "NOTIFY_SOCKET": str(notify.path)})
+    try:
+        notify.wait("READY=1", 30, why=log.read_text())
+        assert "STATUS=2 channel(s): d on air; e on air" in [m for _, m in notify.messages()]
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while log.read_text().count("config applied") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "SIGHUP: reloading every channel file" in log.read_text()
+        assert log.read_text().count("config applied") == 2, log.read_text()[-3000:]  # each file read again
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
+    assert notify.messages(prefix="STOPPING=1")
+    assert processes_mentioning(f"{rtmp_server}/d") + processes_mentioning(f"{rtmp_server}/e") == []

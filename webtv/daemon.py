@@ -75,20 +75,22 @@ def _exit_status(air) -> int:
 def run_folder(folder: Path, read: Folder | None = None) -> int:
     """Air every channel of ``folder`` (``read``: as loaded already) until SIGTERM or SIGINT."""
     faulthandler.enable()
+    read = read or load_folder(folder)
 
     async def air() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        station = Station(folder, (read or load_folder(folder)).daemon)
+        station = Station(folder, read.daemon)
         loop.add_signal_handler(signal.SIGHUP, station.reload, "SIGHUP")
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         try:
             airing = asyncio.create_task(station.run(stop, read), name="station")
             http = await _start_http(station)
             try:
-                notify = asyncio.create_task(watch_station(station.channels, stop), name="systemd-notify")
+                notify = asyncio.create_task(watch_station(station.channels, station.names,
+                                                             {c.channel.name for c in read.channels.values()}, stop), name="systemd-notify")
                 try:
                     await airing
                 finally:

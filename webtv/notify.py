@@ -121,17 +121,18 @@ def channel_reading(status: ChannelStatus) -> Reading:
     return Reading(status.playout.on_air, status_line(status), status.playout.problem)
 
 
-def station_reading(channels: Mapping[str, ChannelView], waiting_for: set[str]) -> Reading:
-    """Several channels: READY once none of ``waiting_for`` (the channels of the start that
-    still air) is off air; pings stop only when every channel is unhealthy (a restart could
-    mend that; one sick channel must not restart the others)."""
+def station_reading(channels: Mapping[str, ChannelView], names: list[str], waiting_for: set[str]) -> Reading:
+    """Several channels (``names``: every channel file's, airing or being built): READY once
+    none of ``waiting_for`` (the channels of the start that are still there) is off air;
+    pings stop only when every channel is unhealthy (a restart could mend that; one sick
+    channel must not restart the others)."""
     statuses = {name: channel.status() for name, channel in channels.items()}
-    waiting_for &= set(statuses)
-    waiting_for -= {name for name in waiting_for if statuses[name].playout.on_air}
+    waiting_for &= set(names)
+    waiting_for -= {name for name, status in statuses.items() if status.playout.on_air}
     problems = {name: s.playout.problem for name, s in statuses.items() if s.playout.problem is not None}
-    parts = [f"{name} {'on air' if s.playout.on_air else 'starting'}"
-             + (f" UNHEALTHY: {problems[name]}" if name in problems else "") for name, s in statuses.items()]
-    line = f"{len(statuses)} channel(s): " + ("; ".join(parts) or "none")
+    parts = [f"{name} {'on air' if name in statuses and statuses[name].playout.on_air else 'starting'}"
+             + (f" UNHEALTHY: {problems[name]}" if name in problems else "") for name in names]
+    line = f"{len(names)} channel(s): " + ("; ".join(parts) or "none")
     every = bool(statuses) and len(problems) == len(statuses)
     return Reading(not waiting_for, line, "every channel is unhealthy" if every else None)
 
@@ -143,21 +144,16 @@ async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | 
     await _watch(lambda: channel_reading(channel.status()), "first bytes on air", stop, notifier, tick_s)
 
 
-async def watch_station(channels: Callable[[], Mapping[str, ChannelView]], stop: asyncio.Event,
-                        notifier: Notifier | None = None, tick_s: float = 0.25) -> None:
-    """The systemd task of a daemon of several channels (``channels``: those airing now, a
-    ``StationView``'s): READY once every channel of the start is on air, one STATUS line for
-    all, WATCHDOG unless every channel is unhealthy, STOPPING at the end."""
-    waiting_for: set[str] | None = None
-
-    def read() -> Reading:
-        nonlocal waiting_for
-        now = channels()
-        if waiting_for is None:
-            waiting_for = set(now)
-        return station_reading(now, waiting_for)
-
-    await _watch(read, "every channel on air", stop, notifier, tick_s)
+async def watch_station(channels: Callable[[], Mapping[str, ChannelView]], names: Callable[[], list[str]],
+                        boot: set[str], stop: asyncio.Event, notifier: Notifier | None = None,
+                        tick_s: float = 0.25) -> None:
+    """The systemd task of a daemon of several channels (a ``webtv.station.Station``'s
+    ``channels``, built, and ``names``, every channel file's): READY once every channel of
+    ``boot`` (those of the start) is on air or gone, one STATUS line for all, WATCHDOG unless
+    every channel is unhealthy, STOPPING at the end."""
+    waiting_for = set(boot)
+    await _watch(lambda: station_reading(channels(), names(), waiting_for), "every channel on air", stop,
+                 notifier, tick_s)
 
 
 async def _watch(read: Callable[[], Reading], ready_why: str, stop: asyncio.Event, notifier: Notifier | None,

@@ -78,6 +78,11 @@ class Station:
         return {slot.channel.config.channel.name: slot.channel
                 for _, slot in sorted(self._slots.items()) if slot.channel is not None}
 
+    def names(self) -> list[str]:
+        """Every channel file's channel, airing or being built, in file-name order."""
+        return [(slot.channel.config if slot.channel is not None else slot.config).channel.name
+                for _, slot in sorted(self._slots.items())]
+
     def refused(self) -> list[dict]:
         return [{"file": str(path), "error": error} for path, error in sorted(self._refused.items())]
 
