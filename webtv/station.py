@@ -1,8 +1,9 @@
 """The station: every channel of a folder (``webtv.folder``) airing in one daemon.
 
 Each channel file is a slot with its own supervised task: the channel is built, aired until
-its slot stops, then closed (its ffmpegs gone, its library unlocked, its shared stages
-released). An exception out of one channel's build or run is logged; that channel is built
+its slot stops, then closed: its library unlocked, its shared stages released, and its
+ffmpegs gone (playout's are stopped by the channel; what renders in worker threads started
+is found by the channel's folders or RTMP URLs on its command line and ended). An exception out of one channel's build or run is logged; that channel is built
 and started again after ``restart_pause_s``, reading its file again (its last good config
 when the file is broken now). The other channels never notice: they share nothing with it
 but the event loop, the HTTP server and the shared render stages.
@@ -33,6 +34,8 @@ from watchfiles import awatch
 from webtv.channel import Channel, build_channel
 from webtv.config import Config, ConfigError
 from webtv.folder import DaemonConfig, Folder, channel_files, is_channel_file, load_channel_file, load_folder
+from webtv.library import LibraryLocked
+from webtv.process import kill_children
 from webtv.producer.remote import WorkerPool
 from webtv.status import ChannelView, Signal
 
@@ -70,6 +73,9 @@ class Station:
         self._slots: dict[Path, _Slot] = {}
         self._refused: dict[Path, str] = {}
         self._rescan = asyncio.Lock()
+        self._running = False
+        self._reload_asked: str | None = None  # a SIGHUP before run(): served once it runs
+        self._background: set[asyncio.Task] = set()
 
     # -- the StationView -------------------------------------------------------------------
 
@@ -111,6 +117,9 @@ class Station:
             self._refuse(path, error)
         for path, config in folder.channels.items():
             self._start(path, config)
+        self._running = True
+        if self._reload_asked:
+            self.reload(f"{self._reload_asked} (while starting)")
         watch = asyncio.create_task(self._watch(stop), name="station-watch")
         try:
             await stop.wait()
@@ -124,11 +133,16 @@ class Station:
     def reload(self, why: str) -> None:
         """Read every channel file again (SIGHUP): each running channel's through its watcher,
         and the folder for files added, removed or mended."""
+        if not self._running:
+            self._reload_asked = why
+            return
         log.info("%s: reloading every channel file in %s", why, self.folder)
         for slot in self._slots.values():
             if slot.channel is not None:
                 slot.channel.watcher.request(why)
-        asyncio.ensure_future(self.rescan())
+        task = asyncio.ensure_future(self.rescan())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def rescan(self) -> None:
         """Start the channel files that are new (or refused and valid now), stop those removed."""
@@ -212,6 +226,10 @@ class Station:
                     continue
             except asyncio.CancelledError:
                 raise
+            except LibraryLocked as exc:  # another daemon airs it: try again, without a traceback each time
+                slot.crashes += 1
+                log.error("channel %r cannot start: %s; trying again in %g s", slot.config.channel.name, exc,
+                          self.restart_pause_s)
             except Exception:  # noqa: BLE001 - one channel's failure must not reach the others
                 slot.crashes += 1
                 log.exception("channel %r failed; building it again in %g s", slot.config.channel.name,
@@ -234,6 +252,8 @@ class Station:
             await channel.aclose()
         except Exception:  # noqa: BLE001
             log.exception("channel %r did not close cleanly", name)
+        # Encoders and probes of renders still running in worker threads are not the playout's.
+        await asyncio.to_thread(kill_children, 1.0, _named(channel.config))
         # SHARED: self.shared.release(name)
 
     async def _reread(self, slot: _Slot) -> Config:
@@ -258,3 +278,10 @@ class Station:
             await channel.apply_config(new)
 
         return apply
+
+
+def _named(config: Config) -> tuple[str, ...]:
+    """What the command line of a channel's child process names: its folders and RTMP URLs
+    (no two channels of a folder share one, ``webtv.folder``)."""
+    folders = (config.paths.library, config.paths.playlists, config.paths.hls)
+    return (*(str(folder) for folder in folders), *config.output.rtmp_urls)
