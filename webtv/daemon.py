@@ -107,8 +107,8 @@ def run_folder(folder: Path, read: Folder | None = None) -> int:
 
 async def _start_http(station: Station):
     """One HTTP server for every channel, on the daemon's [http]."""
-    # HTTP: part "http" makes start_http take a StationView; once merged this is
-    #   return await start_http(station, <metrics of a StationView>(station), station.daemon.http.host,
+    # HTTP: part "http" (f-http ce1d3d2) makes start_http take a StationView; once merged this is
+    #   return await start_http(station, StationMetrics(station), station.daemon.http.host,
     #                           station.daemon.http.port)
     log.warning("HTTP of a channel folder comes with part \"http\": not serving %s:%d",
                 station.daemon.http.host, station.daemon.http.port)
