@@ -167,6 +167,10 @@ def folder_summary(folder: Path, read: Folder, shared: list[dict]) -> str:
              f"daemon:     {read.daemon.source or f'no {DAEMON_FILE}: the defaults'}",
              f"http:       {http.host}:{http.port}; channel pages at /c/<name>/",
              f"workers:    {', '.join(workers.urls) or 'none'}"]
-    for stage in shared:
-        lines.append(f"shared:     {stage['stage']} {stage['what']}: channels {', '.join(stage['channels'])}")
+    together = [stage for stage in shared if len(stage["channels"]) > 1]
+    for stage in together:
+        lines.append(f"shared:     {stage['stage']} {stage['what']}: loaded once for channels "
+                     f"{', '.join(stage['channels'])}")
+    if not together:
+        lines.append("shared:     no render stage (no two channels have equal stage sections)")
     return "\n\n".join([*parts, "\n".join(lines)])
