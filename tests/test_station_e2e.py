@@ -208,6 +208,14 @@ def test_a_refused_file_mended_airs_and_a_removed_file_stops_its_channel_with_no
     assert station.status("a").playout.on_air and station.status("b").playout.on_air
 
 
+def test_a_new_channel_name_restarts_that_channel_under_it(station):  # the module's last use of b
+    station.on_air("b")
+    path = station.folder / "b.toml"
+    path.write_text(path.read_text().replace('name = "b"', 'name = "bee"'))
+    bee = station.on_air("bee", timeout=20)
+    assert bee.channel == "bee" and "b" in station.stopped
+    assert list(station.on_loop(station.station.channels)) == ["a", "bee"]
+
 def test_webtv_run_a_folder_notifies_systemd_reloads_on_sighup_and_stops_every_channel_on_sigterm(tmp_path,
                                                                                                  rtmp_server):
     for name, theme in (("d", "deserts"), ("e", "glaciers")):
