@@ -172,8 +172,9 @@ def _folder(command: str, folder: Path) -> int:
             print(f"webtv: config error: {path} is refused (nothing airs for it):\n{error}", file=sys.stderr)
     if command == "check":
         from webtv.folder import folder_summary
+        from webtv.producer.shared import sharing
 
-        print(folder_summary(folder, read, []))  # SHARED: webtv.producer.shared.sharing(configs by name)
+        print(folder_summary(folder, read, sharing({c.channel.name: c for c in read.channels.values()})))
         for path, config in read.channels.items():
             for line in config_warnings(config):
                 print(f"webtv: warning: {path.name}: {line}", file=sys.stderr)

@@ -37,6 +37,7 @@ from webtv.folder import DaemonConfig, Folder, channel_files, is_channel_file, l
 from webtv.library import LibraryLocked
 from webtv.process import kill_children
 from webtv.producer.remote import WorkerPool
+from webtv.producer.shared import SharedStages
 from webtv.status import ChannelView, Signal
 
 log = logging.getLogger("webtv.station")
@@ -68,7 +69,7 @@ class Station:
         self.started: Signal[[ChannelView]] = Signal("station.started")
         self.stopped: Signal[[str]] = Signal("station.stopped")
         self.workers = WorkerPool(daemon.workers) if daemon.workers.urls else None
-        self.shared = None  # SHARED: SharedStages(self.workers)
+        self.shared = SharedStages(self.workers)
         # Replaced whole, never changed in place: config watchers read it from their threads.
         self._slots: dict[Path, _Slot] = {}
         self._refused: dict[Path, str] = {}
@@ -93,7 +94,7 @@ class Station:
         return [{"file": str(path), "error": error} for path, error in sorted(self._refused.items())]
 
     def stages(self) -> list[dict]:
-        return []  # SHARED: self.shared.status()
+        return self.shared.status()
 
     def health(self) -> str | None:
         """None while every channel is healthy, else ``"a: why; b: why"`` (a channel being
@@ -214,7 +215,7 @@ class Station:
             slot.stop_run = asyncio.Event()
             channel: Channel | None = None
             try:
-                channel = await build_channel(slot.config)  # SHARED: shared=self.shared
+                channel = await build_channel(slot.config, shared=self.shared)
                 channel.watcher.load = self._load
                 channel.watcher.on_config = self._applier(slot, channel)
                 slot.channel = channel
@@ -254,7 +255,7 @@ class Station:
             log.exception("channel %r did not close cleanly", name)
         # Encoders and probes of renders still running in worker threads are not the playout's.
         await asyncio.to_thread(kill_children, 1.0, _named(channel.config))
-        # SHARED: self.shared.release(name)
+        self.shared.release(name)
 
     async def _reread(self, slot: _Slot) -> Config:
         """The file as it is now, for a restart; the last good config when it is broken."""
