@@ -18,8 +18,10 @@ from tests.rtmp_server import free_port
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_config(folder: Path, port: int, rtmp_urls: list[str], **sections: dict | list[dict]) -> Path:
-    """A channel.toml in ``folder``: small and quick, overridable per section."""
+def write_config(folder: Path, port: int | None, rtmp_urls: list[str], file: str = "channel.toml",
+                 **sections: dict | list[dict]) -> Path:
+    """A channel file (channel.toml) in ``folder``: small and quick, overridable per section;
+    without [http] when ``port`` is None (a channel file of a folder)."""
     base: dict[str, dict] = {
         "channel": {"name": "test channel", "theme": "lighthouses in a storm"},
         "house": {"width": 320, "height": 180, "fps": 24, "video_kbps": 400, "audio_kbps": 64,
@@ -31,6 +33,8 @@ def write_config(folder: Path, port: int, rtmp_urls: list[str], **sections: dict
         "output": {"rtmp_urls": rtmp_urls, "hls": True, "hls_list_size": 5},
         "http": {"host": "127.0.0.1", "port": port},
     }
+    if port is None:
+        del base["http"]
     tables: dict[str, list[dict]] = {}
     for name, values in sections.items():
         if isinstance(values, list):
@@ -47,7 +51,7 @@ def write_config(folder: Path, port: int, rtmp_urls: list[str], **sections: dict
             lines.append(f"[[{name}]]")
             lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
             lines.append("")
-    path = folder / "channel.toml"
+    path = folder / file
     path.write_text("\n".join(lines))
     return path
 

@@ -23,7 +23,7 @@ from tests.daemon import REPO, Daemon
 from tests.rtmp_server import RtmpServer
 from webtv.log import JournalFormatter, is_journal, setup_logging, syslog_priority
 from tests.snapshots import populated
-from webtv.notify import Notifier, watch, watchdog_interval_s
+from webtv.notify import Notifier, watch, watch_station, watchdog_interval_s
 from webtv.status import ChannelStatus, NowPlaying, OutputStatus, PlayoutHealth, PlayoutStatus
 from webtv.theme.state import ThemeStatus
 
@@ -284,6 +284,41 @@ async def test_watch_ready_after_first_bytes_pings_while_healthy(monkeypatch):
     await asyncio.wait_for(task, 2)
     assert notifier.sent[-2][1] == "STOPPING=1"
     assert notifier.count("READY=1") == 1
+
+
+async def test_watch_station_ready_when_every_channel_of_the_start_airs_pings_unless_all_are_sick(monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    channels = {name: FakeChannel(wedged_after_s=60) for name in ("a", "b", "c")}
+    notifier, stop = Recorder(), asyncio.Event()
+    built = {name: channels[name] for name in ("a", "b")}  # c is being built still
+    task = asyncio.create_task(watch_station(lambda: dict(built), lambda: list(channels), set(channels), stop,
+                                             notifier, tick_s=0.02))
+    channels["a"].playout.byte_age = 0.0
+    channels["b"].playout.byte_age = 0.0
+    await asyncio.sleep(0.2)
+    assert notifier.sent == []  # c, of the start, is not on air yet
+    del channels["c"]  # its file removed: nothing to wait for
+    await asyncio.sleep(0.2)
+    messages = [a for _, a in notifier.sent]
+    assert messages[:2] == ["READY=1", "STATUS=2 channel(s): a on air; b on air"]
+    channels["a"].playout.bytes_flow = False  # one sick channel: the others must not be restarted
+    sick = time.monotonic()
+    await asyncio.sleep(0.3)
+    assert notifier.count("WATCHDOG=1", since=sick) >= 2
+    assert "STATUS=2 channel(s): a on air UNHEALTHY: no bytes relayed for 0.0 s; b on air" in [a for _, a in notifier.sent]
+    channels["b"].playout.bytes_flow = False  # every channel sick: a restart could mend it
+    await asyncio.sleep(0.05)
+    all_sick = time.monotonic()
+    await asyncio.sleep(0.3)
+    assert notifier.count("WATCHDOG=1", since=all_sick) == 0
+    channels["b"].playout.bytes_flow = True
+    back = time.monotonic()
+    await asyncio.sleep(0.3)
+    assert notifier.count("WATCHDOG=1", since=back) >= 2
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert notifier.sent[-2][1] == "STOPPING=1" and notifier.count("READY=1") == 1
 
 
 # -- the real daemon under a fake systemd ---------------------------------------------------------

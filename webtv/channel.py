@@ -35,6 +35,7 @@ from webtv.producer.narration import Narration
 from webtv.producer.pipeline import ClipPipeline
 from webtv.producer.producer import Producer
 from webtv.producer.remote import WorkerPool
+from webtv.producer.shared import SharedStages
 from webtv.producer.sequences import SequenceSource, words_per_minute
 from webtv.programmer import Programmer
 from webtv.programmer.guide import Guide
@@ -88,10 +89,11 @@ def disk_guard(config: Config, library: Library, retention: Retention,
                      retention.make_room, library.reserve, on_space_back=on_space_back)
 
 
-async def build_channel(config: Config) -> Channel:
+async def build_channel(config: Config, shared: SharedStages | None = None) -> Channel:
     """Open (and lock) the channel's library, make its other folders, its filler card (off the
     loop) and every component. Nothing airs before ``Channel.run()``; a library in use by
-    another daemon raises LibraryLocked before anything is written."""
+    another daemon raises LibraryLocked before anything is written. ``shared``: the daemon's
+    stages, shared with its other channels (see ``Channel``)."""
     library = Library(config.paths.library)
     try:
         for folder in (config.paths.playlists, config.paths.hls):
@@ -100,16 +102,21 @@ async def build_channel(config: Config) -> Channel:
     except BaseException:
         library.close()
         raise
-    return Channel(config, library, filler)
+    return Channel(config, library, filler, shared)
 
 
 class Channel:
     """Every component of one channel, wired together; a ``webtv.status.ChannelView``.
 
     Made by ``build_channel()`` (or directly, with an open library and a filler card that
-    lasts ``[programme] filler_seconds``)."""
+    lasts ``[programme] filler_seconds``).
 
-    def __init__(self, config: Config, library: Library, filler: Path):
+    With ``shared`` (a daemon of several channels) the channel renders on the shared stages
+    and scorer (``webtv.producer.shared``), taking its turns by ``fresh_ready_s``, and uses the
+    daemon's WorkerPool, which it does not close; ``fresh_ready_s`` is kept on the loop when a
+    clip is made, a block goes on air and the theme changes. Without: its own stages and pool."""
+
+    def __init__(self, config: Config, library: Library, filler: Path, shared: SharedStages | None = None):
         self.config = config
         self.started = time.time()
         self.events = ChannelEvents()
@@ -119,7 +126,9 @@ class Channel:
         self.library = library
         self.theme_state = ThemeState(config.channel.theme)
         self._theme_change = asyncio.Lock()  # a control-API theme change: saved, then on air
-        self.workers = WorkerPool(config.workers) if config.needs_workers else None  # remote render stages
+        self.shared = shared
+        self.fresh_ready_s = 0.0  # seconds of fresh clips of the theme on air, not aired yet (shared stages' turns)
+        self.workers = self._pool(config)  # remote render stages
         self.sequences = SequenceSource.from_config(config.director, config.moderation, library, config.story,
                                                     words_per_minute(config))
         self.programmer = Programmer(library, config.paths.playlists, config.programme, filler, self._theme)
@@ -127,8 +136,7 @@ class Channel:
                                    on_deleted=lambda ids: self.programmer.write_catalogue())
         self.disk = disk_guard(config, library, self.retention, self.programmer.record_aired)
         self.producer = Producer(
-            ClipPipeline.from_config(config, make_stages(config, self.workers), self.workers),
-            self.sequences, library, self._theme, config.producer.ahead,
+            self._pipeline(config), self.sequences, library, self._theme, config.producer.ahead,
             capacity=self.workers.capacity if self.workers is not None else (lambda: 1),
             on_clip=self._on_clip, on_stage=self.events.render_stage.publish, disk=self.disk,
             on_failed=lambda what, why: self.events.clip_changed.publish("rejected", None, None, f"{what}: {why}"),
@@ -144,6 +152,24 @@ class Channel:
         self.schedule = Schedule(config.schedule, self._schedule_slot)
         self.watcher = ConfigWatcher(config.source, self.apply_config, self._config_error)
         self.theme_state.listeners.append(self._theme_changed)
+        self._refresh_ready()
+
+    def _pool(self, config: Config) -> WorkerPool | None:
+        if not config.needs_workers:
+            return None
+        return WorkerPool(config.workers) if self.shared is None else self.shared.workers
+
+    def _pipeline(self, config: Config) -> ClipPipeline:
+        if self.shared is None:
+            return ClipPipeline.from_config(config, make_stages(config, self.workers), self.workers)
+        name = config.channel.name
+        stages = self.shared.stages(config, name, lambda: self.fresh_ready_s)
+        return ClipPipeline.from_config(config, stages, self.workers, scorer=self.shared.scorer(name))
+
+    def _refresh_ready(self) -> None:
+        """``fresh_ready_s`` read again (on the loop): the shared stages' render threads read it."""
+        if self.shared is not None:
+            self.fresh_ready_s = self.library.fresh_seconds(self._theme())
 
     def _theme(self) -> str:
         """The theme on air (what the producer, programmer and retention ask)."""
@@ -186,7 +212,7 @@ class Channel:
             for task in [*tasks, *self._thumbnailing]:
                 task.cancel()
             self.schedule.stop()
-            if self.workers is not None:
+            if self.workers is not None and self.shared is None:  # a shared pool is the daemon's
                 await asyncio.to_thread(self.workers.close)  # cancel remote jobs in flight
             await self.playout.stop()
 
@@ -199,6 +225,7 @@ class Channel:
             log.info("stopped")
 
     def _on_clip(self, clip: Clip) -> None:
+        self._refresh_ready()
         if not self.retention.after_ingest():  # a deletion rewrote the catalogue already
             self.programmer.write_catalogue()
         self.events.clip_changed.publish("made", clip.id, clip, None)
@@ -212,9 +239,11 @@ class Channel:
     def _on_air(self, block, started_at: float, stream_at: float) -> None:
         self.events.block_on_air.publish(block)
         self.programmer.on_air(block, started_at, stream_at)
+        self._refresh_ready()
         self.producer.wake()
 
     def _theme_changed(self, theme: str) -> None:
+        self._refresh_ready()
         self.producer.wake()
         self.events.theme_changed.publish(theme, self.theme_state.source)
 

@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="air the channel until SIGTERM/SIGINT")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="channel file (default: channel.toml)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                     help="channel file (default: channel.toml), or a folder of channel files: one channel each")
 
-    check = commands.add_parser("check", help="validate a channel file and print a summary")
+    check = commands.add_parser("check", help="validate a channel file (or a folder of them) and print a summary")
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
 
     render = commands.add_parser("render", help="render one house-format clip through the configured backends")
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     from webtv.log import setup_logging
 
     setup_logging(args.verbose)
+    if args.command in ("run", "check") and args.config.is_dir():
+        return _folder(args.command, args.config)
     if args.command == "interpolate":
         return _interpolate(args.src, args.dst, args.factor, args.film_model)
     try:
@@ -153,6 +156,39 @@ def shot_prompt(text: str) -> str:
 def _config_error(exc: ConfigError) -> int:
     print(f"webtv: config error:\n{exc}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def _folder(command: str, folder: Path) -> int:
+    """``run`` or ``check`` a folder of channel files (``webtv.folder``). ``check``: exit 2 when
+    any file is invalid; ``run``: exit 2 when daemon.toml is, or no channel file is valid."""
+    from webtv.folder import load_folder
+
+    try:
+        read = load_folder(folder)
+    except ConfigError as exc:
+        return _config_error(exc)
+    if command == "check" or not read.channels:
+        for path, error in read.refused.items():
+            print(f"webtv: config error: {path} is refused (nothing airs for it):\n{error}", file=sys.stderr)
+    if command == "check":
+        from webtv.folder import folder_summary
+        from webtv.producer.shared import sharing
+
+        print(folder_summary(folder, read, sharing({c.channel.name: c for c in read.channels.values()})))
+        for path, config in read.channels.items():
+            for line in config_warnings(config):
+                print(f"webtv: warning: {path.name}: {line}", file=sys.stderr)
+        return EXIT_CONFIG if read.refused else 0
+    if not read.channels:
+        print(f"webtv: config error: no valid channel file in {folder} (every *.toml but daemon.toml is one)",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    from webtv.daemon import run_folder
+
+    for path, config in read.channels.items():
+        for line in config_warnings(config):
+            log.warning("%s: %s", path.name, line)
+    return run_folder(folder, read)
 
 
 def _run(config: Config) -> int:

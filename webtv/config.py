@@ -12,7 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -34,6 +34,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     restart: ClassVar[bool] = False
     restart_keys: ClassVar[tuple[str, ...]] = ()
+
+
+S = TypeVar("S", bound=Section)
 
 
 def _printable(text: str) -> str:
@@ -998,26 +1001,44 @@ def load_config(path: Path | str = DEFAULT_CONFIG, env: dict[str, str] | None = 
     """Read, expand and validate a channel file; raise ConfigError naming what is wrong."""
     path = Path(path)
     env = dict(os.environ) if env is None else env
+    return parse_config(read_config_text(path), path, env)
+
+
+def read_config_text(path: Path) -> str:
+    """A config file's text; ConfigError when it is missing or unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    return parse_config(text, path, env)
 
 
 def parse_config(text: str, path: Path, env: dict[str, str]) -> Config:
+    return validate_config(parse_toml(text, path, env), text, path, env)
+
+
+def parse_toml(text: str, path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The file's tables as a dict, ``${VAR}`` expanded; not validated."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    raw = _expand(raw, (), env, path, text)
+    return _expand(raw, (), env, path, text)
+
+
+def validate_section(model: type[S], raw: dict[str, Any], text: str, path: Path) -> S:
+    """``raw`` validated as ``model``; a ConfigError naming each bad key (and its line in ``text``)."""
     try:
-        # The path as named, not resolved: a symlinked file is followed anew at each read and write.
-        config = Config.model_validate({**raw, "source": Path(os.path.abspath(path))})
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, text)) from None
+
+
+def validate_config(raw: dict[str, Any], text: str, path: Path, env: dict[str, str]) -> Config:
+    """A channel file's tables (``parse_toml``) validated, paths resolved against its folder."""
+    # The path as named, not resolved: a symlinked file is followed anew at each read and write.
+    config = validate_section(Config, {**raw, "source": Path(os.path.abspath(path))}, text, path)
     config = _resolve_paths(config, path.resolve().parent)
     problems = file_problems(config) + env_problems(config, env)
     if problems:
@@ -1164,6 +1185,11 @@ def _misplaced(loc: tuple, backend: Any) -> str | None:
     return f'belongs to backend {" or ".join(f"{o!r}" for o in owners)}, not {backend!r}'.replace("'", '"')
 
 
+def located(problems: list[Problem], path: Path, text: str) -> str:
+    """``problems`` worded for the operator, each with its file and line."""
+    return _problems(problems, path, text)
+
+
 def _problems(problems: list[Problem], path: Path, text: str) -> str:
     return "\n".join(_where(path, text, loc) + f"{_dotted(loc)}: {message}" for loc, message in problems)
 
@@ -1237,11 +1263,11 @@ def summary(config: Config) -> str:
             f"checks:     {_checks(config.quality)}",
             f"director:   {config.director.backend} ({config.director.shots_per_sequence} shots a sequence)",
             f"story:      {_story(config.story)}",
-            f"video:      {_stage(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
-            f"upscale:    {_stage(config.upscale)}",
+            f"video:      {stage_summary(config.video)}{_drawn(config.video)}, {config.video.clip_seconds:g} s clips",
+            f"upscale:    {stage_summary(config.upscale)}",
             f"interpolate: {_interpolation(config)}",
-            f"audio:      {_stage(config.audio)}",
-            f"voice:      {_stage(config.voice)}, {config.voice.words_per_minute} words a minute (story mode)",
+            f"audio:      {stage_summary(config.audio)}",
+            f"voice:      {stage_summary(config.voice)}, {config.voice.words_per_minute} words a minute (story mode)",
             f"workers:    {', '.join(config.workers.urls) or 'none'}",
             f"programme:  blocks of {config.programme.block_seconds:g} s",
             f"outputs:    {', '.join(outputs) or 'none'}",
@@ -1276,7 +1302,8 @@ def _story(story: StorySection) -> str:
             f" summary up to {story.summary_chars} characters")
 
 
-def _stage(section: StageSection) -> str:
+def stage_summary(section: StageSection) -> str:
+    """A stage in a few words: its backend, and its model where it has one."""
     return f"{section.backend} ({section.model})" if section.model_marker else section.backend
 
 

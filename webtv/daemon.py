@@ -6,6 +6,10 @@ beside it. SIGHUP reloads channel.toml as a watched edit would (one that comes w
 channel is being built is served once it airs). On SIGTERM/SIGINT: the channel stops airing
 (STOPPING=1 goes out as the stop is seen), HTTP closes, then the channel lets go of its
 library, and last any encoder still running in a worker thread is ended.
+
+``run_folder()``: a folder of channel files (``webtv.folder``), every channel in one
+``webtv.station.Station`` behind one HTTP server. SIGHUP reloads every channel file (and
+the folder); SIGTERM/SIGINT stops every channel (together), then HTTP.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import asyncio
 import faulthandler
 import logging
 import signal
+from pathlib import Path
 
 from webtv.channel import Channel, build_channel
 from webtv.config import Config
+from webtv.folder import Folder, load_folder
 from webtv.http.server import start_http
 from webtv.library import LibraryLocked
 from webtv.metrics import StationMetrics
-from webtv.notify import watch
+from webtv.notify import watch, watch_station
 from webtv.process import kill_children
+from webtv.station import Station
 from webtv.status import OneChannel
 
 log = logging.getLogger("webtv")
@@ -51,6 +58,10 @@ def run(config: Config) -> int:
             # Encoders running in worker threads are not the playout's: end them too.
             await asyncio.to_thread(kill_children, 1.0)
 
+    return _exit_status(air)
+
+
+def _exit_status(air) -> int:
     try:
         asyncio.run(air())
     except LibraryLocked as exc:
@@ -60,6 +71,44 @@ def run(config: Config) -> int:
         log.error("cannot run: %s", exc)
         return 1
     return 0
+
+
+def run_folder(folder: Path, read: Folder | None = None) -> int:
+    """Air every channel of ``folder`` (``read``: as loaded already) until SIGTERM or SIGINT."""
+    faulthandler.enable()
+    read = read or load_folder(folder)
+
+    async def air() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        station = Station(folder, read.daemon)
+        loop.add_signal_handler(signal.SIGHUP, station.reload, "SIGHUP")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        try:
+            airing = asyncio.create_task(station.run(stop, read), name="station")
+            http = await _start_http(station)
+            try:
+                notify = asyncio.create_task(watch_station(station.channels, station.names,
+                                                             {c.channel.name for c in read.channels.values()}, stop), name="systemd-notify")
+                try:
+                    await airing
+                finally:
+                    notify.cancel()
+                    await asyncio.gather(notify, return_exceptions=True)
+            finally:
+                if http is not None:
+                    await http.cleanup()
+        finally:
+            await asyncio.to_thread(kill_children, 1.0)
+
+    return _exit_status(air)
+
+
+async def _start_http(station: Station):
+    """One HTTP server for every channel, on the daemon's [http]."""
+    return await start_http(station, StationMetrics(station), station.daemon.http.host, station.daemon.http.port)
 
 
 async def serve(channel: Channel, stop: asyncio.Event) -> None:

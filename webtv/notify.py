@@ -16,6 +16,11 @@ all read from the channel's status snapshot:
   why) and systemd restarts the service after ``WatchdogSec``;
 - ``STOPPING=1`` when the channel shuts down.
 
+A daemon of several channels (``watch_station``): READY once every channel of the start is
+on air, one STATUS line summing them up, and WATCHDOG pings that stop only when every
+channel is unhealthy: a restart could mend that, while one sick channel must not restart
+the others (each channel's own supervision and ``/healthz`` say what ails it).
+
 ``/healthz`` answers from the same ``PlayoutHealth``, so the two never disagree, with one
 addition: an output that runs but fails to write (HLS segments on a full disk,
 ``PlayoutStatus.output_problem``) makes ``/healthz`` answer 503 while the pings go on, since a
@@ -29,6 +34,8 @@ import logging
 import os
 import socket
 import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 from webtv.status import ChannelStatus, ChannelView, outputs_up
 
@@ -100,10 +107,57 @@ def status_line(status: ChannelStatus) -> str:
     return f"{line}; UNHEALTHY: {problem}" if problem else line
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What the systemd task reads each tick: whether to say READY, the STATUS line, and why
+    not to ping the watchdog (None: ping)."""
+
+    ready: bool
+    line: str
+    problem: str | None
+
+
+def channel_reading(status: ChannelStatus) -> Reading:
+    return Reading(status.playout.on_air, status_line(status), status.playout.problem)
+
+
+def station_reading(channels: Mapping[str, ChannelView], names: list[str], waiting_for: set[str]) -> Reading:
+    """Several channels (``names``: every channel file's, airing or being built): READY once
+    none of ``waiting_for`` (the channels of the start that are still there) is off air;
+    pings stop only when every channel is unhealthy (a restart could mend that; one sick
+    channel must not restart the others)."""
+    statuses = {name: channel.status() for name, channel in channels.items()}
+    waiting_for &= set(names)
+    waiting_for -= {name for name, status in statuses.items() if status.playout.on_air}
+    problems = {name: s.playout.problem for name, s in statuses.items() if s.playout.problem is not None}
+    parts = [f"{name} {'on air' if name in statuses and statuses[name].playout.on_air else 'starting'}"
+             + (f" UNHEALTHY: {problems[name]}" if name in problems else "") for name in names]
+    line = f"{len(names)} channel(s): " + ("; ".join(parts) or "none")
+    every = bool(statuses) and len(problems) == len(statuses)
+    return Reading(not waiting_for, line, "every channel is unhealthy" if every else None)
+
+
 async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | None = None,
                 tick_s: float = 0.25) -> None:
     """The channel's systemd task: READY once on air, STATUS on change, WATCHDOG while on air
     and healthy, STOPPING at the end. Without systemd it only logs health changes."""
+    await _watch(lambda: channel_reading(channel.status()), "first bytes on air", stop, notifier, tick_s)
+
+
+async def watch_station(channels: Callable[[], Mapping[str, ChannelView]], names: Callable[[], list[str]],
+                        boot: set[str], stop: asyncio.Event, notifier: Notifier | None = None,
+                        tick_s: float = 0.25) -> None:
+    """The systemd task of a daemon of several channels (a ``webtv.station.Station``'s
+    ``channels``, built, and ``names``, every channel file's): READY once every channel of
+    ``boot`` (those of the start) is on air or gone, one STATUS line for all, WATCHDOG unless
+    every channel is unhealthy, STOPPING at the end."""
+    waiting_for = set(boot)
+    await _watch(lambda: station_reading(channels(), names(), waiting_for), "every channel on air", stop,
+                 notifier, tick_s)
+
+
+async def _watch(read: Callable[[], Reading], ready_why: str, stop: asyncio.Event, notifier: Notifier | None,
+                 tick_s: float) -> None:
     notifier = notifier or Notifier()
     interval = watchdog_interval_s()
     tick_s = min(tick_s, interval) if interval else tick_s
@@ -115,13 +169,13 @@ async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | 
     try:
         while not stop.is_set():
             try:
-                status = channel.status()
-                problem = status.playout.problem
-                if not ready and status.playout.on_air:
+                reading = read()
+                problem = reading.problem
+                if not ready and reading.ready:
                     ready = True
-                    last_status = status_line(status)
+                    last_status = reading.line
                     notifier.send("READY=1", "STATUS=" + last_status)
-                    log.info("ready: first bytes on air%s", "; systemd notified" if notifier.enabled else "")
+                    log.info("ready: %s%s", ready_why, "; systemd notified" if notifier.enabled else "")
                 if ready:
                     if (problem is None) != (last_problem is None):
                         if problem:
@@ -130,10 +184,9 @@ async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | 
                         else:
                             log.info("playout healthy again%s", "; watchdog pings resume" if interval else "")
                     last_problem = problem
-                    line = status_line(status)
-                    if line != last_status:
-                        notifier.send("STATUS=" + line)
-                        last_status = line
+                    if reading.line != last_status:
+                        notifier.send("STATUS=" + reading.line)
+                        last_status = reading.line
                     now = time.monotonic()
                     if interval and problem is None and now >= next_ping:
                         notifier.send("WATCHDOG=1")

@@ -22,9 +22,12 @@ def child_pids(parent: int | None = None) -> list[int]:
     return found
 
 
-def kill_children(grace: float = 1.0) -> list[int]:
-    """SIGTERM every child still running, SIGKILL those left after ``grace`` seconds."""
+def kill_children(grace: float = 1.0, naming: tuple[str, ...] | None = None) -> list[int]:
+    """SIGTERM every child still running (``naming``: those whose command line names one of
+    these paths or URLs, a channel's of several), SIGKILL those left after ``grace`` seconds."""
     pids = child_pids()
+    if naming is not None:
+        pids = [pid for pid in pids if _names(pid, naming)]
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -34,6 +37,16 @@ def kill_children(grace: float = 1.0) -> list[int]:
         if _alive(pid):
             _signal(pid, signal.SIGKILL)
     return pids
+
+
+def _names(pid: int, texts: tuple[str, ...]) -> bool:
+    """Whether an argument of ``pid`` is one of ``texts`` or has one followed by "/" in it (a
+    file in that folder: the folder /a/lib is not named by /a/lib2/x)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return any(arg == text or text.rstrip("/") + "/" in arg for arg in args for text in texts)
 
 
 def _alive(pid: int) -> bool:

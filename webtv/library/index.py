@@ -283,6 +283,14 @@ class Library:
         ).fetchone()
         return row[0]
 
+    def fresh_seconds(self, theme: str) -> float:
+        """The airtime of the never-aired clips of ``theme``, in seconds."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(duration), 0) FROM clips WHERE state = 'ok' AND times_aired = 0 AND theme = ?",
+            (theme,),
+        ).fetchone()
+        return float(row[0])
+
     def has_prompt(self, prompt: str, theme: str) -> bool:
         """Whether a clip of this exact shot was made before (so it is not rendered again)."""
         row = self.db.execute("SELECT 1 FROM clips WHERE prompt = ? AND theme = ? LIMIT 1", (prompt, theme)).fetchone()

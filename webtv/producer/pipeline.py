@@ -54,6 +54,7 @@ from webtv.media.loudness import keep_within, normalize
 from webtv.producer.base import Frames, Progress
 from webtv.producer.house import encode_clip, validate_clip
 from webtv.producer.narration import Line, Narration, fit_line, mix, voice_of
+from webtv.producer.shared import ChannelReleased
 from webtv.producer.subtitles import Subtitle
 from webtv.producer.takes import Scorer, Takes, choose, make_scorer, take_seed
 from webtv.prompt_weights import clean
@@ -94,6 +95,8 @@ def retry_lighter(stage: str, call: Callable[..., T], *args) -> T:
 
     try:
         return call(*args)
+    except ChannelReleased:
+        raise  # the channel stopped while the step waited for its turn on a shared stage: no retry
     except Exception as exc:  # noqa: BLE001 - any failure earns one lighter retry
         log.warning("%s failed, retrying once with lighter settings: %s", stage, exc)
         first = exc
@@ -226,12 +229,14 @@ class ClipPipeline:
     def from_config(cls, config: "Config", stages: "Stages", workers: "WorkerPool | None" = None,
                     **options) -> "ClipPipeline":
         """The channel's recipe: its house format, clip length, narration, quality settings and
-        checks (``workers``: the channel's pool, for ``[quality] score_on = "workers"``)."""
+        checks (``workers``: the channel's pool, for ``[quality] score_on = "workers"``). The
+        scorer is the one ``[quality]`` names unless ``options`` brings one (a shared one)."""
         from webtv.producer.checks import Checks
 
+        if "scorer" not in options:
+            options["scorer"] = make_scorer(config.quality, workers)
         return cls(stages, config.house, config.video.clip_seconds, narration=Narration.from_config(config),
-                   quality=config.quality, scorer=make_scorer(config.quality, workers),
-                   checks=Checks.from_config(config.quality), **options)
+                   quality=config.quality, checks=Checks.from_config(config.quality), **options)
 
     def __call__(self, shot: Shot, track: Track, out: Path, progress: Progress | None = None) -> ClipResult:
         """Render, encode and validate ``shot`` into ``out`` with its slice of ``track``."""

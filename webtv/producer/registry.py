@@ -44,6 +44,7 @@ def lazy(target: str, *needs: str) -> Factory:
         return made(section=section, **{need: getattr(resources, need) for need in needs})
 
     build.__qualname__ = f"lazy({target!r})"
+    build.needs = needs  # what SharedStages keys an instance by beside the section (the house format)
     return build
 
 
@@ -109,20 +110,24 @@ def build(stage: str, section: Any, resources: Resources) -> Any:
     return factories[section.backend](section, resources)
 
 
-def make_stages(config: Config, workers: "WorkerPool | None" = None) -> Stages:
-    """The backends ``config`` names for each stage. ``workers`` is the channel's pool, needed
-    when ``config.needs_workers``. Procedural frames are drawn at the house rate: they skip a
-    local interpolation stage."""
+Builder = Callable[[str, Any, Resources], Any]
+"""builder(stage, section, resources) -> the backend: ``build``, or SharedStages' (shared instances)."""
+
+
+def make_stages(config: Config, workers: "WorkerPool | None" = None, builder: Builder = build) -> Stages:
+    """The backends ``config`` names for each stage, each made by ``builder``. ``workers`` is the
+    channel's pool, needed when ``config.needs_workers``. Procedural frames are drawn at the
+    house rate: they skip a local interpolation stage."""
     if config.needs_workers and workers is None:
         raise ValueError(f"{', '.join(config.remote_stages)} run on [workers]: pass WorkerPool(config.workers)")
     resources = Resources(config.house, workers)
     interpolate = None
     if not config.video.frames_at_house_rate or config.interpolation.backend == "remote":
-        interpolate = build("interpolation", config.interpolation, resources)
+        interpolate = builder("interpolation", config.interpolation, resources)
     return Stages(
-        video=build("video", config.video, resources),
-        audio=build("audio", config.audio, resources),
-        upscale=build("upscale", config.upscale, resources),
+        video=builder("video", config.video, resources),
+        audio=builder("audio", config.audio, resources),
+        upscale=builder("upscale", config.upscale, resources),
         interpolate=interpolate,
-        voice=build("voice", config.voice, resources),
+        voice=builder("voice", config.voice, resources),
     )

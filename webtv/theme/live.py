@@ -6,7 +6,8 @@ the link's (the link repointed) and its target's (the file edited); when the lin
 another file after a change, the watch starts again on that file. ``request()`` (SIGHUP,
 systemd's ExecReload) reads the file again through the same path as a watched edit; reloads
 never overlap. A config that was not read from a file has nothing to watch or reload:
-``run()`` then only waits for the stop.
+``run()`` then only waits for the stop. ``load`` reads the file (``load_config``; a channel
+of a folder checks it against the others, ``webtv.folder.load_channel_file``).
 
 The watch never ends before the stop: an edit that fails to apply is logged and shown as
 ``config_error`` like an invalid one, and when the watch itself fails or loses its folder
@@ -38,8 +39,10 @@ class ConfigWatcher:
         on_error: Callable[[str | None], None],
         debounce_ms: int = 200,
         retry_s: float = 1.0,
+        load: Callable[[Path], Config] = load_config,
     ):
         self.path = Path(os.path.abspath(path)) if path is not None else None  # a link stays a link
+        self.load = load  # called off the loop; a channel of a folder reads through webtv.folder
         self.on_config = on_config
         self.on_error = on_error
         self.debounce_ms = debounce_ms
@@ -124,7 +127,7 @@ class ConfigWatcher:
         and shown through ``on_error``, and the last good config stays."""
         async with self._reloading:
             try:
-                config = await asyncio.to_thread(load_config, self.path)
+                config = await asyncio.to_thread(self.load, self.path)
             except ConfigError as exc:
                 log.error("config edit rejected, last good config stays: %s", str(exc).replace("\n", " | "))
                 self._rejected(str(exc))
