@@ -101,12 +101,17 @@ def status_line(status: ChannelStatus) -> str:
 
 
 async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | None = None,
-                tick_s: float = 0.25) -> None:
+                tick_s: float = 0.25, on_air_tick_s: float = 1.0) -> None:
     """The channel's systemd task: READY once on air, STATUS on change, WATCHDOG while on air
-    and healthy, STOPPING at the end. Without systemd it only logs health changes."""
+    and healthy, STOPPING at the end. Without systemd it only logs health changes.
+
+    It looks every ``tick_s`` until READY, then every ``on_air_tick_s`` (a whole status
+    snapshot each time: the CPU of an idle channel), never less often than half the watchdog
+    interval, so a ping comes at most 1.5 intervals after the last one."""
     notifier = notifier or Notifier()
     interval = watchdog_interval_s()
-    tick_s = min(tick_s, interval) if interval else tick_s
+    if interval:
+        tick_s, on_air_tick_s = min(tick_s, interval), min(on_air_tick_s, interval / 2)
     ready = False
     last_status: str | None = None
     last_problem: str | None = None
@@ -144,7 +149,7 @@ async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | 
                     log.exception("health check failed; no watchdog pings while it fails")
                 failing = True
             try:
-                await asyncio.wait_for(stop.wait(), tick_s)
+                await asyncio.wait_for(stop.wait(), on_air_tick_s if ready else tick_s)
             except asyncio.TimeoutError:
                 pass
     finally:
