@@ -76,6 +76,8 @@ def _kind(pid: int) -> str:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "gone"
+    if argv == [b""]:  # a zombie: exited, not reaped yet (a decoder at the end of its block)
+        return "exited"
     if b"webtv" in argv and b"run" in argv:
         return "python"
     if b"concat" in argv:
