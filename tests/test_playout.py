@@ -628,6 +628,25 @@ async def test_a_destination_that_never_handshakes_backs_off(channel: Channel):
 
 
 @module
+async def test_the_relay_takes_the_decoder_in_batches(channel: Channel):
+    """The decoder writes each packet at once (dozens of writes a second); the relay takes them
+    every ``read_every_s`` instead, so it and every output wake about ten times a second, not
+    at each write (the CPU per stream-minute of issue #15)."""
+    playout = channel.playout
+    relay = playout.relay
+    batches: list[int] = []
+    take = relay.take
+    relay.take = lambda data: (batches.append(len(data)), take(data))[1]
+    try:
+        await asyncio.sleep(2.0)
+    finally:
+        del relay.take
+    per_s = len(batches) / 2.0
+    assert batches, "nothing relayed"
+    assert per_s <= 1 / playout.read_every_s + 2, f"{per_s:.0f} reads a second, {sum(batches) // len(batches)} B each"
+
+
+@module
 async def test_stop_leaves_no_ffmpeg(channel: Channel):
     po = channel.playout
     stats = po.stats()

@@ -252,7 +252,7 @@ async def test_watch_ready_after_first_bytes_pings_while_healthy(monkeypatch):
     monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     channel, notifier, stop = FakeChannel(wedged_after_s=0.3), Recorder(), asyncio.Event()
-    task = asyncio.create_task(watch(channel, stop, notifier, tick_s=0.02))
+    task = asyncio.create_task(watch(channel, stop, notifier, tick_s=0.02, on_air_tick_s=0.02))
     await asyncio.sleep(0.3)
     assert notifier.sent == []  # nothing on air yet: not ready, no pings
     channel.playout.byte_age, channel.playout.states = 0.0, ["running", "backoff"]

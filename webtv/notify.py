@@ -138,29 +138,34 @@ def station_reading(channels: Mapping[str, ChannelView], names: list[str], waiti
 
 
 async def watch(channel: ChannelView, stop: asyncio.Event, notifier: Notifier | None = None,
-                tick_s: float = 0.25) -> None:
+                tick_s: float = 0.25, on_air_tick_s: float = 1.0) -> None:
     """The channel's systemd task: READY once on air, STATUS on change, WATCHDOG while on air
     and healthy, STOPPING at the end. Without systemd it only logs health changes."""
-    await _watch(lambda: channel_reading(channel.status()), "first bytes on air", stop, notifier, tick_s)
+    await _watch(lambda: channel_reading(channel.status()), "first bytes on air", stop, notifier, tick_s,
+                 on_air_tick_s)
 
 
 async def watch_station(channels: Callable[[], Mapping[str, ChannelView]], names: Callable[[], list[str]],
                         boot: set[str], stop: asyncio.Event, notifier: Notifier | None = None,
-                        tick_s: float = 0.25) -> None:
+                        tick_s: float = 0.25, on_air_tick_s: float = 1.0) -> None:
     """The systemd task of a daemon of several channels (a ``webtv.station.Station``'s
     ``channels``, built, and ``names``, every channel file's): READY once every channel of
     ``boot`` (those of the start) is on air or gone, one STATUS line for all, WATCHDOG unless
     every channel is unhealthy, STOPPING at the end."""
     waiting_for = set(boot)
     await _watch(lambda: station_reading(channels(), names(), waiting_for), "every channel on air", stop,
-                 notifier, tick_s)
+                 notifier, tick_s, on_air_tick_s)
 
 
 async def _watch(read: Callable[[], Reading], ready_why: str, stop: asyncio.Event, notifier: Notifier | None,
-                 tick_s: float) -> None:
+                 tick_s: float, on_air_tick_s: float) -> None:
+    """Looks every ``tick_s`` until READY, then every ``on_air_tick_s`` (a whole status snapshot
+    of each channel each time: the CPU of an idle daemon), never less often than half the
+    watchdog interval, so a ping comes at most 1.5 intervals after the last one."""
     notifier = notifier or Notifier()
     interval = watchdog_interval_s()
-    tick_s = min(tick_s, interval) if interval else tick_s
+    if interval:
+        tick_s, on_air_tick_s = min(tick_s, interval), min(on_air_tick_s, interval / 2)
     ready = False
     last_status: str | None = None
     last_problem: str | None = None
@@ -197,7 +202,7 @@ async def _watch(read: Callable[[], Reading], ready_why: str, stop: asyncio.Even
                     log.exception("health check failed; no watchdog pings while it fails")
                 failing = True
             try:
-                await asyncio.wait_for(stop.wait(), tick_s)
+                await asyncio.wait_for(stop.wait(), on_air_tick_s if ready else tick_s)
             except asyncio.TimeoutError:
                 pass
     finally:

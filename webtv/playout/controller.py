@@ -91,7 +91,10 @@ class Playout:
     ``late_slack_s`` lateness tolerated before the schedule is re-anchored, ``stall_s`` how long
     a decoder may go silent before it is killed, ``overrun_s`` how far past its slot a block
     may run while the next one waits, ``backoff`` the output restart policy, ``origin_s`` the
-    stream time the first block starts at (anything: it is taken modulo the 2^33 wrap).
+    stream time the first block starts at (anything: it is taken modulo the 2^33 wrap),
+    ``read_every_s`` how often the relay takes what the decoder on air wrote (the bytes reach
+    the outputs in batches of about that much stream time: the CPU of the relay and of every
+    output grows with the number of batches, not with the bytes).
     ``on_changed(block, changed)`` returns ``block`` without the clips whose file changed
     since they were checked (the programmer marks them broken); without it they are dropped.
     ``revise(block)`` returns the block as it may air now, just before its decoder starts.
@@ -116,6 +119,7 @@ class Playout:
         healthy_within_s: float = 5.0,
         backoff: Backoff = Backoff(),
         origin_s: float = 10.0,
+        read_every_s: float = 0.1,
     ):
         self.output_config = output
         self.house = house
@@ -133,6 +137,7 @@ class Playout:
         self.overrun_s = overrun_s
         self.healthy_within_s = healthy_within_s
         self.backoff = backoff
+        self.read_every_s = read_every_s
         self.origin = timeline.ticks(origin_s) % timeline.TS_WRAP
         self.frame_ticks = timeline.ticks(1 / house.fps)
         self.buffer_bytes = output.buffer_kb * 1024
@@ -391,7 +396,7 @@ class Playout:
         while True:
             try:
                 async with asyncio.timeout(self.stall_s):
-                    data = await decoder.read()
+                    data = await decoder.read(self.read_every_s)
             except TimeoutError:
                 await decoder.kill()
                 return _Pumped(stalled_s=self.stall_s)

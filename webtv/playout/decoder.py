@@ -4,10 +4,15 @@ Clips are in the house format already (H.264 + AAC in MP4, closed GOP, each clip
 keyframe), so the decoder only remuxes (``webtv.media.commands.decoder_command``). It also
 gives the block's packets their stream time (``offset``), so the relay passes on one
 continuous timeline and the outputs never re-base.
+
+Its stdout is polled (``Child(stdout="polled")``), not watched: the decoder flushes every
+packet (about 70 writes a second), and the relay takes them in batches every ``read``
+interval instead, so the daemon and the outputs wake at the reader's pace, not the decoder's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -66,15 +71,19 @@ class Decoder:
         log.debug("block %d: decoder pid %d for %s", self.block.number, self.child.pid, self.block.playlist)
 
     def _child(self, playlist: Path, fds: list[int]) -> Child:
-        return Child(decoder_command(playlist, self.offset), name=f"decoder-{self.block.number}", stdout=True,
+        return Child(decoder_command(playlist, self.offset), name=f"decoder-{self.block.number}", stdout="polled",
                      tail=12, pass_fds=fds)
 
     @property
     def pid(self) -> int | None:
         return self.child.pid
 
-    async def read(self, n: int = 1 << 16) -> bytes:
-        return await self.child.stdout.read(n)
+    async def read(self, every_s: float) -> bytes:
+        """What the decoder wrote since the last read, looking every ``every_s`` until there is
+        some; b"" at its end (EOF, or killed)."""
+        while (data := self.child.read_ready()) is None:
+            await asyncio.sleep(every_s)
+        return data
 
     async def finish(self) -> int | None:
         """Wait for the exit after EOF on stdout; kill it if it lingers."""
