@@ -120,6 +120,8 @@ def test_two_channels_share_one_model_air_at_once_and_stay_apart_through_edits_f
                            "channels": ["a", "b"]}], listing["stages"]
         loads = [line for line in daemon.tail(10**7).splitlines() if "loading video model" in line]
         assert len(loads) == 1, loads  # one instance, two channels
+        for name in ("a", "b"):  # the journal says whose clip it made
+            assert f"channel={name} clip made" in daemon.tail(10**7)
 
         readers = [RtmpReader(f"{rtmp_server}/{name}", seconds=None, rw_timeout_us=10_000_000).start()
                    for name in ("a", "b")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 import urllib.error
@@ -27,6 +28,7 @@ from webtv.config import Config, load_config
 from webtv.director import Shot
 from webtv.http.server import make_app, start_http
 from webtv.library import Library
+from webtv.log import CHANNEL
 from webtv.metrics import StationMetrics
 from webtv.status import ChannelView, OneChannel, Signal
 
@@ -151,6 +153,13 @@ async def test_a_control_call_touches_only_its_channel(two, tmp_path):
         a.events.clip_changed.publish("banned", 2, a.clip(2), None)
         clip = await read_event(events, "clip")
         assert clip["clip"]["prompt"] == "a two" and clip["clip"]["thumb"] == "/c/a/api/clips/2/thumb.jpg"
+        # its log panel: a's lines and the daemon's, not b's
+        for name in ("b", "a", None):
+            CHANNEL.set(name)
+            logging.getLogger("webtv.test").warning("said by %s", name or "the daemon")
+        CHANNEL.set(None)
+        assert (await read_event(events, "log"))["message"] == "said by a"
+        assert (await read_event(events, "log"))["message"] == "said by the daemon"
         station.stop("a")
         await until_closed(events)
         assert (await client.post("/c/a/api/clips/1/unban", headers=AUTH)).status == 404

@@ -21,7 +21,7 @@ import pytest
 
 from tests.daemon import REPO, Daemon
 from tests.rtmp_server import RtmpServer
-from webtv.log import JournalFormatter, is_journal, setup_logging, syslog_priority
+from webtv.log import CHANNEL, ChannelField, JournalFormatter, is_journal, setup_logging, syslog_priority
 from tests.snapshots import populated
 from webtv.notify import Notifier, watch, watch_station, watchdog_interval_s
 from webtv.status import ChannelStatus, NowPlaying, OutputStatus, PlayoutHealth, PlayoutStatus
@@ -462,6 +462,33 @@ def test_journal_format_has_the_priority_no_time_and_one_line_per_event():
     assert "\n" not in line and "\r" not in line
     assert line.startswith("<3>level=ERROR logger=webtv.playout producer failed\\nTraceback (most recent call last):")
     assert line.endswith("ValueError: bad\\nthing")
+
+
+def test_what_a_channel_logs_says_which_channel_in_its_task_and_the_threads_it_starts():
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(JournalFormatter())
+    handler.addFilter(ChannelField())
+    logger = logging.getLogger("webtv.test.channels")
+    logger.addHandler(handler)
+    logger.propagate = False
+
+    async def channel(name: str) -> None:
+        CHANNEL.set(name)
+        logger.warning("clip made")
+        await asyncio.to_thread(logger.warning, "rendered")
+
+    async def both() -> None:
+        await asyncio.gather(channel("a"), channel("b"))
+        logger.warning("daemon-wide")
+
+    try:
+        asyncio.run(both())
+    finally:
+        logger.removeHandler(handler)
+    lines = handler.stream.getvalue().splitlines()
+    assert sorted(lines[:4]) == sorted(f"<4>level=WARNING logger=webtv.test.channels channel={name} {what}"
+                                       for name in "ab" for what in ("clip made", "rendered"))
+    assert lines[4] == "<4>level=WARNING logger=webtv.test.channels daemon-wide"
 
 
 def test_setup_logging_picks_the_journal_format_only_when_stderr_is_the_journal(tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ from webtv.channel import Channel, build_channel
 from webtv.config import Config, ConfigError
 from webtv.folder import DaemonConfig, Folder, channel_files, is_channel_file, load_channel_file, load_folder
 from webtv.library import LibraryLocked
+from webtv.log import CHANNEL
 from webtv.process import kill_children
 from webtv.producer.remote import WorkerPool
 from webtv.producer.shared import SharedStages
@@ -212,6 +213,7 @@ class Station:
     async def _air(self, slot: _Slot) -> None:
         """The slot's supervisor: build and air the channel; after a crash, again."""
         while not slot.stopping:
+            CHANNEL.set(slot.config.channel.name)  # its log lines say which channel (this task's context)
             slot.stop_run = asyncio.Event()
             channel: Channel | None = None
             try:

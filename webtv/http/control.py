@@ -101,7 +101,7 @@ class EventHubs:
             return known[1]
         self.drop(channel.name)
         hub = EventHub(lambda: self.snapshot(channel))
-        relay = LogRelay(hub, asyncio.get_running_loop(), lambda: secrets(channel))
+        relay = LogRelay(hub, asyncio.get_running_loop(), lambda: secrets(channel), channel.name)
         logging.getLogger().addHandler(relay)
         channel.events.clip_changed.subscribe(lambda action, clip_id, clip, reason: hub.publish("clip", {
             "action": action, "clip_id": clip_id, "clip": clip_json(clip, self.base(channel)) if clip else None,

@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from webtv.log import CHANNEL
+
 log = logging.getLogger("webtv.http.events")
 
 QUEUE = 256
@@ -137,16 +139,20 @@ class EventHub:
 
 class LogRelay(logging.Handler):
     """Log records at INFO and above as ``log`` events, from whichever thread logs them; the
-    secrets in ``secrets()`` are masked."""
+    secrets in ``secrets()`` are masked. With ``channel``, another channel's records
+    (``webtv.log.CHANNEL``) are left out; daemon-wide ones are relayed."""
 
-    def __init__(self, hub: EventHub, loop: asyncio.AbstractEventLoop, secrets: Callable[[], list[str]]):
+    def __init__(self, hub: EventHub, loop: asyncio.AbstractEventLoop, secrets: Callable[[], list[str]],
+                 channel: str | None = None):
         super().__init__(logging.INFO)
-        self.hub, self.loop, self.secrets = hub, loop, secrets
+        self.hub, self.loop, self.secrets, self.channel = hub, loop, secrets, channel
         self._inside = threading.local()  # a record logged while publishing one is not relayed
         self._loop_thread = threading.get_ident()  # made on the event loop's thread
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self.hub.clients or getattr(self._inside, "busy", False):
+            return
+        if self.channel is not None and CHANNEL.get() not in (None, self.channel):
             return
         self._inside.busy = True
         try:

@@ -20,6 +20,7 @@ from webtv.http.auth import authorize
 from webtv.http.auth import bearer_credentials, clip_id_of
 from webtv.http.channels import Channels, add_channel_route, channel_url
 from webtv.http.control import add_control_routes
+from webtv.log import CHANNEL
 from webtv.metrics import StationMetrics
 from webtv.status import ChannelStatus, StationView
 from webtv.text import text_problem
@@ -78,9 +79,20 @@ def channels_json(station: StationView) -> dict:
     }
 
 
+@web.middleware
+async def _logs_by_channel(request: web.Request, handler):
+    """What a ``/c/<name>/...`` request logs carries its channel (``webtv.log.CHANNEL``), as
+    the channel's own lines do; reset after, since a connection's requests share one task."""
+    token = CHANNEL.set(request.match_info.get("channel"))
+    try:
+        return await handler(request)
+    finally:
+        CHANNEL.reset(token)
+
+
 def make_app(station: StationView, metrics: StationMetrics | None = None) -> web.Application:
     """The app of ``station``'s channels; ``metrics``: theirs (made here when not given)."""
-    app = web.Application()
+    app = web.Application(middlewares=[_logs_by_channel])
     channels = Channels(station)
     metrics = metrics if metrics is not None else StationMetrics(station)
 
