@@ -14,6 +14,20 @@ from tests import rtmp_server as _rtmp
 # torch into minutes (test_musicgen: 10 s alone, 35-90 s on a loaded 2-core machine).
 os.environ["OMP_NUM_THREADS"] = "1"
 
+# `make test` runs the suite in two lanes (pytest-xdist, `-n 2 --dist loadgroup`): a test marked
+# `xdist_group(LANE_BESIDE)` (the five-minute continuity read, mostly waiting on the wall clock)
+# runs in a lane of its own beside the rest, which runs in the other lane one test at a time in
+# file order, as in a plain `pytest` run (module fixtures, timing-sensitive e2e tests).
+LANE_BESIDE = "beside"
+LANE_SUITE = "suite"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(LANE_SUITE))
+
 
 @pytest.fixture(scope="module")
 def rtmp_server(tmp_path_factory):

@@ -24,7 +24,8 @@ from tests.browser import launch_chromium, watch_errors
 from tests.daemon import Daemon
 from tests.readers import RtmpReader
 
-pytestmark = pytest.mark.e2e
+# its own lane under `make test`: five minutes beside the rest of the suite (tests/conftest.py)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("beside")]
 
 FPS = 24
 WATCH_S = 300.0
