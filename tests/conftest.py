@@ -14,19 +14,33 @@ from tests import rtmp_server as _rtmp
 # torch into minutes (test_musicgen: 10 s alone, 35-90 s on a loaded 2-core machine).
 os.environ["OMP_NUM_THREADS"] = "1"
 
-# `make test` runs the suite in two lanes (pytest-xdist, `-n 2 --dist loadgroup`): a test marked
-# `xdist_group(LANE_BESIDE)` (the five-minute continuity read, mostly waiting on the wall clock)
-# runs in a lane of its own beside the rest, which runs in the other lane one test at a time in
-# file order, as in a plain `pytest` run (module fixtures, timing-sensitive e2e tests).
-LANE_BESIDE = "beside"
-LANE_SUITE = "suite"
+# `make test` runs the suite in two lanes: `pytest -n 2 --lanes` (pytest-xdist). Each file in
+# OWN_LANE (the five-minute continuity read, mostly waiting on the wall clock) is a lane of its
+# own; every other test runs in the other lane, one at a time in file order as in a plain
+# `pytest` run, so module fixtures and the timing-sensitive e2e tests see what they see alone.
+# (xdist's `--dist loadgroup` would do this with marks, but it cannot group under pytest 9.2:
+# pytest-xdist#1386, node ids are no longer rewritable.)
+OWN_LANE = ("tests/test_continuity_e2e.py",)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(LANE_SUITE))
+def pytest_addoption(parser):
+    parser.addoption("--lanes", action="store_true",
+                     help="with -n 2: each file of tests/conftest.py's OWN_LANE beside the rest of the suite")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if not config.getoption("lanes"):
+        return None  # xdist's own --dist
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Lanes(LoadScopeScheduling):
+        """Work units are the lanes; xdist hands each worker one (tests keep collection order)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in OWN_LANE else "suite"
+
+    return Lanes(config, log)
 
 
 @pytest.fixture(scope="module")

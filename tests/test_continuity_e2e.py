@@ -24,8 +24,8 @@ from tests.browser import launch_chromium, watch_errors
 from tests.daemon import Daemon
 from tests.readers import RtmpReader
 
-# its own lane under `make test`: five minutes beside the rest of the suite (tests/conftest.py)
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("beside")]
+# a lane of its own under `make test`: five minutes beside the rest of the suite (OWN_LANE in tests/conftest.py)
+pytestmark = pytest.mark.e2e
 
 FPS = 24
 WATCH_S = 300.0
