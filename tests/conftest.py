@@ -28,6 +28,7 @@ def pytest_addoption(parser):
                      help="with -n 2: each file of tests/conftest.py's OWN_LANE beside the rest of the suite")
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: plain pytest runs without it
 def pytest_xdist_make_scheduler(config, log):
     if not config.getoption("lanes"):
         return None  # xdist's own --dist
