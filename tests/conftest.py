@@ -44,6 +44,12 @@ def pytest_xdist_make_scheduler(config, log):
     return Lanes(config, log)
 
 
+@pytest.fixture(scope="session")
+def beside_the_suite(request) -> bool:
+    """True in a lane of OWN_LANE under `make test`: the rest of the suite runs beside this test."""
+    return bool(request.config.getoption("lanes")) and "PYTEST_XDIST_WORKER" in os.environ
+
+
 @pytest.fixture(scope="module")
 def rtmp_server(tmp_path_factory):
     """A running nginx-rtmp on a free loopback port; yields its base URL, rtmp://127.0.0.1:PORT/live."""
