@@ -42,9 +42,10 @@ run: setup
 check: setup
 	$(VENV)/bin/webtv check --config $(CONFIG)
 
+# two lanes: the five-minute continuity read beside the rest (OWN_LANE in tests/conftest.py)
 test: setup-test
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n 2 --lanes
 
 # the pure-logic tier for an edit-run loop
 test-fast: setup-test

@@ -14,6 +14,41 @@ from tests import rtmp_server as _rtmp
 # torch into minutes (test_musicgen: 10 s alone, 35-90 s on a loaded 2-core machine).
 os.environ["OMP_NUM_THREADS"] = "1"
 
+# `make test` runs the suite in two lanes: `pytest -n 2 --lanes` (pytest-xdist). Each file in
+# OWN_LANE (the five-minute continuity read, mostly waiting on the wall clock) is a lane of its
+# own; every other test runs in the other lane, one at a time in file order as in a plain
+# `pytest` run, so module fixtures and the timing-sensitive e2e tests see what they see alone.
+# (xdist's `--dist loadgroup` would do this with marks, but it cannot group under pytest 9.2:
+# pytest-xdist#1386, node ids are no longer rewritable.)
+OWN_LANE = ("tests/test_continuity_e2e.py",)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--lanes", action="store_true",
+                     help="with -n 2: each file of tests/conftest.py's OWN_LANE beside the rest of the suite")
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: plain pytest runs without it
+def pytest_xdist_make_scheduler(config, log):
+    if not config.getoption("lanes"):
+        return None  # xdist's own --dist
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Lanes(LoadScopeScheduling):
+        """Work units are the lanes; xdist hands each worker one (tests keep collection order)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in OWN_LANE else "suite"
+
+    return Lanes(config, log)
+
+
+@pytest.fixture(scope="session")
+def beside_the_suite(request) -> bool:
+    """True in a lane of OWN_LANE under `make test`: the rest of the suite runs beside this test."""
+    return bool(request.config.getoption("lanes")) and "PYTEST_XDIST_WORKER" in os.environ
+
 
 @pytest.fixture(scope="module")
 def rtmp_server(tmp_path_factory):

@@ -1,5 +1,6 @@
 """Continuity under load, read from outside: `webtv run` streaming to a real nginx-rtmp for five
-minutes while two CPU-bound processes compete with it for this machine's cores. The largest
+minutes while CPU-bound processes compete with it for this machine's cores (two alone; one and
+the rest of the suite under `make test`). The largest
 gap between video timestamps read back from the server stays within one frame + 20 ms across
 every block edge, timestamps never go backwards, sound and picture last the whole read, stream
 time keeps pace with wall time, and it is all one RTMP session (this supersedes the minute-long
@@ -24,6 +25,7 @@ from tests.browser import launch_chromium, watch_errors
 from tests.daemon import Daemon
 from tests.readers import RtmpReader
 
+# a lane of its own under `make test`: five minutes beside the rest of the suite (OWN_LANE in tests/conftest.py)
 pytestmark = pytest.mark.e2e
 
 FPS = 24
@@ -38,9 +40,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-def test_five_minutes_of_block_edges_under_load(tmp_path, rtmp_server):
+def test_five_minutes_of_block_edges_under_load(tmp_path, rtmp_server, beside_the_suite):
     url = f"{rtmp_server}/loaded"
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    # two CPU hogs alone; beside the rest of the suite (`make test`'s lanes) that lane is load too,
+    # and two hogs there starve its timing-bound tests (the console's caption-vs-OCR check failed
+    # in both full runs with two, passed beside the lane with none): one hog then
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(1 if beside_the_suite else 2)]
     daemon = Daemon(tmp_path / "channel", rtmp_urls=[url], programme={"block_seconds": 10.0, "filler_seconds": 2.0},
                     env={"WEBTV_TEST_TOKEN": TOKEN}, http={"token_env": "WEBTV_TEST_TOKEN"})
     from playwright.sync_api import sync_playwright
@@ -94,7 +99,7 @@ def test_five_minutes_of_block_edges_under_load(tmp_path, rtmp_server):
     edges = status["now_playing"]["block"] - first_block
     rtmp = next(o for o in status["outputs"] if o["kind"] == "rtmp")
     print(f"\n{span:.0f} s of stream, {edges} block edges, largest video gap {largest * 1000:.1f} ms, "
-          f"CPU share of the two hogs {hog_share[0]:.2f} and {hog_share[1]:.2f}, RTMP restarts {rtmp['restarts']}")
+          f"CPU share of the hogs {', '.join(f'{share:.2f}' for share in hog_share)}, RTMP restarts {rtmp['restarts']}")
     assert largest <= 1 / FPS + 0.020, f"largest gap between video timestamps {largest * 1000:.0f} ms"
     assert edges >= 20, f"only {edges} block edges while watching"
     assert rtmp["restarts"] == 0, "the RTMP output restarted: a second session"
