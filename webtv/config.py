@@ -937,7 +937,7 @@ def _problems_in_source(problems: list[Problem], config: Config) -> str:
     """``problems`` worded with the file and line of ``config``'s source, where it has one."""
     source = config.source
     text = source.read_text(encoding="utf-8") if source is not None and source.is_file() else ""
-    return _problems(problems, source or Path("(config)"), text)
+    return located(problems, source or Path("(config)"), text)
 
 
 def file_problems(config: Config) -> list[Problem]:
@@ -1042,7 +1042,7 @@ def validate_config(raw: dict[str, Any], text: str, path: Path, env: dict[str, s
     config = _resolve_paths(config, path.resolve().parent)
     problems = file_problems(config) + env_problems(config, env)
     if problems:
-        raise ConfigError(_problems(problems, path, text))
+        raise ConfigError(located(problems, path, text))
     return config
 
 
@@ -1118,7 +1118,7 @@ def _describe(exc: ValidationError, path: Path, text: str) -> str:
         raw_loc = tuple(p for p in err["loc"] if p != "source")
         loc = _without_tag(raw_loc)
         if err["type"] == "cross_section":
-            lines.append(_problems(err["ctx"]["problems"], path, text))
+            lines.append(located(err["ctx"]["problems"], path, text))
             continue
         if err["type"] == "at_key":  # a rule of a table about one of its keys: point at that key
             key = err["ctx"]["key"]
@@ -1187,10 +1187,6 @@ def _misplaced(loc: tuple, backend: Any) -> str | None:
 
 def located(problems: list[Problem], path: Path, text: str) -> str:
     """``problems`` worded for the operator, each with its file and line."""
-    return _problems(problems, path, text)
-
-
-def _problems(problems: list[Problem], path: Path, text: str) -> str:
     return "\n".join(_where(path, text, loc) + f"{_dotted(loc)}: {message}" for loc, message in problems)
 
 

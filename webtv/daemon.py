@@ -88,7 +88,7 @@ def run_folder(folder: Path, read: Folder | None = None) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         try:
             airing = asyncio.create_task(station.run(stop, read), name="station")
-            http = await _start_http(station)
+            http = await start_http(station, StationMetrics(station), read.daemon.http.host, read.daemon.http.port)
             try:
                 notify = asyncio.create_task(watch_station(station.channels, station.names,
                                                              {c.channel.name for c in read.channels.values()}, stop), name="systemd-notify")
@@ -98,17 +98,11 @@ def run_folder(folder: Path, read: Folder | None = None) -> int:
                     notify.cancel()
                     await asyncio.gather(notify, return_exceptions=True)
             finally:
-                if http is not None:
-                    await http.cleanup()
+                await http.cleanup()
         finally:
             await asyncio.to_thread(kill_children, 1.0)
 
     return _exit_status(air)
-
-
-async def _start_http(station: Station):
-    """One HTTP server for every channel, on the daemon's [http]."""
-    return await start_http(station, StationMetrics(station), station.daemon.http.host, station.daemon.http.port)
 
 
 async def serve(channel: Channel, stop: asyncio.Event) -> None:

@@ -182,7 +182,7 @@ def make_app(station: StationView, metrics: StationMetrics | None = None) -> web
                 raise web.HTTPBadRequest(text='"keep" must be true or false\n')
         if not channel.set_keep(clip_id, keep):
             raise web.HTTPNotFound(text=f"no clip {clip_id} in the library\n")
-        log.info("clip keep set: channel=%r clip=%d keep=%s", channel.name, clip_id, keep)
+        log.info("clip keep set: clip=%d keep=%s", clip_id, keep)  # in a folder the line carries channel=
         return web.json_response({"clip_id": clip_id, "keep": keep})
 
     def health_answer(problem: str | None) -> web.Response:
