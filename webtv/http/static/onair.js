@@ -80,20 +80,31 @@ export function playingDate(player, video) {
 
 // How far the stream's program dates run ahead of the clips' start times, in seconds. ffmpeg
 // stamps the dates from the moment its muxer started, which is a little after the first bytes
-// it was given (the input probe): a constant lead per HLS process. Clip starts are keyframes
-// and most of them open a segment, so the lead is the smallest gap from a clip's start to the
-// first segment date at or after it (a slightly early date is allowed: -0.25 s).
+// it was given (the input probe): a constant lead per HLS process. Clip starts are keyframes,
+// and a clip after a full one opens a segment, so its gap to the first segment date at or
+// after its start (a slightly early date is allowed: -0.25 s) is the lead. After a clip cut
+// short (a skip, a ban) the segment that holds the cut can run on past the next clip's start,
+// and that clip's gap comes out short by up to the lead: so the lead is the gap most clips
+// agree on, not the smallest (the smallest among equally common ones).
 export function dateLead(player, entries) {
   const details = player.hls ? player.hls.latestLevelDetails : null;
   if (!details || !details.fragments) return 0;
   const dates = details.fragments.map((f) => f.programDateTime).filter((ms) => ms).map((ms) => ms / 1000);
   const span = details.targetduration || 2;
-  let lead = null;
+  const gaps = [];
   for (const entry of entries) {
+    let first = null;
     for (const date of dates) {
       const gap = date - startOf(entry);
-      if (gap > -0.25 && gap < span + 0.5 && (lead === null || gap < lead)) lead = gap;
+      if (gap > -0.25 && gap < span + 0.5 && (first === null || gap < first)) first = gap;
     }
+    if (first !== null) gaps.push(first);
+  }
+  let lead = null;
+  let agreeing = 0;
+  for (const gap of gaps) {
+    const count = gaps.filter((other) => Math.abs(other - gap) < 0.05).length;
+    if (count > agreeing || (count === agreeing && gap < lead)) [lead, agreeing] = [gap, count];
   }
   return lead === null ? 0 : lead;
 }
