@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import Daemon
-from tests.listen import RATE, clip_audio, ducking, espeak_line, find, frame_text, words_seen
+from tests.listen import RATE, Found, clip_audio, ducking, espeak_line, find, frame_text, words_seen
 
 pytestmark = pytest.mark.e2e
 
@@ -82,8 +82,12 @@ def test_a_narrated_clip_on_air_shows_and_speaks_its_line_over_ducked_music(stor
     assert best is not None and best[0] >= 0.5, f"no frame of the stream shows half a line's words: {best}"
     _, clip_id, line, at, seen = best
     spoken = espeak_line(line)
-    found = find(spoken, audio)
-    assert found.score > 0.5, f"the line {line!r} (seen at {at} s) is not in the aired sound: {found}"
+    # the line is looked for only where it would be heard with that frame (a second either side):
+    # under load the library is small and a clip can air twice in the recording
+    near = max(0, round((at - 1.0) * RATE) - len(spoken))
+    found = find(spoken, audio[near:round((at + 1.0) * RATE) + len(spoken)])
+    found = Found(found.start + near / RATE, found.end + near / RATE, found.score)
+    assert found.score > 0.5, f"the line {line!r} (seen at {at} s) is not heard around it: {found}"
     assert found.start - 1.0 <= at <= found.end + 1.0, (found, at)
     # the music is up at full level only in the breath after a line (and before the first):
     # further out it is under the neighbouring shots' lines, so "around" is the breath either side
