@@ -137,7 +137,7 @@ class FakeOpenAI:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/moderations", self._moderations)
-            self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+            self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
             await self._runner.setup()
             await web.SockSite(self._runner, sock).start()
             ready.set()
