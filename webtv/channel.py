@@ -373,7 +373,7 @@ class Channel:
         return await self.playout.skip()
 
     def programme(self) -> Guide:
-        return self.programmer.guide()
+        return dataclasses.replace(self.programmer.guide(), keyframe_s=self.config.house.keyframe_s)
 
     async def _schedule_slot(self, entry: ScheduleEntry) -> None:
         rule = await self.sequences.moderator.check(entry.theme)

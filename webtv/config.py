@@ -79,6 +79,12 @@ class HouseSection(Section):
     def gop_frames(self) -> int:
         return max(1, round(self.gop_seconds * self.fps))
 
+    @property
+    def keyframe_s(self) -> float:
+        """The seconds between keyframes as encoded: every clip has one at its start and every
+        ``keyframe_s`` after."""
+        return self.gop_frames / self.fps
+
 
 class DirectorBase(Section):
     """theme -> shot prompts: what every director shares."""
@@ -917,7 +923,7 @@ def ingest_problems(config: Config) -> list[Problem]:
     if house.video_kbps > TWITCH_MAX_VIDEO_KBPS:
         problems.append((("house", "video_kbps"),
                          f"{house.video_kbps} kb/s is over the {TWITCH_MAX_VIDEO_KBPS} kb/s Twitch takes{to}"))
-    keyframe_s = house.gop_frames / house.fps
+    keyframe_s = house.keyframe_s
     if abs(keyframe_s - TWITCH_KEYFRAME_S) > 1e-6:
         problems.append((("house", "gop_seconds"),
                          f"a keyframe every {keyframe_s:g} s; Twitch wants one every {TWITCH_KEYFRAME_S:g} s{to}"))

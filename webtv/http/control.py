@@ -235,6 +235,7 @@ def add_control_routes(app: web.Application, channels: Channels, snapshot: Calla
             "now": slot_json(guide.now) if guide.now is not None else None,
             "next": [slot_json(s) for s in guide.next],
             "recent": [slot_json(s) for s in guide.recent],
+            "keyframe_s": guide.keyframe_s,
         }, headers=NO_CACHE)
 
     async def epg(request: web.Request) -> web.Response:

@@ -54,6 +54,7 @@ class Guide:
     now: Slot | None
     next: list[Slot]
     recent: list[Slot]
+    keyframe_s: float | None = None  # the house keyframe interval: HLS segments open only on keyframes
 
 
 def aired_slots(history: Sequence[tuple[Block, float, float]]) -> list[Slot]:

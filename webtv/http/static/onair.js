@@ -79,34 +79,48 @@ export function playingDate(player, video) {
 }
 
 // How far the stream's program dates run ahead of the clips' start times, in seconds. ffmpeg
-// stamps the dates from the moment its muxer started, which is a little after the first bytes
-// it was given (the input probe): a constant lead per HLS process. Clip starts are keyframes,
-// and a clip after a full one opens a segment, so its gap to the first segment date at or
-// after its start (a slightly early date is allowed: -0.25 s) is the lead. After a clip cut
-// short (a skip, a ban) the segment that holds the cut can run on past the next clip's start,
-// and that clip's gap comes out short by up to the lead: so the lead is the gap most clips
-// agree on, not the smallest (the smallest among equally common ones).
-export function dateLead(player, entries) {
+// stamps the dates from the moment its muxer started, a little after the first bytes it was
+// given (the input probe; up to a GOP more after an output restart, which begins with the last
+// GOP): a constant lead per HLS process. Every segment opens on a keyframe, and a clip has
+// keyframes at its start and every `keyframeS` after (the house GOP), so the lead is the shift
+// that puts the most segment dates on keyframes of the clips aired. The candidates are the
+// gaps between a date and a clip's start (never negative but for rounding: from -0.1 s); among
+// shifts that fit as many dates, the smallest. The gap to the nearest date alone misleads:
+// clips of 3 s with a 2 s GOP open a segment only every other clip (the muxer cuts at the
+// first keyframe past each multiple of the segment time), and after a skip or a ban the segment
+// holding the cut runs on past the next clip's start. Without `keyframeS` (a daemon from before
+// it) only clip starts count as keyframes.
+export function dateLead(player, entries, keyframeS = null) {
   const details = player.hls ? player.hls.latestLevelDetails : null;
   if (!details || !details.fragments) return 0;
   const dates = details.fragments.map((f) => f.programDateTime).filter((ms) => ms).map((ms) => ms / 1000);
+  if (!dates.length) return 0;
   const span = details.targetduration || 2;
-  const gaps = [];
-  for (const entry of entries) {
-    let first = null;
+  const earliest = Math.min(...dates) - span - 0.5;
+  const latest = Math.max(...dates) + 0.25;
+  const near = entries.filter((entry) => endOf(entry) > earliest && startOf(entry) < latest);
+  let lead = 0;
+  let fitted = 0;
+  for (const entry of near) {
     for (const date of dates) {
       const gap = date - startOf(entry);
-      if (gap > -0.25 && gap < span + 0.5 && (first === null || gap < first)) first = gap;
+      if (gap <= -0.1 || gap >= span + 0.5) continue;
+      const fits = dates.filter((other) => onKeyframe(other - gap, near, keyframeS)).length;
+      if (fits > fitted || (fits === fitted && gap < lead)) [lead, fitted] = [gap, fits];
     }
-    if (first !== null) gaps.push(first);
   }
-  let lead = null;
-  let agreeing = 0;
-  for (const gap of gaps) {
-    const count = gaps.filter((other) => Math.abs(other - gap) < 0.05).length;
-    if (count > agreeing || (count === agreeing && gap < lead)) [lead, agreeing] = [gap, count];
-  }
-  return lead === null ? 0 : lead;
+  return lead;
+}
+
+const KEYFRAME_TOLERANCE_S = 0.05;
+
+function onKeyframe(t, entries, every) {
+  return entries.some((entry) => {
+    const since = t - startOf(entry);
+    if (since < -KEYFRAME_TOLERANCE_S || t >= endOf(entry) - KEYFRAME_TOLERANCE_S) return false;
+    const nearest = every ? Math.round(since / every) * every : 0;
+    return Math.abs(since - nearest) < KEYFRAME_TOLERANCE_S;
+  });
 }
 
 // The programme entry holding `dateMs` (start <= date < end, on the stream's clock).
@@ -125,7 +139,9 @@ export function entryAt(entries, dateMs) {
 export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
   let entries = [];
   let now = null;
+  let keyframeS = null;
   let shown;
+  let leadOf = { details: undefined, entries: undefined, lead: 0 };  // dateLead per playlist and programme
   let fetchedAt = 0;
   let loading = false;
 
@@ -139,6 +155,7 @@ export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
         const programme = await response.json();
         now = programme.now || null;
         entries = [...(programme.recent || []), ...(now ? [now] : [])];
+        keyframeS = programme.keyframe_s || null;
         update();
       }
     } catch (err) {
@@ -148,9 +165,17 @@ export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
     }
   }
 
+  function lead() {
+    const details = player.hls ? player.hls.latestLevelDetails : null;
+    if (details !== leadOf.details || entries !== leadOf.entries) {
+      leadOf = { details, entries, lead: dateLead(player, entries, keyframeS) };
+    }
+    return leadOf.lead;
+  }
+
   function update() {
     const stamped = playingDate(player, video);
-    const date = stamped === null ? null : stamped - 1000 * dateLead(player, entries);
+    const date = stamped === null ? null : stamped - 1000 * lead();
     let entry = date === null ? now : entryAt(entries, date);
     const last = entries.length ? entries[entries.length - 1] : null;
     if (date !== null && last && date / 1000 >= endOf(last) && Date.now() - fetchedAt > 500) load();
