@@ -140,8 +140,11 @@ def test_corrupted_library_clip_is_skipped_on_air(channel):
     while state() != "broken" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert state() == "broken", "corrupted clip was not caught"
-    later_blocks = [p for n, p in block_numbers().items() if n > written_before]
-    assert later_blocks
+    # the clip is checked (and marked broken) while its block is chosen, before the block is written
+    deadline = time.monotonic() + 15
+    while not (later_blocks := [p for n, p in block_numbers().items() if n > written_before]):
+        assert time.monotonic() < deadline, "no block written after the corruption"
+        time.sleep(0.2)
     for block in later_blocks:
         assert name not in block.read_text(), f"{block.name} airs the corrupted clip"
     assert channel.status()["outputs"][0]["state"] == "running"
