@@ -99,6 +99,20 @@ def test_lead_found_after_a_skip_and_a_ban(page, lead):
         assert on_screen(page, CUT, lead, at)[1] == clip, f"picture at {at} named the wrong clip (lead {lead})"
 
 
+def test_lead_on_a_playlist_the_daemon_wrote(page):
+    """``hls/index.m3u8`` and ``/api/programme`` read from a daemon airing 3 s clips (stream
+    seconds mod 1000): the dates sit 0.204 s after keyframes, and three of the four clip starts
+    in reach are 2.204 s before the next date (the rule of the gaps took that for the lead)."""
+    dates = [372.817, 375.817, 376.817, 378.817, 381.817]
+    entries = [(354.613, 356.613, 2.0), (356.613, 358.613, 2.0), *aired([3.0] * 7, at=358.613),
+               (379.613, 382.597, 3.0), (382.613, 385.613, 3.0)]
+    lead = page.evaluate(
+        """([fragments, entries]) => window.onair.dateLead(
+            { hls: { latestLevelDetails: { targetduration: 3, fragments } } }, entries, 2.0)""",
+        [[{"programDateTime": 1000 * d} for d in dates], programme(entries)])
+    assert lead == pytest.approx(0.204, abs=0.002)
+
+
 def test_segments_open_as_ffmpeg_opens_them():
     assert segment_starts(CUT) == [100.0, 102.0, 104.0, 106.0, 108.0, 111.39, 113.39, 115.39, 117.39, 119.39]
     assert segment_starts(FULL) == [100.0 + 2 * k for k in range(16)]
