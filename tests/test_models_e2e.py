@@ -128,6 +128,7 @@ def test_the_daemon_airs_clips_the_models_made_and_answers_while_rendering(model
         polling.set()
         took = channel.stop()
     assert took <= 5.0, f"the daemon took {took:.1f} s to stop with models loaded"
+    assert channel.proc.returncode == 0, channel.log_tail()  # not SIGABRT from a render left in torch
 
 
 @pytest.fixture(scope="module")

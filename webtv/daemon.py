@@ -5,7 +5,9 @@ Order: the channel is built (library, filler card, every component), then HTTP a
 beside it. SIGHUP reloads channel.toml as a watched edit would (one that comes while the
 channel is being built is served once it airs). On SIGTERM/SIGINT: the channel stops airing
 (STOPPING=1 goes out as the stop is seen), HTTP closes, then the channel lets go of its
-library, and last any encoder still running in a worker thread is ended.
+library, and last any encoder still running in a worker thread is ended. A render still
+running in its thread then is abandoned: the process leaves with ``os._exit`` (see
+``_exit_status``).
 
 ``run_folder()``: a folder of channel files (``webtv.folder``), every channel in one
 ``webtv.station.Station`` behind one HTTP server. SIGHUP reloads every channel file (and
@@ -17,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 from webtv.channel import Channel, build_channel
@@ -28,6 +32,7 @@ from webtv.library import LibraryLocked
 from webtv.metrics import StationMetrics
 from webtv.notify import watch, watch_station
 from webtv.process import kill_children
+from webtv.producer.producer import renders_running
 from webtv.station import Station
 from webtv.status import OneChannel
 
@@ -70,7 +75,23 @@ def _exit_status(air) -> int:
     except OSError as exc:
         log.error("cannot run: %s", exc)
         return 1
+    _leave_renders()
     return 0
+
+
+def _leave_renders() -> None:
+    """Exit now (status 0) if a render is still running in its thread. A thread inside torch
+    while the interpreter finalizes aborts the process (torch's C++ thread pools are destroyed
+    under it: "terminate called without an active exception", SIGABRT, a failed unit under
+    systemd); the shot it renders was never indexed, so nothing in the library is lost."""
+    running = renders_running()
+    if not running:
+        return
+    log.info("stopped with %d render(s) unfinished: their shots are dropped", running)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_folder(folder: Path, read: Folder | None = None) -> int:

@@ -73,8 +73,16 @@ async def off_loop(call: Callable[..., T], *args) -> T:
         except RuntimeError:
             pass  # the loop closed while this ran: nobody waits for the result
 
-    threading.Thread(target=work, name=f"render-{getattr(call, '__name__', 'work')}", daemon=True).start()
+    threading.Thread(target=work, name=f"{RENDER_THREAD}{getattr(call, '__name__', 'work')}", daemon=True).start()
     return await future
+
+
+RENDER_THREAD = "render-"  # the name of every off_loop thread starts so
+
+
+def renders_running() -> int:
+    """How many ``off_loop`` calls are still running (their threads alive)."""
+    return sum(t.name.startswith(RENDER_THREAD) and t.is_alive() for t in threading.enumerate())
 
 
 @dataclass
