@@ -50,6 +50,9 @@ log = logging.getLogger("webtv.producer")
 T = TypeVar("T")
 
 
+RENDER_THREAD = "render-"  # the name of every off_loop thread starts so
+
+
 async def off_loop(call: Callable[..., T], *args) -> T:
     """``call(*args)`` in a daemon thread, in a copy of the caller's context (as
     asyncio.to_thread). Unlike asyncio.to_thread, a render that takes minutes (torch on a GPU)
@@ -75,9 +78,6 @@ async def off_loop(call: Callable[..., T], *args) -> T:
 
     threading.Thread(target=work, name=f"{RENDER_THREAD}{getattr(call, '__name__', 'work')}", daemon=True).start()
     return await future
-
-
-RENDER_THREAD = "render-"  # the name of every off_loop thread starts so
 
 
 def renders_running() -> int:
