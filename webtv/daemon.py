@@ -23,9 +23,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from webtv.channel import Channel, build_channel
-from webtv.config import Config
+from webtv.config import Config, HttpSection
 from webtv.folder import Folder, load_folder
 from webtv.http.server import start_http
 from webtv.library import LibraryLocked
@@ -34,7 +35,7 @@ from webtv.notify import watch, watch_station
 from webtv.process import kill_children
 from webtv.producer.producer import renders_running
 from webtv.station import Station
-from webtv.status import OneChannel
+from webtv.status import OneChannel, StationView
 
 log = logging.getLogger("webtv")
 
@@ -109,17 +110,9 @@ def run_folder(folder: Path, read: Folder | None = None) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         try:
             airing = asyncio.create_task(station.run(stop, read), name="station")
-            http = await start_http(station, StationMetrics(station), read.daemon.http.host, read.daemon.http.port)
-            try:
-                notify = asyncio.create_task(watch_station(station.channels, station.names,
-                                                             {c.channel.name for c in read.channels.values()}, stop), name="systemd-notify")
-                try:
-                    await airing
-                finally:
-                    notify.cancel()
-                    await asyncio.gather(notify, return_exceptions=True)
-            finally:
-                await http.cleanup()
+            starting = {c.channel.name for c in read.channels.values()}
+            await _on_air(station, read.daemon.http, lambda: airing,
+                          lambda: watch_station(station.channels, station.names, starting, stop))
         finally:
             await asyncio.to_thread(kill_children, 1.0)
 
@@ -129,16 +122,23 @@ def run_folder(folder: Path, read: Folder | None = None) -> int:
 async def serve(channel: Channel, stop: asyncio.Event) -> None:
     """Run ``channel`` until ``stop`` with HTTP (and ``/metrics``) and the systemd watcher."""
     try:
-        station = OneChannel(channel)
-        http = await start_http(station, StationMetrics(station), channel.config.http.host, channel.config.http.port)
-        try:
-            notify = asyncio.create_task(watch(channel, stop), name="systemd-notify")  # READY, WATCHDOG, STOPPING
-            try:
-                await channel.run(stop)
-            finally:
-                notify.cancel()
-                await asyncio.gather(notify, return_exceptions=True)
-        finally:
-            await http.cleanup()
+        await _on_air(OneChannel(channel), channel.config.http, lambda: channel.run(stop),
+                      lambda: watch(channel, stop))  # READY, WATCHDOG, STOPPING
     finally:
         await channel.aclose()
+
+
+async def _on_air(station: StationView, http: HttpSection, airing: Callable[[], Awaitable[None]],
+                  notify: Callable[[], Awaitable[None]]) -> None:
+    """Await ``airing()`` with the HTTP server answering for ``station`` and the systemd
+    watcher ``notify()`` beside it; once it ends, the watcher is cancelled, then HTTP closes."""
+    server = await start_http(station, StationMetrics(station), http.host, http.port)
+    try:
+        watcher = asyncio.create_task(notify(), name="systemd-notify")
+        try:
+            await airing()
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    finally:
+        await server.cleanup()
