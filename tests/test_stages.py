@@ -5,7 +5,9 @@ happen here, so the failing backends raise torch's own OutOfMemoryError."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 
 import numpy as np
@@ -18,6 +20,7 @@ from webtv.director.offline import OfflineDirector
 from webtv.library import Library
 from webtv.producer import ClipPipeline, Frames, ProceduralVideo, StageError, Stages, SynthAudio, make_stages
 from webtv.producer.interpolate import NoInterpolation
+from webtv.producer.pipeline import Abandoned
 from webtv.producer.producer import Producer
 from webtv.producer.sequences import SequenceSource
 
@@ -145,3 +148,53 @@ def test_a_failed_encode_names_its_step(tmp_path):
     with pytest.raises(StageError, match="^encode failed: ffmpeg failed") as caught:
         pipeline.single(shot(), tmp_path / "clip.mp4")
     assert caught.value.stage == "encode"
+
+
+class SlowDiffusion:
+    """A model stage of 40 steps of 0.05 s, reporting each as a diffusion pipeline does."""
+
+    def __init__(self):
+        self.started = threading.Event()
+        self.ended = threading.Event()
+        self.steps = 0
+        self.error: BaseException | None = None
+
+    def render(self, shot: Shot, seconds: float, progress=None, *, light: bool = False) -> Frames:
+        self.started.set()
+        try:
+            for step in range(40):
+                time.sleep(0.05)
+                self.steps += 1
+                if progress is not None:
+                    progress("video", (step + 1) / 40)
+            return Frames(np.full((8, 16, 16, 3), 100, np.uint8), fps=8 / seconds)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        finally:
+            self.ended.set()
+
+
+async def test_a_render_whose_producer_stops_ends_at_its_next_step_and_starts_no_encoder(tmp_path):
+    """A removed channel's render thread runs on after its producer is cancelled; it must stop
+    at its model's next step (the GPU freed) and never reach the encode (an ffmpeg outliving
+    its channel)."""
+    library = Library(tmp_path / "library")
+    video = SlowDiffusion()
+    reported: list[str] = []
+    pipeline = ClipPipeline(Stages(video=video, audio=SynthAudio(), interpolate=NoInterpolation()), TINY,
+                            clip_seconds=1.0, around_step=lambda step: reported.append(step) or contextlib.nullcontext())
+    producer = Producer(pipeline, SequenceSource(OfflineDirector(), None, library, seed=0, shots_per_sequence=1),
+                        library, theme=lambda: "owls", ahead=1)
+    task = asyncio.create_task(producer.run())
+    try:
+        assert await asyncio.to_thread(video.started.wait, 30), "the render never started"
+        await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert await asyncio.to_thread(video.ended.wait, 2), "the model ran on"
+    assert video.steps < 40 and isinstance(video.error, Abandoned), (video.steps, video.error)
+    await asyncio.sleep(0.3)
+    assert "encode" not in reported, reported
+    assert producer.state.clips_failed == 0

@@ -2,8 +2,9 @@
 
 Each channel file is a slot with its own supervised task: the channel is built, aired until
 its slot stops, then closed: its library unlocked, its shared stages released, and its
-ffmpegs gone (playout's are stopped by the channel; what renders in worker threads started
-is found by the channel's folders or RTMP URLs on its command line and ended). An exception out of one channel's build or run is logged; that channel is built
+ffmpegs gone (playout's are stopped by the channel; a render in its worker thread stops at
+its next step, ``pipeline.Abandoned``, and what it had started is found by the channel's
+folders or RTMP URLs on its command line and ended). An exception out of one channel's build or run is logged; that channel is built
 and started again after ``restart_pause_s``, reading its file again (its last good config
 when the file is broken now). The other channels never notice: they share nothing with it
 but the event loop, the HTTP server and the shared render stages.

@@ -88,6 +88,13 @@ class StageError(RuntimeError):
         self.stage = stage
 
 
+class Abandoned(RuntimeError):
+    """Raised by a ``progress`` callback whose render nobody waits for any more (its producer
+    stopped: a channel removed or the daemon stopping). The recipe ends at the step or stage
+    report that sees it, without a lighter retry: no later step starts (no encoder outlives
+    its channel) and a model stops within one of its own steps."""
+
+
 def retry_lighter(stage: str, call: Callable[..., T], *args) -> T:
     """``call(*args)``; after a failure (CUDA out of memory, a crashed worker...), once more
     with ``light=True``. Raises StageError when both fail."""
@@ -95,8 +102,8 @@ def retry_lighter(stage: str, call: Callable[..., T], *args) -> T:
 
     try:
         return call(*args)
-    except ChannelReleased:
-        raise  # the channel stopped while the step waited for its turn on a shared stage: no retry
+    except (ChannelReleased, Abandoned):
+        raise  # the channel stopped, or the step waited for its turn on a shared stage: no retry
     except Exception as exc:  # noqa: BLE001 - any failure earns one lighter retry
         log.warning("%s failed, retrying once with lighter settings: %s", stage, exc)
         first = exc
@@ -181,7 +188,7 @@ class Steps:
         try:
             with meter:
                 result = call(*args)
-        except StageError:
+        except (StageError, Abandoned):
             raise
         except Exception as exc:
             raise StageError(step, exc, retried=False) from exc

@@ -36,7 +36,7 @@ from webtv.director import Shot
 from webtv.library import Clip, Library, file_digest
 from webtv.library.space import DiskGuard
 from webtv.producer.checks import Rejected
-from webtv.producer.pipeline import ClipPipeline, ClipResult, Track
+from webtv.producer.pipeline import Abandoned, ClipPipeline, ClipResult, Track
 from webtv.producer.remote.pool import JOB_WATCHER
 from webtv.producer.sequences import SequenceSource
 from webtv.producer.takes import LowScore
@@ -245,9 +245,20 @@ class Producer:
             render = Render(shot.index, shot.prompt, started_at=time.time())
             self.state.rendering = [*self.state.rendering, render]
             JOB_WATCHER.set(render.runs_on)  # this task's context, copied into the render's thread
+            abandoned = threading.Event()
+
+            def progress(stage: str, fraction: float) -> None:
+                if abandoned.is_set():
+                    raise Abandoned(f"shot {shot.index}: production stopped")
+                render.progress(stage, fraction)
+
             started = time.monotonic()
             try:
-                made = await off_loop(self.pipeline, shot, track, out, render.progress)
+                try:
+                    made = await off_loop(self.pipeline, shot, track, out, progress)
+                except asyncio.CancelledError:
+                    abandoned.set()  # the thread runs on to its next report, then stops
+                    raise
                 digest = await asyncio.to_thread(file_digest, out)
             except (LowScore, Rejected) as exc:
                 out.unlink(missing_ok=True)

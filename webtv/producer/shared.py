@@ -14,7 +14,8 @@ channel its own ``Stages`` whose backends are proxies of the shared instances:
   (``ready_s()``) goes first, equals in the order they came. Other attributes read through;
 - **release**: ``release(channel)`` forgets a channel: its calls waiting, and any it makes
   later through the proxies it was given, raise ChannelReleased (a removed channel takes no
-  more turns; a render running finishes), and an instance no channel uses any more is
+  more turns; a render running goes on until its producer's cancellation stops it at its next
+  step, ``pipeline.Abandoned``), and an instance no channel uses any more is
   dropped, so its model can be freed once the channel's objects are gone. A channel asking
   for its stages again (built anew after a crash) is released first in the same way.
 
