@@ -7,7 +7,7 @@ channel is being built is served once it airs). On SIGTERM/SIGINT: the channel s
 (STOPPING=1 goes out as the stop is seen), HTTP closes, then the channel lets go of its
 library, and last any encoder still running in a worker thread is ended. A render still
 running in its thread then is abandoned: the process leaves with ``os._exit`` (see
-``_exit_status``).
+``_leave_renders``).
 
 ``run_folder()``: a folder of channel files (``webtv.folder``), every channel in one
 ``webtv.station.Station`` behind one HTTP server. SIGHUP reloads every channel file (and
