@@ -20,7 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.browser import chromium, watch_errors
+from tests.browser import chromium, click, watch_errors
 from tests.daemon import write_config
 from tests.rtmp_server import free_port
 from webtv.channel import Channel, build_channel
@@ -386,7 +386,7 @@ def test_a_channel_console_works_under_its_prefix(airing, browser):
         thumbs = page.eval_on_selector_all("#grid .card img", "imgs => imgs.map(i => i.src)")
         assert all(src.startswith(airing.url + "/c/a/api/clips/") for src in thumbs), thumbs
         page.fill("#theme-input", "lanterns on a river")
-        page.click("#theme-set")
+        click(page, "#theme-set")
         page.wait_for_function("document.querySelector('#theme-current').textContent === 'lanterns on a river'",
                                timeout=5000)
     finally:
