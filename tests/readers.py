@@ -26,6 +26,10 @@ class RtmpReader:
 
     ``rw_timeout_us``, ``nobuffer`` (``-fflags nobuffer``) and ``analyzeduration_us`` go to ffprobe;
     ``line_buffered`` runs it under ``stdbuf -oL`` (when there is one), so arrival times are honest.
+
+    A reader that joins a live stream on nginx-rtmp gets sound at once but its first video at the
+    next keyframe: up to a GOP (2 s) of sound alone, and ffprobe counts ``seconds`` from the first
+    packet of either. To be sure of video, read more than a GOP, or ``None`` and stop the reader.
     """
 
     url: str

@@ -144,8 +144,9 @@ def gaps(reader: RtmpReader) -> float:
 def test_two_channels_air_to_their_own_urls_and_a_file_invalid_at_the_start_is_refused(station):
     a, b = station.on_air("a"), station.on_air("b")
     assert (a.theme.theme, b.theme.theme) == ("owls at night", "cities by day")
-    # two seconds: ffprobe counts the interval from its first packet, which may be cached sound
-    readers = [RtmpReader(f"{station.rtmp}/{name}", seconds=2.0).start() for name in ("a", "b")]
+    # a GOP and a second: ffprobe counts the interval from its first packet, and a reader joining
+    # gets up to a GOP of sound before the first keyframe
+    readers = [RtmpReader(f"{station.rtmp}/{name}", seconds=3.0).start() for name in ("a", "b")]
     for reader in readers:
         assert reader.wait(timeout=15) == 0 and len(reader.video()) >= FPS // 2, reader.stderr()
     refused = station.on_loop(station.station.refused)
@@ -197,7 +198,7 @@ def test_a_refused_file_mended_airs_and_a_removed_file_stops_its_channel_with_no
     channel_file(station.folder, "c", f"{station.rtmp}/c", "rivers")
     c = station.on_air("c")
     assert c.theme.theme == "rivers" and station.on_loop(station.station.refused) == []
-    reader = RtmpReader(f"{station.rtmp}/c", seconds=0.5).start()
+    reader = RtmpReader(f"{station.rtmp}/c", seconds=2.5).start()  # past the first keyframe
     assert reader.wait(timeout=15) == 0 and reader.video(), reader.stderr()
     assert processes_mentioning(f"{station.rtmp}/c")  # its RTMP output
     path.unlink()
