@@ -197,5 +197,5 @@ export function followPicture(player, video, onClip, { everyMs = 4000 } = {}) {
   }
   load();
   setInterval(load, everyMs);
-  return { update, entries: () => entries };
+  return { update, entries: () => entries, lead };
 }
