@@ -4,10 +4,11 @@ Each channel file is a slot with its own supervised task: the channel is built, 
 its slot stops, then closed: its library unlocked, its shared stages released, and its
 ffmpegs gone (playout's are stopped by the channel; a render in its worker thread stops at
 its next step, ``pipeline.Abandoned``, and what it had started is found by the channel's
-folders or RTMP URLs on its command line and ended). An exception out of one channel's build or run is logged; that channel is built
-and started again after ``restart_pause_s``, reading its file again (its last good config
-when the file is broken now). The other channels never notice: they share nothing with it
-but the event loop, the HTTP server and the shared render stages.
+folders or RTMP URLs on its command line and ended). An exception out of one channel's build
+or run is logged; that channel is built and started again after ``restart_pause_s``, reading
+its file again (its last good config when the file is broken now). The other channels never
+notice: they share nothing with it but the event loop, the HTTP server and the shared render
+stages.
 
 The folder is watched for channel files added and removed (edits of a file are its own
 channel's ``ConfigWatcher``'s, which reads through ``load_channel_file`` so an edit that

@@ -103,7 +103,7 @@ def retry_lighter(stage: str, call: Callable[..., T], *args) -> T:
     try:
         return call(*args)
     except (ChannelReleased, Abandoned):
-        raise  # the channel stopped, or the step waited for its turn on a shared stage: no retry
+        raise  # the channel stopped (the step waiting for its turn on a shared stage, or running): no retry
     except Exception as exc:  # noqa: BLE001 - any failure earns one lighter retry
         log.warning("%s failed, retrying once with lighter settings: %s", stage, exc)
         first = exc
